@@ -1,0 +1,86 @@
+"""Batches for truncated backpropagation through time.
+
+The training ids are cut into B contiguous streams (one per batch row; with
+several processes, B per rank and no two ranks sharing one). Batch i of an epoch
+is the i-th window of T tokens of every stream, so row b of batch i continues
+exactly where row b of batch i-1 stopped, and the hidden state can be carried
+from one batch to the next (detached: gradients flow back T steps, the state
+flows forward through the whole epoch). Each epoch starts at a random offset
+inside the slack the streams leave, so window boundaries move between epochs;
+the offset comes from (seed, epoch) alone, so a resumed run sees the same batches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+
+from .errors import CorpusError
+
+
+@dataclass
+class StreamBatcher:
+    ids: np.ndarray  # (N,) training ids (a memmap)
+    batch_size: int  # B: rows on this rank
+    seq_len: int  # T
+    seed: int = 0
+    rank: int = 0
+    world: int = 1
+
+    def __post_init__(self) -> None:
+        B, T, W = self.batch_size, self.seq_len, self.world
+        self.stream_len = len(self.ids) // (B * W)
+        if self.stream_len < T + 1:
+            need = B * W * (T + 1)
+            raise CorpusError(
+                f"the training split has {len(self.ids):,} tokens, too few for one batch of "
+                f"{B * W} x {T + 1} ({need:,} tokens). Use a smaller --batch-size or --seq-len, or a larger corpus."
+            )
+        self.steps_per_epoch = (self.stream_len - 1) // T
+        self.slack = self.stream_len - 1 - self.steps_per_epoch * T  # in [0, T)
+        first = self.rank * B
+        self.starts = (np.arange(first, first + B, dtype=np.int64) * self.stream_len)[:, None]  # (B, 1)
+        self.window = np.arange(T + 1, dtype=np.int64)[None, :]  # (1, T+1)
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens predicted per optimizer step over all ranks."""
+        return self.batch_size * self.world * self.seq_len
+
+    def offset(self, epoch: int) -> int:
+        if self.slack == 0:
+            return 0
+        return int(np.random.default_rng([self.seed, epoch]).integers(0, self.slack + 1))
+
+    def batch(self, epoch: int, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """x, y (B, T) int64: inputs and the next-token targets (teacher forcing)."""
+        at = self.starts + self.offset(epoch) + i * self.seq_len + self.window  # (B, T+1)
+        chunk = np.asarray(self.ids[at], dtype=np.int64)
+        return chunk[:, :-1], chunk[:, 1:]
+
+
+def eval_batches(ids: np.ndarray, max_tokens: int, streams: int, seq_len: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Validation in carried-state streams, the way char-rnn scores a split.
+
+    When the split fits in `max_tokens`, `streams` contiguous streams cover all of
+    it; otherwise the streams start at evenly spaced points and each reads
+    max_tokens / streams tokens: a fixed, representative slice, the same at every
+    evaluation so the numbers compare.
+    """
+    n = len(ids)
+    if n < 2:
+        return
+    streams = max(1, min(streams, (n - 1) // 2))
+    if n <= max_tokens:
+        length = n // streams
+        starts = np.arange(streams, dtype=np.int64) * length
+    else:
+        length = max(2, max_tokens // streams)
+        starts = np.linspace(0, n - length, streams).astype(np.int64)
+    for t0 in range(0, length - 1, seq_len):
+        t = min(seq_len, length - 1 - t0)
+        at = starts[:, None] + t0 + np.arange(t + 1, dtype=np.int64)[None, :]
+        chunk = np.asarray(ids[at], dtype=np.int64)
+        yield chunk[:, :-1], chunk[:, 1:]

@@ -1,0 +1,282 @@
+"""Every default in one place.
+
+The CLI reads its option defaults from these dataclasses, so `--help` shows the
+values the code really uses, and a checkpoint stores them as plain dicts that
+round-trip through `to_dict` / `from_dict`. This module imports nothing heavy:
+`charrnn --help` must not pay for torch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import re
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from .errors import ConfigError
+
+
+class Cell(str, enum.Enum):
+    rnn = "rnn"
+    lstm = "lstm"
+    gru = "gru"
+
+
+class Device(str, enum.Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+    mps = "mps"
+
+
+class DocState(str, enum.Enum):
+    """What the recurrent state does at an end-of-document token."""
+
+    reset = "reset"  # zero the state: each document starts fresh, as in sampling
+    carry = "carry"  # let it flow on: the model must learn to forget by itself
+
+
+class Precision(str, enum.Enum):
+    auto = "auto"  # bf16 autocast where it is measured faster, else fp32
+    fp32 = "fp32"
+    bf16 = "bf16"
+    fp16 = "fp16"  # CUDA only
+
+
+class Unknown(str, enum.Enum):
+    error = "error"
+    skip = "skip"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = Cell.lstm.value
+    layers: int = 2
+    hidden: int = 256
+    embed: int = 64
+    dropout: float = 0.0
+    vocab_size: int = 0  # set from the tokenizer
+
+    def validate(self) -> "ModelConfig":
+        if self.cell not in {c.value for c in Cell}:
+            raise ConfigError(f"unknown cell {self.cell!r}; choose rnn, lstm or gru.")
+        _positive("--layers", self.layers)
+        _positive("--hidden", self.hidden)
+        _positive("--embed", self.embed)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}.")
+        return self
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    paths: tuple[str, ...] = ()
+    glob: str = "*"
+    encoding: str = "utf-8"
+    errors: str = "strict"
+    doc_sep: str | None = None  # None | "line" | "blank" | "file" | a literal separator line
+    val_frac: float = 0.1
+    tokenizer: str = "char"
+    vocab_size: int | None = None  # sentencepiece only
+
+    def validate(self) -> "DataConfig":
+        if not 0.0 <= self.val_frac < 1.0:
+            raise ConfigError(f"--val-frac must be in [0, 1), got {self.val_frac}.")
+        if self.errors not in ("strict", "replace", "ignore"):
+            raise ConfigError(f"--errors must be strict, replace or ignore, got {self.errors!r}.")
+        if self.doc_sep is not None and (self.doc_sep == "" or "\n" in self.doc_sep):
+            raise ConfigError("--doc-sep must be line, blank, file or a one-line separator such as %.")
+        if self.doc_sep is not None and "\x00" in self.doc_sep:
+            raise ConfigError("--doc-sep must not contain a NUL character.")
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ConfigError(f"unknown --encoding {self.encoding!r}; try utf-8, latin-1 or cp1252.") from None
+        return self
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seq_len: int = 64
+    batch_size: int = 32
+    lr: float = 2e-3
+    min_lr: float = 2e-4
+    warmup: int = 50
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    steps: int | None = None
+    epochs: float | None = None
+    time: str | None = None  # "90s", "3m", "1h30m"; DEFAULT_TIME when no other limit is set
+    eval_every: int = 250
+    eval_tokens: int = 32_768  # a fixed slice of the validation split, during training
+    final_eval_tokens: int = 2_000_000  # the end-of-run evaluation; covers the whole split up to this
+    sample_chars: int = 200
+    save_every: int | None = None  # steps; None: at every evaluation
+    doc_state: str = DocState.reset.value
+    seed: int = 1337
+    device: str = Device.auto.value
+    precision: str = Precision.fp32.value
+    threads: int | None = None
+    max_bad_steps: int = 5  # non-finite losses in a row before the run stops
+
+    def validate(self) -> "TrainConfig":
+        _positive("--seq-len", self.seq_len)
+        _positive("--batch-size", self.batch_size)
+        for name, v in (("--lr", self.lr), ("--min-lr", self.min_lr)):
+            if not (v >= 0 and math.isfinite(v)):
+                raise ConfigError(f"{name} must be a finite number >= 0, got {v}.")
+        if self.lr <= 0:
+            raise ConfigError(f"--lr must be > 0, got {self.lr}.")
+        if self.min_lr > self.lr:
+            raise ConfigError(f"--min-lr ({self.min_lr}) must not exceed --lr ({self.lr}).")
+        if self.warmup < 0:
+            raise ConfigError(f"--warmup must be >= 0, got {self.warmup}.")
+        if self.weight_decay < 0:
+            raise ConfigError(f"--weight-decay must be >= 0, got {self.weight_decay}.")
+        if not self.clip > 0:
+            raise ConfigError(f"--clip must be > 0, got {self.clip}.")
+        if self.steps is not None:
+            _positive("--steps", self.steps)
+        if self.epochs is not None and not self.epochs > 0:
+            raise ConfigError(f"--epochs must be > 0, got {self.epochs}.")
+        if self.time is not None:
+            parse_duration(self.time)
+        _positive("--eval-every", self.eval_every)
+        _positive("--eval-tokens", self.eval_tokens)
+        _positive("--final-eval-tokens", self.final_eval_tokens)
+        if self.save_every is not None:
+            _positive("--save-every", self.save_every)
+        if self.sample_chars < 0:
+            raise ConfigError(f"--sample-chars must be >= 0, got {self.sample_chars}.")
+        if self.doc_state not in {d.value for d in DocState}:
+            raise ConfigError(f"--doc-state must be reset or carry, got {self.doc_state!r}.")
+        if self.device not in {d.value for d in Device}:
+            raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {self.device!r}.")
+        if self.precision not in {p.value for p in Precision}:
+            raise ConfigError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}.")
+        if self.threads is not None:
+            _positive("--threads", self.threads)
+        return self
+
+    @property
+    def time_s(self) -> float | None:
+        """The wall-clock budget in seconds, DEFAULT_TIME when no limit is given."""
+        if self.time is not None:
+            return parse_duration(self.time)
+        if self.steps is None and self.epochs is None:
+            return parse_duration(DEFAULT_TIME)
+        return None
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    prime: str = ""
+    temperature: float = 0.8
+    top_k: int | None = None
+    top_p: float | None = None
+    length: int = 500
+    num: int = 1
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    stop_at_eos: bool = True
+    unknown: str = Unknown.error.value
+
+    def validate(self) -> "SampleConfig":
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            raise ConfigError(f"--temperature must be a finite number >= 0, got {self.temperature}.")
+        if self.top_k is not None:
+            _positive("--top-k", self.top_k)
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ConfigError(f"--top-p must be in (0, 1], got {self.top_p}.")
+        if self.length < 0:
+            raise ConfigError(f"--length must be >= 0, got {self.length}.")
+        _positive("--num", self.num)
+        if any(s == "" for s in self.stop):
+            raise ConfigError("--stop needs a non-empty string.")
+        if self.unknown not in {u.value for u in Unknown}:
+            raise ConfigError(f"--unknown must be error or skip, got {self.unknown!r}.")
+        return self
+
+
+DEFAULT_TIME = "3m"
+DEFAULT_CHECKPOINTS = "checkpoints"
+DEFAULT_CORPUS = "pydoc-topics"
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)?", re.IGNORECASE)
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '3m', '1h30m', '2.5m', '45' (seconds) -> seconds."""
+    s = text.strip().lower().replace(" ", "")
+    if not s:
+        raise ConfigError("--time needs a duration such as 90s, 3m or 1h.")
+    total, pos = 0.0, 0
+    scale = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, None: 1.0}
+    while pos < len(s):
+        m = _DURATION.match(s, pos)
+        if not m or m.end() == pos:
+            raise ConfigError(f"cannot read --time {text!r}; use a duration such as 90s, 3m or 1h30m.")
+        total += float(m.group(1)) * scale[m.group(2)]
+        pos = m.end()
+    if not total > 0:
+        raise ConfigError(f"--time must be longer than zero, got {text!r}.")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    m, s = divmod(int(round(seconds)), 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+def _positive(name: str, value: int) -> None:
+    if not (isinstance(value, int) and value > 0):
+        raise ConfigError(f"{name} must be a whole number > 0, got {value}.")
+
+
+T = TypeVar("T")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    out = {}
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        out[f.name] = list(v) if isinstance(v, tuple) else v
+    return out
+
+
+def from_dict(cls: type[T], data: dict[str, Any]) -> T:
+    """Build a config from a stored dict; unknown keys (from a newer writer) are ignored,
+    missing keys take today's defaults."""
+    names = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs = {}
+    for k, v in data.items():
+        if k in names:
+            kwargs[k] = tuple(v) if isinstance(v, list) else v
+    return cls(**kwargs)
+
+
+__all__ = [
+    "Cell",
+    "DataConfig",
+    "Device",
+    "DocState",
+    "ModelConfig",
+    "Precision",
+    "SampleConfig",
+    "TrainConfig",
+    "Unknown",
+    "format_duration",
+    "from_dict",
+    "parse_duration",
+    "to_dict",
+]

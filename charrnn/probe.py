@@ -1,0 +1,127 @@
+"""Looking inside: activations, gate saturation and gradients through time, as numpy.
+
+Everything here runs the per-step path (`CharRNN.trace`) on one short text and
+hands back plain arrays, so the inspector, the TUI and other tools read the same
+numbers. A text is read the way sampling reads it: for a model with documents,
+from the start-of-document state (the end-of-document token fed first, not shown).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .errors import TokenizerError
+from .model import CharRNN
+from .tokenizer import Tokenizer
+
+
+@dataclass(frozen=True)
+class Activations:
+    text: str
+    ids: np.ndarray  # (T,) token ids of the text
+    tokens: tuple[str, ...]  # (T,) how each token reads
+    cell: str
+    signals: dict[str, np.ndarray]  # name -> (L, T, H) float32: h, c, gates...
+    probs: np.ndarray  # (T, V) float32: the next-token distribution after each token
+
+    @property
+    def layers(self) -> int:
+        return next(iter(self.signals.values())).shape[0]
+
+    @property
+    def hidden(self) -> int:
+        return next(iter(self.signals.values())).shape[2]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the training loop sends to a UI about once a second."""
+
+    step: int
+    acts: Activations
+    grad_flow: dict[str, np.ndarray]  # "h" (and "c") -> (L, T): |dL_T / d h_t|
+
+
+def _ids(tokenizer: Tokenizer, text: str, unknown: str) -> list[int]:
+    ids = tokenizer.encode(text, unknown=unknown)
+    if not ids:
+        raise TokenizerError("the text is empty; give a few characters the model knows.")
+    return ids
+
+
+def _token_texts(tokenizer: Tokenizer, ids: list[int]) -> tuple[str, ...]:
+    show = getattr(tokenizer, "token_text", None)
+    return tuple(show(i) if show else tokenizer.decode([i]) for i in ids)
+
+
+def _context(model: CharRNN, tokenizer: Tokenizer, ids: list[int]) -> torch.Tensor:
+    start = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+    return torch.tensor([start + ids], dtype=torch.long, device=model.head.weight.device)  # (1, S+T)
+
+
+def activations(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error") -> Activations:
+    ids = _ids(tokenizer, text, unknown)
+    skip = int(tokenizer.eos_id is not None)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            tr = model.trace(_context(model, tokenizer, ids))
+    finally:
+        model.train(was_training)
+    signals = {k: v[:, 0, skip:].float().cpu().numpy() for k, v in tr.signals.items()}  # (L, T, H)
+    probs = torch.softmax(tr.logits[0, skip:].float(), -1).cpu().numpy()  # (T, V)
+    return Activations(tokenizer.decode(ids), np.array(ids), _token_texts(tokenizer, ids), model.cfg.cell, signals, probs)
+
+
+def saturation(acts: Activations, low: float = 0.1, high: float = 0.9) -> dict[str, np.ndarray]:
+    """For every gate: (L, H, 2), the fraction of timesteps each unit spends below
+    `low` (left-saturated, shut) and above `high` (right-saturated, open)."""
+    from .cells import CELLS
+
+    out = {}
+    for gate in CELLS[acts.cell].gates:
+        g = acts.signals[gate]  # (L, T, H)
+        out[gate] = np.stack([(g < low).mean(axis=1), (g > high).mean(axis=1)], axis=-1)
+    return out
+
+
+def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error") -> dict[str, np.ndarray]:
+    """|dL_T / d h_t| for every layer and every t <= T, where L_T is the loss of
+    the last prediction in the text (its last token, predicted from the rest).
+    Index t reads "T - t steps back" from the end: the vanishing (or exploding)
+    gradient of section 10.7, measured on this model. LSTMs also get the cell c."""
+    ids = _ids(tokenizer, text, unknown)
+    if len(ids) < 2:
+        raise TokenizerError("the text needs at least two tokens to measure gradients through time.")
+    skip = int(tokenizer.eos_id is not None)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            idx = _context(model, tokenizer, ids)
+            tr = model.trace(idx[:, :-1])
+            loss = torch.nn.functional.cross_entropy(tr.logits[0, -1:].float(), idx[0, -1:])
+            names = [n for n in ("h", "c") if n in tr.steps]
+            flat = [t for n in names for layer in tr.steps[n] for t in layer]
+            grads = torch.autograd.grad(loss, flat, allow_unused=True)
+    finally:
+        model.train(was_training)
+    out, i = {}, 0
+    L, T = model.cfg.layers, idx.shape[1] - 1
+    for n in names:
+        norms = np.zeros((L, T), dtype=np.float32)
+        for k in range(L):
+            for t in range(T):
+                g = grads[i]
+                norms[k, t] = 0.0 if g is None else float(g.norm())
+                i += 1
+        out[n] = norms[:, skip:]
+    return out
+
+
+def probe(model: CharRNN, tokenizer: Tokenizer, text: str, step: int) -> Probe:
+    return Probe(step, activations(model, tokenizer, text, unknown="skip"), gradient_flow(model, tokenizer, text, unknown="skip"))

@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny generated corpora, a fixed seed, and a CLI runner."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+WORDS = "the a cat dog sat ran on under mat log and quickly slowly big small red blue".split()
+
+# training options small enough for a test to take a second or two
+TINY = ["--layers", "1", "--hidden", "32", "--embed", "16", "--seq-len", "16", "--batch-size", "4",
+        "--eval-every", "10", "--eval-tokens", "512", "--sample-chars", "20", "--warmup", "5"]  # fmt: skip
+
+
+def make_text(n_lines: int = 400, seed: int = 0) -> str:
+    """Lines of a toy grammar: structured enough for a tiny model to learn something."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n_lines):
+        n = rng.randint(3, 8)
+        words = [rng.choice(WORDS) for _ in range(n)]
+        lines.append(" ".join(words).capitalize() + rng.choice([".", "!", "?"]))
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    random.seed(0)
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def corpus_file(tmp_path: Path) -> Path:
+    p = tmp_path / "corpus.txt"
+    p.write_text(make_text(), encoding="utf-8")
+    return p
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in a fresh folder, so `checkpoints/` lands in tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def no_traceback(text: str) -> None:
+    assert "Traceback" not in text, text
+    assert 'File "' not in text, text

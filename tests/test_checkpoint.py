@@ -1,0 +1,153 @@
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+from charrnn import checkpoint
+from charrnn.config import ModelConfig, to_dict
+from charrnn.errors import CheckpointError
+from charrnn.model import CharRNN
+from charrnn.tokenizer import CharTokenizer
+
+
+def payload(tok=None):
+    tok = tok or CharTokenizer("abc\n")
+    m = CharRNN(ModelConfig(cell="gru", layers=1, hidden=8, embed=4, vocab_size=tok.vocab_size))
+    return {"model_config": to_dict(m.cfg), "tokenizer": tok.to_state(), "model": m.state_dict(), "step": 3}, m
+
+
+def test_round_trip(tmp_path):
+    p, m = payload()
+    checkpoint.save(tmp_path / "last.pt", p)
+    ck = checkpoint.load(tmp_path / "last.pt")
+    model, tok = checkpoint.model_from(ck)
+    assert tok.chars == ("\n", "a", "b", "c") and ck["step"] == 3 and not model.training
+    for k, v in m.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v)
+    assert [f.name for f in tmp_path.iterdir()] == ["last.pt"]  # no temp files left
+
+
+def test_truncated_file(tmp_path):
+    p, _ = payload()
+    checkpoint.save(tmp_path / "c.pt", p)
+    data = (tmp_path / "c.pt").read_bytes()
+    (tmp_path / "c.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="damaged or not a checkpoint"):
+        checkpoint.load(tmp_path / "c.pt")
+
+
+def test_text_file_and_missing_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(CheckpointError, match="damaged or not a checkpoint"):
+        checkpoint.load(tmp_path / "notes.txt")
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        checkpoint.load(tmp_path / "nope.pt")
+
+
+def test_foreign_torch_file(tmp_path):
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a charrnn checkpoint"):
+        checkpoint.load(tmp_path / "other.pt")
+
+
+class Boom:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_pickle_with_code_is_never_executed(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open(tmp_path / "evil.pt", "wb") as f:
+        torch.save({"format": "charrnn-checkpoint", "x": Boom()}, f)
+    with pytest.raises(CheckpointError, match="will not load"):
+        checkpoint.load(tmp_path / "evil.pt")
+    assert not (tmp_path / "pwned").exists()
+    with open(tmp_path / "raw.pkl", "wb") as f:
+        pickle.dump(Boom(), f)
+    with pytest.raises(CheckpointError):
+        checkpoint.load(tmp_path / "raw.pkl")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_newer_format(tmp_path):
+    p, _ = payload()
+    torch.save({**p, "format": checkpoint.FORMAT, "version": checkpoint.VERSION + 1}, tmp_path / "new.pt")
+    with pytest.raises(CheckpointError, match="newer charrnn"):
+        checkpoint.load(tmp_path / "new.pt")
+
+
+def test_weights_that_do_not_fit(tmp_path):
+    p, _ = payload()
+    p["model_config"]["hidden"] = 9
+    checkpoint.save(tmp_path / "c.pt", p)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        checkpoint.model_from(checkpoint.load(tmp_path / "c.pt"))
+
+
+def test_refuses_non_finite_weights_and_keeps_the_old_file(tmp_path):
+    p, m = payload()
+    checkpoint.save(tmp_path / "last.pt", p)
+    before = (tmp_path / "last.pt").read_bytes()
+    bad = {k: v.clone() for k, v in m.state_dict().items()}
+    bad["head.weight"][0, 0] = float("nan")
+    with pytest.raises(CheckpointError, match="not finite"):
+        checkpoint.save(tmp_path / "last.pt", {**p, "model": bad})
+    assert (tmp_path / "last.pt").read_bytes() == before
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tmp_path):
+    """A write that fails for lack of space (here: a file-size limit) leaves the
+    old checkpoint whole and no temporary file, and says so in one line."""
+    script = textwrap.dedent(
+        f"""
+        import resource, signal, sys, torch
+        sys.path.insert(0, {str(os.getcwd())!r})
+        from charrnn import checkpoint
+        from charrnn.errors import CheckpointError
+        ck = checkpoint.load({str(tmp_path / "last.pt")!r})
+        ck["model"] = {{k: torch.randn(4096) if k == "head.bias" else v for k, v in ck["model"].items()}}
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+        try:
+            checkpoint.save({str(tmp_path / "last.pt")!r}, ck)
+        except CheckpointError as e:
+            print(e)
+        """
+    )
+    p, _ = payload()
+    checkpoint.save(tmp_path / "last.pt", p)
+    before = (tmp_path / "last.pt").read_bytes()
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert "could not write checkpoint" in out.stdout and "previous checkpoint is intact" in out.stdout, out.stderr
+    assert (tmp_path / "last.pt").read_bytes() == before
+    assert [f.name for f in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_find_newest_run_and_prefer(tmp_path):
+    p, _ = payload()
+    for name in ("old", "new"):
+        checkpoint.save(tmp_path / name / "last.pt", p)
+        time.sleep(0.02)
+    checkpoint.copy(tmp_path / "new" / "last.pt", tmp_path / "new" / "best.pt")
+    assert checkpoint.find(None, tmp_path) == tmp_path / "new" / "best.pt"
+    assert checkpoint.find(None, tmp_path, prefer=checkpoint.LAST) == tmp_path / "new" / "last.pt"
+    assert checkpoint.find("old", tmp_path) == tmp_path / "old" / "last.pt"
+    assert checkpoint.find(str(tmp_path / "old" / "last.pt"), tmp_path) == tmp_path / "old" / "last.pt"
+    with pytest.raises(CheckpointError, match="no runs"):
+        checkpoint.find(None, tmp_path / "empty")
+    with pytest.raises(CheckpointError, match="no checkpoint or run"):
+        checkpoint.find("ghost", tmp_path)
+
+
+def test_best_is_a_snapshot_not_an_alias(tmp_path):
+    p, _ = payload()
+    checkpoint.save(tmp_path / "last.pt", p)
+    checkpoint.copy(tmp_path / "last.pt", tmp_path / "best.pt")
+    checkpoint.save(tmp_path / "last.pt", {**p, "step": 99})
+    assert checkpoint.load(tmp_path / "best.pt")["step"] == 3
+    assert checkpoint.load(tmp_path / "last.pt")["step"] == 99

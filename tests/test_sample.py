@@ -1,0 +1,141 @@
+import pytest
+import torch
+
+from charrnn import sample as sample_mod
+from charrnn.config import ModelConfig, SampleConfig
+from charrnn.errors import UnknownCharactersError
+from charrnn.model import CharRNN
+from charrnn.sample import generate, pick, sample_text
+from charrnn.tokenizer import CharTokenizer
+
+
+def model_for(tok, cell="lstm"):
+    return CharRNN(ModelConfig(cell=cell, layers=2, hidden=16, embed=8, vocab_size=tok.vocab_size)).eval()
+
+
+@pytest.fixture
+def tok():
+    return CharTokenizer("abcdefgh \n.", eos=True)
+
+
+class Pieces:
+    """A tokenizer whose tokens are several characters long (as sentencepiece's are)."""
+
+    kind = "test"
+
+    def __init__(self, pieces, eos=True):
+        self.pieces = pieces
+        self.has_eos = eos
+
+    vocab_size = property(lambda self: len(self.pieces) + int(self.has_eos))
+    eos_id = property(lambda self: len(self.pieces) if self.has_eos else None)
+
+    def encode(self, text, unknown="error"):
+        return [self.pieces.index(text)] if text else []
+
+    def decode(self, ids):
+        return "".join(self.pieces[i] for i in ids if i != self.eos_id)
+
+    def stream_decoder(self):
+        outer = self
+
+        class D:
+            def push(self, i):
+                return outer.pieces[i]
+
+        return D()
+
+
+def scripted(monkeypatch, ids):
+    it = iter(ids)
+    monkeypatch.setattr(sample_mod, "pick", lambda *a, **k: next(it))
+
+
+def test_same_seed_same_text(tok):
+    m = model_for(tok)
+    cfg = SampleConfig(length=200, stop_at_eos=False, temperature=1.0)
+    a = sample_text(m, tok, SampleConfig(**{**cfg.__dict__, "seed": 7}))
+    b = sample_text(m, tok, SampleConfig(**{**cfg.__dict__, "seed": 7}))
+    c = sample_text(m, tok, SampleConfig(**{**cfg.__dict__, "seed": 8}))
+    assert a == b and a != c and len(a) == 200
+
+
+def test_prime_is_printed_first_and_length_counts_after_it(tok):
+    text = sample_text(model_for(tok), tok, SampleConfig(prime="ab", length=30, seed=1, stop_at_eos=False))
+    assert text.startswith("ab") and len(text) == 32
+
+
+def test_greedy_top_k1_and_tiny_top_p_agree():
+    logits = torch.tensor([0.1, 2.0, -1.0, 1.9])
+    g = torch.Generator().manual_seed(0)
+    assert pick(logits, 0.0, None, None, g) == 1
+    assert all(pick(logits, 1.0, 1, None, g) == 1 for _ in range(20))
+    assert all(pick(logits, 1.0, None, 0.01, g) == 1 for _ in range(20))
+    assert {pick(logits, 1.0, 2, None, g) for _ in range(200)} == {1, 3}
+    assert {pick(logits, 5.0, None, None, g) for _ in range(500)} == {0, 1, 2, 3}
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    logits = torch.log(torch.tensor([0.5, 0.3, 0.15, 0.05]))
+    g = torch.Generator().manual_seed(0)
+    assert {pick(logits, 1.0, None, 0.75, g) for _ in range(400)} == {0, 1}
+    assert {pick(logits, 1.0, None, 0.85, g) for _ in range(400)} == {0, 1, 2}
+
+
+def test_stops_at_end_of_document_unless_told_not_to(tok, monkeypatch):
+    a, b, eos = tok.stoi["a"], tok.stoi["b"], tok.eos_id
+    scripted(monkeypatch, [a, b, eos, a, a, a])
+    assert sample_text(model_for(tok), tok, SampleConfig(length=10)) == "ab"
+    scripted(monkeypatch, [a, b, eos, a, a, a])
+    assert sample_text(model_for(tok), tok, SampleConfig(length=6, stop_at_eos=False), eos_as="\n%\n") == "ab\n%\naa"[:6]
+
+
+def test_stop_string_spanning_pieces_is_found_and_not_printed(monkeypatch):
+    tok = Pieces(["he", "llo wo", "rld", "!", "x"])
+    m = model_for(tok)
+    scripted(monkeypatch, [0, 1, 2, 3, 4, 4, 4])
+    assert sample_text(m, tok, SampleConfig(length=100, stop=("o wor",))) == "hell"
+    scripted(monkeypatch, [0, 1, 2, 3, 4, 4, 4])
+    assert sample_text(m, tok, SampleConfig(length=100, stop=("zzz", "ld!"))) == "hello wor"
+
+
+def test_streaming_holds_back_only_a_possible_stop_prefix(tok, monkeypatch):
+    ids = [tok.stoi[c] for c in "abcabcabd"] + [tok.stoi["e"]] * 20
+    scripted(monkeypatch, ids)
+    pieces = list(generate(model_for(tok), tok, SampleConfig(length=12, stop=("abd",))))
+    assert "".join(pieces) == "abcabc"
+    assert pieces[0] == "a"  # text streams out as soon as it cannot start the stop string
+
+
+def test_length_always_ends_generation(tok):
+    text = sample_text(model_for(tok), tok, SampleConfig(length=0, seed=1))
+    assert text == ""
+    text = sample_text(model_for(tok), tok, SampleConfig(length=57, seed=1, stop_at_eos=False, stop=("qqq",)))
+    assert len(text) == 57
+
+
+def test_unknown_prime_characters(tok):
+    m = model_for(tok)
+    with pytest.raises(UnknownCharactersError) as e:
+        sample_text(m, tok, SampleConfig(prime="abZQ", length=5))
+    assert "'Q'" in str(e.value) and "'Z'" in str(e.value) and "--unknown skip" in str(e.value)
+    text = sample_text(m, tok, SampleConfig(prime="abZQ", length=5, unknown="skip", seed=0, stop_at_eos=False))
+    assert text.startswith("ab") and len(text) == 7
+
+
+def test_no_documents_no_prime_starts_from_a_newline():
+    tok = CharTokenizer("xyz\n")
+    text = sample_text(model_for(tok), tok, SampleConfig(length=20, seed=3))
+    assert len(text) == 20 and set(text) <= set("xyz\n")
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_sampling_path_equals_fused_path(tok, cell):
+    """The sampler's per-layer step path and the fused forward give one distribution."""
+    m = model_for(tok, cell).double()
+    ids = torch.randint(tok.vocab_size, (1, 25))
+    fused, _, _ = m(ids)
+    layers = m.split_state(m.init_state(1))
+    for t in range(25):
+        logits, layers = m.step_layers(ids[:, t], layers)
+        torch.testing.assert_close(logits, fused[:, t], atol=1e-10, rtol=0)

@@ -38,6 +38,8 @@ from .config import (
     ModelConfig,
     Precision,
     SampleConfig,
+    SpmType,
+    TokenizerKind,
     TrainConfig,
     Unknown,
     to_dict,
@@ -138,6 +140,15 @@ def train(
         typer.Option(help="Split into documents: line, blank (blank lines), file, or a separator line such as %.", rich_help_panel=P_CORPUS),
     ] = D.doc_sep,
     val_frac: Annotated[float, typer.Option(help="Fraction held out for validation.", rich_help_panel=P_CORPUS)] = D.val_frac,
+    tokenizer: Annotated[
+        TokenizerKind, typer.Option(help="Characters, or sentencepiece subword tokens.", rich_help_panel=P_CORPUS)
+    ] = TokenizerKind(D.tokenizer),
+    vocab_size: Annotated[
+        Optional[int], typer.Option(help="Sentencepiece vocabulary size (--tokenizer spm).", rich_help_panel=P_CORPUS)
+    ] = D.vocab_size,
+    spm_type: Annotated[SpmType, typer.Option(help="Sentencepiece model type (--tokenizer spm).", rich_help_panel=P_CORPUS)] = SpmType(
+        D.spm_type
+    ),
     cell: Annotated[Cell, typer.Option(help="Recurrent cell.", rich_help_panel=P_MODEL)] = Cell(M.cell),
     layers: Annotated[int, typer.Option(help="Stacked recurrent layers.", rich_help_panel=P_MODEL)] = M.layers,
     hidden: Annotated[int, typer.Option(help="Units per layer.", rich_help_panel=P_MODEL)] = M.hidden,
@@ -170,14 +181,16 @@ def train(
     save_every: Annotated[Optional[int], typer.Option(help="Also checkpoint every N steps.", rich_help_panel=P_OUT)] = TC.save_every,
     resume: Annotated[Optional[str], typer.Option(help="Continue a run (folder or checkpoint file).", rich_help_panel=P_OUT)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.", rich_help_panel=P_OUT)] = False,
+    tui: Annotated[bool, typer.Option("--tui", help="Watch training in the interactive terminal app.", rich_help_panel=P_OUT)] = False,
     device: Annotated[Device, typer.Option(help="Where to train.", rich_help_panel=P_HW)] = Device(TC.device),
     precision: Annotated[Precision, typer.Option(help="fp32, or bf16 / fp16 autocast.", rich_help_panel=P_HW)] = Precision(TC.precision),
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: torch's choice).", rich_help_panel=P_HW)] = TC.threads,
 ) -> None:
     """Train a character-level RNN, LSTM or GRU language model."""
     data = DataConfig(
-        paths=tuple(paths or [DEFAULT_CORPUS]), glob=glob, encoding=encoding, errors=errors, doc_sep=doc_sep, val_frac=val_frac
-    )
+        paths=tuple(paths or [DEFAULT_CORPUS]), glob=glob, encoding=encoding, errors=errors, doc_sep=doc_sep, val_frac=val_frac,
+        tokenizer=tokenizer.value, vocab_size=vocab_size, spm_type=spm_type.value,
+    )  # fmt: skip
     model = ModelConfig(cell=cell.value, layers=layers, hidden=hidden, embed=embed, dropout=dropout)
     tcfg = TrainConfig(
         seq_len=seq_len, batch_size=batch_size, lr=lr, min_lr=min_lr, warmup=warmup, weight_decay=weight_decay, clip=clip,
@@ -186,12 +199,12 @@ def train(
         seed=seed, device=device.value, precision=precision.value, threads=threads,
     )  # fmt: skip
     given = {p.name for p in ctx.command.params if ctx.get_parameter_source(p.name).name == "COMMANDLINE"}
-    run(data, model, tcfg, given, name=name, out_dir=out_dir, root=checkpoints, resume=resume, quiet=quiet)
+    run(data, model, tcfg, given, name=name, out_dir=out_dir, root=checkpoints, resume=resume, quiet=quiet, tui=tui)
 
 
 # options a resumed run may change; everything else is the run's own
 RESUMABLE = {"paths", "steps", "epochs", "time_", "eval_every", "eval_tokens", "final_eval_tokens", "sample_chars",
-             "save_every", "checkpoints", "quiet", "device", "precision", "threads", "resume"}  # fmt: skip
+             "save_every", "checkpoints", "quiet", "tui", "device", "precision", "threads", "resume"}  # fmt: skip
 RESUMABLE_TRAIN = ("steps", "epochs", "time", "eval_every", "eval_tokens", "final_eval_tokens", "sample_chars", "save_every",
                    "device", "precision", "threads")  # fmt: skip
 
@@ -206,13 +219,14 @@ def run(
     root: Path,
     resume: str | None,
     quiet: bool,
+    tui: bool = False,
 ) -> None:
     data.validate()
     model.validate()
     tcfg.validate()
     from . import checkpoint
     from .config import from_dict
-    from .corpus import prepare
+    from .corpus import factory_for, prepare
     from .train import Trainer
 
     ck = None
@@ -236,6 +250,17 @@ def run(
         if (run_dir / checkpoint.LAST).exists():
             raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or another --name.")
 
+    factory, spec = factory_for(data)
+    corpus = prepare(data, root, tokenizer=None if ck is None else checkpoint.model_from(ck)[1], factory=factory, tok_spec=spec)
+    if tui:
+        from .tui.app import train_in_app
+
+        # The app owns the training thread, its sinks and its stop event.
+        result = train_in_app(lambda sinks, stop: Trainer(model, data, tcfg, corpus, run_dir, sinks=sinks, stop=stop, resume=ck))
+        if result is not None and result.stopped_by == "interrupt":
+            raise typer.Exit(130)
+        return
+
     console = err if quiet else out
     from .console import PlainSink, RichSink
 
@@ -248,7 +273,6 @@ def run(
         stop.set()
         console.print("[yellow]stopping: saving a checkpoint (Ctrl-C again to quit at once)[/]")
 
-    corpus = prepare(data, root, tokenizer=None if ck is None else checkpoint.model_from(ck)[1])
     trainer = Trainer(model, data, tcfg, corpus, run_dir, sinks=[sink], stop=stop, resume=ck)
     old_int = signal.signal(signal.SIGINT, on_signal)
     old_term = signal.signal(signal.SIGTERM, on_signal)
@@ -350,6 +374,9 @@ def corpora() -> None:
         t.add_row(b.name + default, b.description)
     out.print(t)
     out.print("Train on one with: charrnn train NAME")
+
+
+# Commands that live in modules of their own register themselves on `app` here.
 
 
 def main() -> None:

@@ -45,6 +45,16 @@ class Precision(str, enum.Enum):
     fp16 = "fp16"  # CUDA only
 
 
+class TokenizerKind(str, enum.Enum):
+    char = "char"
+    spm = "spm"  # sentencepiece subwords
+
+
+class SpmType(str, enum.Enum):
+    unigram = "unigram"
+    bpe = "bpe"
+
+
 class Unknown(str, enum.Enum):
     error = "error"
     skip = "skip"
@@ -78,8 +88,9 @@ class DataConfig:
     errors: str = "strict"
     doc_sep: str | None = None  # None | "line" | "blank" | "file" | a literal separator line
     val_frac: float = 0.1
-    tokenizer: str = "char"
+    tokenizer: str = "char"  # "char" | "spm"
     vocab_size: int | None = None  # sentencepiece only
+    spm_type: str = "unigram"  # sentencepiece only: "unigram" | "bpe"
 
     def validate(self) -> "DataConfig":
         if not 0.0 <= self.val_frac < 1.0:
@@ -88,6 +99,16 @@ class DataConfig:
             raise ConfigError(f"--errors must be strict, replace or ignore, got {self.errors!r}.")
         if self.doc_sep is not None and (self.doc_sep == "" or "\n" in self.doc_sep):
             raise ConfigError("--doc-sep must be line, blank, file or a one-line separator such as %.")
+        if self.tokenizer not in {t.value for t in TokenizerKind}:
+            raise ConfigError(f"--tokenizer must be char or spm, got {self.tokenizer!r}.")
+        if self.tokenizer == "char" and self.vocab_size is not None:
+            raise ConfigError("--vocab-size is for --tokenizer spm; a char model's vocabulary is its corpus' characters.")
+        if self.tokenizer == "char" and self.spm_type != "unigram":
+            raise ConfigError("--spm-type is for --tokenizer spm.")
+        if self.spm_type not in {t.value for t in SpmType}:
+            raise ConfigError(f"--spm-type must be unigram or bpe, got {self.spm_type!r}.")
+        if self.vocab_size is not None and self.vocab_size < 2:
+            raise ConfigError(f"--vocab-size must be a whole number >= 2, got {self.vocab_size}.")
         if self.doc_sep is not None and "\x00" in self.doc_sep:
             raise ConfigError("--doc-sep must not contain a NUL character.")
         import codecs

@@ -353,6 +353,15 @@ def char_factory(scanned: Scan, train_text: Callable[[], Iterator[str]]) -> Toke
     return CharTokenizer.from_codepoints(scanned.codepoints())
 
 
+def factory_for(cfg: DataConfig) -> tuple[TokenizerFactory, object]:
+    """The tokenizer factory a data config asks for, and the spec that keys the cache."""
+    if cfg.tokenizer == "char":
+        return char_factory, "char"
+    from . import spm
+
+    return spm.factory(cfg)
+
+
 def _cache_key(files: list[Path], cfg: DataConfig, doc_sep: str | None, tok_spec: object) -> str:
     h = hashlib.sha256()
     for f in files:

@@ -9,6 +9,7 @@ exit status 1; never a traceback.
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import threading
@@ -44,7 +45,7 @@ from .config import (
     Unknown,
     to_dict,
 )
-from .errors import CharRNNError, ConfigError
+from .errors import CharRNNError, ConfigError, PeerLostError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -96,8 +97,12 @@ P_CORPUS, P_MODEL, P_OPT, P_EVAL, P_OUT, P_HW = "Corpus", "Model", "Optimisation
 P_SAMPLE = "Sampling"
 
 
-def fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/] {escape(message)}")
+def fail(message: str, code: int = 1, every_rank: bool = False) -> typer.Exit:
+    rank = os.environ.get("RANK", "0")
+    if rank == "0":  # under torchrun, rank 0 speaks for all
+        err.print(f"[red]error:[/] {escape(message)}")
+    elif every_rank:
+        err.print(f"[red]error (rank {rank}):[/] {escape(message)}")
     return typer.Exit(code)
 
 
@@ -108,6 +113,8 @@ def user_errors(fn: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
+        except PeerLostError as e:
+            raise fail(str(e), every_rank=True) from None
         except CharRNNError as e:
             raise fail(str(e)) from None
         except KeyboardInterrupt:
@@ -224,7 +231,38 @@ def run(
     data.validate()
     model.validate()
     tcfg.validate()
-    from . import checkpoint
+    from . import distributed
+
+    d = distributed.init(tcfg.device)  # a no-op unless started by torchrun
+    clean = False
+    try:
+        _run(data, model, tcfg, given, name, out_dir, root, resume, quiet, tui, d)
+        clean = True
+    except RuntimeError as e:
+        if not (d.active and distributed.is_peer_error(e)):
+            raise
+        raise PeerLostError(
+            "another process of this run stopped, so this one stops too; the launcher's report says which and why. "
+            "The last checkpoint is intact: continue with --resume."
+        ) from None
+    finally:
+        distributed.shutdown(clean)
+
+
+def _run(
+    data: DataConfig,
+    model: ModelConfig,
+    tcfg: TrainConfig,
+    given: set[str],
+    name: str | None,
+    out_dir: Path | None,
+    root: Path,
+    resume: str | None,
+    quiet: bool,
+    tui: bool,
+    d: Any,
+) -> None:
+    from . import checkpoint, distributed
     from .config import from_dict
     from .corpus import factory_for, prepare
     from .train import Trainer
@@ -247,11 +285,19 @@ def run(
     else:
         stem = Path(data.paths[0]).stem or "corpus"
         run_dir = out_dir or root / (name or f"{stem}-{model.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir = distributed.broadcast(d, run_dir)  # one name for all ranks, whatever their clocks say
         if (run_dir / checkpoint.LAST).exists():
             raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or another --name.")
 
     factory, spec = factory_for(data)
-    corpus = prepare(data, root, tokenizer=None if ck is None else checkpoint.model_from(ck)[1], factory=factory, tok_spec=spec)
+    tok = None if ck is None else checkpoint.model_from(ck)[1]
+    if not d.main:
+        distributed.barrier(d)  # rank 0 encodes the corpus once; the others open its cache
+    corpus = prepare(data, root, tokenizer=tok, factory=factory, tok_spec=spec)
+    if d.main:
+        distributed.barrier(d)
+    if tui and d.active:
+        raise ConfigError("--tui runs in a single process; drop it under torchrun.")
     if tui:
         from .tui.app import train_in_app
 
@@ -269,18 +315,24 @@ def run(
 
     def on_signal(signum: int, frame: Any) -> None:
         if stop.is_set():
-            raise KeyboardInterrupt
+            # Under torchrun a Ctrl-C reaches each worker twice (from the terminal and
+            # forwarded by the launcher): there, only the launcher's own timeout kills.
+            if not d.active:
+                raise KeyboardInterrupt
+            return
         stop.set()
-        console.print("[yellow]stopping: saving a checkpoint (Ctrl-C again to quit at once)[/]")
+        if d.main:
+            console.print("[yellow]stopping: saving a checkpoint (Ctrl-C again to quit at once)[/]")
 
-    trainer = Trainer(model, data, tcfg, corpus, run_dir, sinks=[sink], stop=stop, resume=ck)
+    trainer = Trainer(model, data, tcfg, corpus, run_dir, sinks=[sink], stop=stop, resume=ck, dist=d)
     old_int = signal.signal(signal.SIGINT, on_signal)
     old_term = signal.signal(signal.SIGTERM, on_signal)
     try:
         result = trainer.run()
     finally:
-        signal.signal(signal.SIGINT, old_int)
-        signal.signal(signal.SIGTERM, old_term)
+        if not d.active:  # under torchrun the launcher's SIGTERM may still come: keep catching it
+            signal.signal(signal.SIGINT, old_int)
+            signal.signal(signal.SIGTERM, old_term)
         if isinstance(sink, RichSink):
             sink.close()
     if result.stopped_by == "interrupt":
@@ -377,6 +429,7 @@ def corpora() -> None:
 
 
 # Commands that live in modules of their own register themselves on `app` here.
+from . import inspect_cli  # noqa: E402,F401
 
 
 def main() -> None:

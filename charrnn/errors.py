@@ -42,3 +42,7 @@ class CheckpointError(CharRNNError):
 
 class TrainingError(CharRNNError):
     """Training cannot go on (for example the loss diverged)."""
+
+
+class PeerLostError(TrainingError):
+    """Another process of a distributed run stopped; every surviving rank says so."""

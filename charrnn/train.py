@@ -13,7 +13,6 @@ checks a `threading.Event` once per step to stop.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import threading
@@ -24,11 +23,13 @@ from typing import Any
 
 import torch
 
-from . import checkpoint
-from .batches import StreamBatcher, eval_batches
-from .config import DataConfig, ModelConfig, SampleConfig, TrainConfig, format_duration, to_dict
+from . import checkpoint, distributed
+from .batches import StreamBatcher
+from .config import DataConfig, ModelConfig, SampleConfig, TrainConfig, to_dict
 from .corpus import Corpus
 from .errors import CharRNNError, ConfigError, TrainingError
+from .evaluate import evaluate
+from .hardware import autocast, pick_device, pick_precision, precision_name
 from .model import CharRNN, State
 from .sample import eos_text, sample_text
 from .telemetry import (
@@ -44,7 +45,8 @@ from .telemetry import (
     StepEvent,
 )
 
-LN2 = math.log(2.0)
+__all__ = ["Trainer", "TrainResult", "lr_at", "evaluate", "pick_device", "pick_precision", "autocast"]
+
 STEP_HZ = 10.0  # step statistics to the sinks, at most
 PROBE_PERIOD_S = 1.0  # activation probes, at most once per this
 
@@ -60,39 +62,6 @@ class TrainResult:
     final_val_bpc: float | None
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda: no CUDA GPU is available here; use --device cpu or auto.")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("--device mps: Apple's Metal backend is not available here; use --device cpu or auto.")
-    return torch.device(name)
-
-
-def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32."""
-    if name == "fp32":
-        return None
-    if name == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return None  # on a CPU, fp32 unless bf16 is asked for (see bench/RESULTS.md)
-    if name == "fp16" and device.type != "cuda":
-        raise ConfigError("--precision fp16 needs a CUDA GPU; use bf16 or fp32 on this device.")
-    return torch.bfloat16 if name == "bf16" else torch.float16
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None):
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
 def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
     """Linear warmup over `warmup` steps, then cosine decay from lr to min_lr as
     the run's progress (by steps, epochs or time, whichever is furthest) goes 0 -> 1."""
@@ -100,42 +69,6 @@ def lr_at(cfg: TrainConfig, step: int, progress: float) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     p = min(max(progress, 0.0), 1.0)
     return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1.0 + math.cos(math.pi * p))
-
-
-@torch.inference_mode()
-def evaluate(
-    model: CharRNN,
-    ids: Any,
-    char_lengths: torch.Tensor,
-    max_tokens: int,
-    streams: int,
-    seq_len: int,
-    eos_id: int | None,
-    device: torch.device,
-    amp: torch.dtype | None = None,
-) -> tuple[float, float, int, float]:
-    """(nats per token, bits per character, tokens, characters) over a split,
-    with the state carried along each stream as char-rnn scores it."""
-    was_training = model.training
-    model.eval()
-    total = torch.zeros((), dtype=torch.float64, device=device)
-    chars = torch.zeros((), dtype=torch.float64, device=device)
-    n, state = 0, None
-    for x, y in eval_batches(ids, max_tokens, streams, seq_len):
-        x = torch.from_numpy(x).to(device)
-        y = torch.from_numpy(y).to(device)
-        reset = (x == eos_id) if eos_id is not None else None
-        with autocast(device, amp):
-            logits, _, state = model(x, state, reset=reset)
-        nll = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
-        total += nll.double()
-        chars += char_lengths[y].sum()
-        n += y.numel()
-    model.train(was_training)
-    if n == 0:
-        return math.nan, math.nan, 0, 0.0
-    t, c = float(total), float(chars)
-    return t / n, t / max(c, 1e-9) / LN2, n, c
 
 
 class Trainer:
@@ -152,15 +85,17 @@ class Trainer:
         stop: threading.Event | None = None,
         resume: dict[str, Any] | None = None,
         probe_text: str | None = None,
+        dist: distributed.Dist = distributed.SINGLE,
     ):
         self.cfg = cfg.validate()
+        self.dist = dist
         self.data_cfg = data_cfg
         self.corpus = corpus
         self.tok = corpus.tokenizer
         self.run_dir = Path(run_dir)
-        self.out = Fanout(sinks)
+        self.out = Fanout(sinks if dist.main else [])  # rank 0 alone talks to the world
         self.stop = stop or threading.Event()
-        self.device = pick_device(cfg.device)
+        self.device = pick_device(cfg.device, dist.local_rank)
         self.amp = pick_precision(cfg.precision, self.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -168,7 +103,10 @@ class Trainer:
         if resume is None:
             torch.manual_seed(cfg.seed)
         self.model = CharRNN(self.model_cfg).to(self.device)
-        self.batcher = StreamBatcher(corpus.train, cfg.batch_size, cfg.seq_len, seed=cfg.seed)
+        self.net = distributed.wrap(self.model, dist, self.device)  # what the training step calls
+        if dist.active:
+            torch.manual_seed(cfg.seed + 7919 * dist.rank)  # the same weights, different dropout masks
+        self.batcher = StreamBatcher(corpus.train, cfg.batch_size, cfg.seq_len, seed=cfg.seed, rank=dist.rank, world=dist.world)
         if len(corpus.val) < 2 and data_cfg.val_frac > 0:
             raise ConfigError("the validation split is too small to score; use a larger corpus or a larger --val-frac.")
         self.optimizer = self._optimizer()
@@ -209,7 +147,7 @@ class Trainer:
 
     # ------------------------------------------------------------ checkpoints
 
-    def _payload(self) -> dict[str, Any]:
+    def _payload(self, carried: list[torch.Tensor]) -> dict[str, Any]:
         rng: dict[str, Any] = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -225,7 +163,9 @@ class Trainer:
             "epoch": self.epoch,
             "batch_in_epoch": self.batch_i,
             "elapsed_s": self._elapsed(),
-            "carried_state": [s.detach().cpu() for s in self.state],
+            "carried_state": [s.cpu() for s in carried],  # (L, B x world, H): every rank's streams
+            "world": self.dist.world,
+            "steps_per_epoch": self.batcher.steps_per_epoch,
             "rng": rng,
             "best_val_loss": self.best_val,
             "best_val_bpc": self.best_bpc,
@@ -243,20 +183,33 @@ class Trainer:
         self.elapsed0 = float(ck.get("elapsed_s", 0.0))
         self.best_val, self.best_bpc, self.last_eval = ck.get("best_val_loss"), ck.get("best_val_bpc"), ck.get("last_eval")
         carried = ck.get("carried_state")
-        if carried and tuple(carried[0].shape) == tuple(self.state[0].shape):
-            self.state = tuple(s.to(self.device) for s in carried)
+        B, W = self.cfg.batch_size, self.dist.world
+        if ck.get("world", 1) == W and carried and tuple(carried[0].shape) == (self.model_cfg.layers, B * W, self.model_cfg.hidden):
+            rows = slice(self.dist.rank * B, (self.dist.rank + 1) * B)
+            self.state = tuple(s[:, rows].to(self.device) for s in carried)
+        else:
+            # Another number of processes lays the streams out differently: keep the
+            # place in the epoch, start the streams from a zero state.
+            old = ck.get("steps_per_epoch") or self.batcher.steps_per_epoch
+            self.batch_i = self.batch_i * self.batcher.steps_per_epoch // old
         if self.batch_i >= self.batcher.steps_per_epoch:  # the corpus changed length
             self.epoch, self.batch_i = self.epoch + 1, 0
         rng = ck.get("rng", {})
-        if "torch" in rng:
+        if self.dist.active:
+            torch.manual_seed(self.cfg.seed + 7919 * self.dist.rank + self.step)
+        elif "torch" in rng:
             torch.set_rng_state(rng["torch"])
-        if "cuda" in rng and self.device.type == "cuda":
+        if "cuda" in rng and self.device.type == "cuda" and not self.dist.active:
             torch.cuda.set_rng_state(rng["cuda"], self.device)
 
     def save(self, best: bool = False) -> Path:
-        """Write last.pt; with best, make best.pt the same file."""
+        """Write last.pt; with best, make best.pt the same file. Every rank calls it
+        (the carried states are gathered); rank 0 writes."""
         path = self.run_dir / checkpoint.LAST
-        checkpoint.save(path, self._payload())
+        carried = [distributed.gather_rows(self.dist, s.detach()) for s in self.state]
+        if not self.dist.main:
+            return path
+        checkpoint.save(path, self._payload(carried))
         self.out.emit("on_checkpoint", CheckpointEvent(self.step, str(path), "last"))
         if best:
             checkpoint.copy(path, self.run_dir / checkpoint.BEST)
@@ -268,35 +221,46 @@ class Trainer:
     def _elapsed(self) -> float:
         return self.elapsed0 + (time.monotonic() - self.t0 if hasattr(self, "t0") else 0.0)
 
-    def _progress(self) -> float:
+    def _progress(self, elapsed: float | None = None) -> float:
         p = 0.0
         if self.total_steps:
             p = max(p, self.step / self.total_steps)
         if self.time_s:
-            p = max(p, self._elapsed() / self.time_s)
+            p = max(p, (self._elapsed() if elapsed is None else elapsed) / self.time_s)
         return p
 
-    def _done(self) -> str | None:
+    STOPS = (None, "steps", "epochs", "time", "interrupt")
+
+    def _done(self) -> tuple[str | None, float]:
+        """Why to stop now (or None), and the elapsed time the schedule uses. With
+        several processes the ranks agree on both (one tiny all-reduce a step), so
+        they stop together and step with the same learning rate."""
+        elapsed, why = self._elapsed(), None
         if self.stop.is_set():
-            return "interrupt"
-        if self.total_steps is not None and self.step >= self.total_steps:
-            return "epochs" if self.cfg.steps is None or self.cfg.steps > self.total_steps else "steps"
-        if self.time_s is not None and self._elapsed() >= self.time_s:
-            return "time"
-        return None
+            why = "interrupt"
+        elif self.total_steps is not None and self.step >= self.total_steps:
+            why = "epochs" if self.cfg.steps is None or self.cfg.steps > self.total_steps else "steps"
+        elif self.time_s is not None and elapsed >= self.time_s:
+            why = "time"
+        if self.dist.active:
+            t = torch.tensor([float(self.STOPS.index(why)), elapsed], device=self.device)
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+            why, elapsed = self.STOPS[int(t[0].item())], float(t[1].item())
+        return why, elapsed
 
     def run(self) -> TrainResult:
         cfg, model = self.cfg, self.model
         self.t0 = time.monotonic()
         self.out.emit("on_start", self._start_event())
-        if self._done() not in (None, "interrupt"):
+        if self._done()[0] not in (None, "interrupt"):
             raise ConfigError(
                 f"this run already reached its limit at step {self.step}; "
                 "pass a larger --steps, --epochs or --time to train further."
             )
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.run_dir.glob(".*.pt.*.tmp"):  # left by a process killed mid-save
-            stale.unlink(missing_ok=True)
+        if self.dist.main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            for stale in self.run_dir.glob(".*.pt.*.tmp"):  # left by a process killed mid-save
+                stale.unlink(missing_ok=True)
         model.train()
         gate = RateGate(STEP_HZ)
         next_probe = 0.0
@@ -304,17 +268,20 @@ class Trainer:
         loss_n, eval_sum, eval_n, bad = 0, 0.0, 0, 0
         train_time, tokens_timed = 0.0, 0
         stopped_by = None
-        while (stopped_by := self._done()) is None:
+        while True:
+            stopped_by, elapsed = self._done()
+            if stopped_by is not None:
+                break
             t_step = time.monotonic()
             x, y = self.batcher.batch(self.epoch, self.batch_i)
             x = torch.from_numpy(x).to(self.device, non_blocking=True)
             y = torch.from_numpy(y).to(self.device, non_blocking=True)
             reset = (x == self.tok.eos_id) if self.reset_docs else None
-            lr = lr_at(cfg, self.step, self._progress())
+            lr = lr_at(cfg, self.step, self._progress(elapsed))
             for g in self.optimizer.param_groups:
                 g["lr"] = lr
             with autocast(self.device, self.amp):
-                _, loss, state = model(x, self.state, y, reset)
+                _, loss, state = self.net(x, self.state, y, reset)
             self.optimizer.zero_grad(set_to_none=True)
             if self.scaler is not None:
                 self.scaler.scale(loss).backward()
@@ -324,15 +291,17 @@ class Trainer:
             gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             # The one host sync per step: a non-finite loss or gradient must skip the
             # update before it reaches the weights (GradScaler syncs here as well).
-            # On a CPU the read is free.
-            if bool(torch.isfinite(loss.detach()) & torch.isfinite(gnorm)):
+            # On a CPU the read is free. Under DDP the gradient norm, the same on
+            # every rank after the all-reduce, decides alone, so ranks never disagree.
+            finite = torch.isfinite(gnorm) if self.dist.active else torch.isfinite(loss.detach()) & torch.isfinite(gnorm)
+            if bool(finite):
                 if self.scaler is not None:
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
                 else:
                     self.optimizer.step()
                 self.state = tuple(s.detach() for s in state)
-                loss_sum += loss.detach()
+                loss_sum += torch.nan_to_num(loss.detach(), nan=0.0, posinf=0.0)
                 loss_n += 1
                 bad = 0
             else:
@@ -389,7 +358,7 @@ class Trainer:
             budget = cfg.final_eval_tokens if final else cfg.eval_tokens
             loss, bpc, n, chars = evaluate(
                 self.model, self.corpus.val, self.char_lengths, budget, cfg.batch_size, cfg.seq_len,
-                self.tok.eos_id if self.reset_docs else None, self.device, self.amp,
+                self.tok.eos_id if self.reset_docs else None, self.device, self.amp, self.dist,
             )  # fmt: skip
             best = self.best_val is None or loss < self.best_val
             if best:
@@ -401,9 +370,10 @@ class Trainer:
             )  # fmt: skip
             self.last_eval = ev.record()
             self.out.emit("on_eval", ev)
-            with open(self.run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(self.last_eval) + "\n")
-        if cfg.sample_chars and not (final and self.step % cfg.eval_every == 0):  # not twice for one step
+            if self.dist.main:
+                with open(self.run_dir / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(self.last_eval) + "\n")
+        if cfg.sample_chars and self.dist.main and not (final and self.step % cfg.eval_every == 0):  # not twice a step
             self.out.emit("on_sample", SampleEvent(self.step, self._sample()))
         self.save(best=(ev.best if ev is not None else True) or not (self.run_dir / checkpoint.BEST).exists())
         return ev
@@ -454,26 +424,18 @@ class Trainer:
 
     def _start_event(self) -> StartEvent:
         m = self.model_cfg
-        amp = {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[self.amp]
         return StartEvent(
             run_dir=str(self.run_dir),
             corpus=self.corpus.summary(),
             model=f"{m.cell} {m.layers}x{m.hidden}, embedding {m.embed}, dropout {m.dropout}",
             params=self.model.num_params(),
             device=str(self.device),
-            precision=amp,
+            precision=precision_name(self.amp),
             start_step=self.step,
             total_steps=self.total_steps,
             time_budget_s=self.time_s,
             steps_per_epoch=self.batcher.steps_per_epoch,
             tokens_per_step=self.batcher.tokens_per_step,
+            world=self.dist.world,
         )
 
-
-def describe_limit(total_steps: int | None, time_s: float | None) -> str:
-    parts = []
-    if total_steps:
-        parts.append(f"{total_steps:,} steps")
-    if time_s:
-        parts.append(format_duration(time_s))
-    return " or ".join(parts)

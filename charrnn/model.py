@@ -163,21 +163,26 @@ class CharRNN(nn.Module):
     def trace(self, idx: Tensor, state: State | None = None) -> "Trace":
         """Unroll the per-step path over idx (B, T), keeping every internal signal:
         signals[name] is (L, B, T, H); logits (B, T, V). Runs under autograd so that
-        gradients through time can be taken from it."""
+        gradients through time can be taken from it. In training mode, dropout falls
+        where the fused module puts it (between layers) and before the head."""
         B, T = idx.shape
+        L = self.cfg.layers
         if state is None:
             state = self.init_state(B)
         x_all = self.embed(idx)  # (B, T, E)
         per_layer_state = self.split_state(state)
-        params = [self.layer_params(k) for k in range(self.cfg.layers)]
-        record: dict[str, list[list[Tensor]]] = {n: [[] for _ in range(self.cfg.layers)] for n in self.spec.signals}
+        params = [self.layer_params(k) for k in range(L)]
+        record: dict[str, list[list[Tensor]]] = {n: [[] for _ in range(L)] for n in self.spec.signals}
+        between = self.training and L > 1 and self.core.dropout > 0
         tops = []
         for x in x_all.unbind(1):  # unbind, not x[:, t]: slicing makes backward far slower
-            for k in range(self.cfg.layers):
+            for k in range(L):
                 per_layer_state[k], sig = self.spec.step(x, per_layer_state[k], params[k])
                 for name in self.spec.signals:
                     record[name][k].append(sig[name])
                 x = per_layer_state[k][0]
+                if between and k < L - 1:
+                    x = F.dropout(x, self.core.dropout, True)
             tops.append(x)
         out = torch.stack(tops, 1)  # (B, T, H)
         logits = self.head(self.drop(out))  # (B, T, V)

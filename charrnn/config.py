@@ -224,6 +224,7 @@ class SampleConfig:
 
 
 DEFAULT_TIME = "3m"
+DEFAULT_SPM_VOCAB = 1024  # --tokenizer spm without --vocab-size; lowered (and said so) for small corpora
 DEFAULT_CHECKPOINTS = "checkpoints"
 DEFAULT_CORPUS = "pydoc-topics"
 

@@ -338,11 +338,13 @@ class Corpus:
         val_pct = 100.0 * self.chars_val / max(chars, 1)
         files = f"{len(self.files)} file{'s' if len(self.files) != 1 else ''}"
         docs = f", {self.n_docs:,} documents" if self.n_docs else ""
-        tok = "" if self.tokenizer.kind == "char" else f" ({n_tok:,} tokens)"
+        tok = "" if self.tokenizer.kind == "char" else f" ({n_tok:,} tokens, {chars / max(n_tok, 1):.2f} chars/token)"
+        note = getattr(self.tokenizer, "note", None)  # e.g. a vocabulary lowered to fit the corpus
         return (
             f"corpus: {files}, {chars:,} characters{tok}{docs}, vocabulary {self.tokenizer.vocab_size}; "
             f"train {self.chars_train:,} / validation {self.chars_val:,} characters "
             f"({val_pct:.0f}%, split by {self.split_by}){' [cached]' if self.cached else ''}"
+            + (f"; {note}" if note else "")
         )
 
 

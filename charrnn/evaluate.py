@@ -15,6 +15,11 @@ from .model import CharRNN
 LN2 = math.log(2.0)
 
 
+def sum_dtype(device: torch.device) -> torch.dtype:
+    """Long sums in float64, except on Apple's MPS, which has none."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
 @torch.inference_mode()
 def evaluate(
     model: CharRNN,
@@ -37,7 +42,7 @@ def evaluate(
     """
     was_training = model.training
     model.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # nats, characters, tokens
+    sums = torch.zeros(3, dtype=sum_dtype(device), device=device)  # nats, characters, tokens
     state = None
     for x, y in eval_batches(ids, max_tokens, streams * dist.world, seq_len):
         rows = slice(dist.rank * streams, (dist.rank + 1) * streams)
@@ -49,7 +54,7 @@ def evaluate(
         with autocast(device, amp):
             logits, _, state = model(x, state, reset=reset)
         nll = torch.nn.functional.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1), reduction="sum")
-        sums[0] += nll.double()
+        sums[0] += nll.to(sums.dtype)
         sums[1] += char_lengths[y].sum()
         sums[2] += y.numel()
     model.train(was_training)

@@ -33,6 +33,7 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "dropout": m["dropout"],
         "parameters": sum(v.numel() for v in ck["model"].values()),
         "tokenizer": tok.get("kind"),
+        "spm_type": tok.get("type") if tok.get("kind") == "spm" else None,
         "vocab_size": m["vocab_size"],
         "end_of_document_token": bool(tok.get("eos", False)) if tok.get("kind") == "char" else tok.get("eos_id") is not None,
         "chars_per_token": round(chars / tokens, 4) if tokens else None,
@@ -73,7 +74,8 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
     row("model", f"{s['cell']} {s['layers']}x{s['hidden']}, embedding {s['embed']}, dropout {s['dropout']}")
     row("parameters", f"{s['parameters']:,}")
     eod = "with an end-of-document token" if s["end_of_document_token"] else "no documents"
-    row("vocabulary", f"{s['vocab_size']} ({s['tokenizer']} tokenizer, {eod})")
+    kind = f"sentencepiece {s['spm_type']} with byte fallback" if s["tokenizer"] == "spm" else f"{s['tokenizer']} tokenizer"
+    row("vocabulary", f"{s['vocab_size']} ({kind}, {eod})")
     if s["chars_per_token"]:
         row("chars/token", f"{s['chars_per_token']:.3f}")
     corpus = ", ".join(s["corpus"]) or "?"

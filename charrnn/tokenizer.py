@@ -16,6 +16,7 @@ the tokenizer turns it into its own `eos_id`.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Iterable, Protocol
 
 import numpy as np
@@ -137,7 +138,9 @@ class _CharStream:
         return self.itos[idx]
 
 
-_KINDS: dict[str, Any] = {"char": CharTokenizer}
+# kind -> class, or "module:Class" imported the first time a state of that kind is
+# read (so sentencepiece loads only for a model that needs it)
+_KINDS: dict[str, Any] = {"char": CharTokenizer, "spm": "charrnn.spm:SentencePieceTokenizer"}
 
 
 def register_tokenizer(kind: str, cls: Any) -> None:
@@ -145,11 +148,11 @@ def register_tokenizer(kind: str, cls: Any) -> None:
 
 
 def tokenizer_from_state(state: Any) -> Tokenizer:
-    if not isinstance(state, dict) or state.get("kind") not in _KINDS:
-        if isinstance(state, dict) and state.get("kind") == "spm":
-            from . import spm  # noqa: F401  (registers itself)
-
-            return _KINDS["spm"].from_state(state)
-        kind = state.get("kind") if isinstance(state, dict) else None
+    kind = state.get("kind") if isinstance(state, dict) else None
+    cls = _KINDS.get(kind) if isinstance(kind, str) else None
+    if cls is None:
         raise CheckpointError(f"the checkpoint's tokenizer ({kind!r}) is not one this charrnn knows.")
-    return _KINDS[state["kind"]].from_state(state)
+    if isinstance(cls, str):
+        module, _, name = cls.partition(":")
+        cls = _KINDS[kind] = getattr(importlib.import_module(module), name)
+    return cls.from_state(state)

@@ -28,7 +28,7 @@ from .batches import StreamBatcher
 from .config import DataConfig, ModelConfig, SampleConfig, TrainConfig, to_dict
 from .corpus import Corpus
 from .errors import CharRNNError, ConfigError, TrainingError
-from .evaluate import evaluate
+from .evaluate import evaluate, sum_dtype
 from .hardware import autocast, pick_device, pick_precision, precision_name
 from .model import CharRNN, State
 from .sample import eos_text, sample_text
@@ -111,7 +111,7 @@ class Trainer:
             raise ConfigError("the validation split is too small to score; use a larger corpus or a larger --val-frac.")
         self.optimizer = self._optimizer()
         self.scaler = torch.amp.GradScaler(self.device.type) if self.amp == torch.float16 else None
-        self.char_lengths = torch.from_numpy(self.tok.char_lengths()).to(self.device)
+        self.char_lengths = torch.from_numpy(self.tok.char_lengths()).to(self.device, sum_dtype(self.device))
         self.reset_docs = cfg.doc_state == "reset" and self.tok.eos_id is not None
         steps = [cfg.steps] if cfg.steps else []
         if cfg.epochs:

@@ -27,6 +27,11 @@ def make_text(n_lines: int = 400, seed: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The tests' models are tiny: a second OpenMP thread only adds synchronisation,
+# and on a busy 2-core machine it can make each step many times slower.
+torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     random.seed(0)

@@ -92,13 +92,6 @@ def test_document_resets_match_zeroing_the_state(cell):
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
 
 
-def test_lstm_forget_bias_starts_at_one():
-    m = tiny("lstm")
-    H = 24
-    b = m.core.bias_ih_l0[H : 2 * H] + m.core.bias_hh_l0[H : 2 * H]
-    assert torch.allclose(b, torch.ones(H))
-
-
 def test_state_dict_keys_are_pytorch_own():
     keys = set(tiny("lstm").state_dict())
     assert {"core.weight_ih_l0", "core.weight_hh_l1", "core.bias_ih_l1", "embed.weight", "head.weight"} <= keys

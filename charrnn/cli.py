@@ -31,6 +31,7 @@ from .builtin import BUILTINS
 from .config import (
     DEFAULT_CHECKPOINTS,
     DEFAULT_CORPUS,
+    DEFAULT_SPM_VOCAB,
     DEFAULT_TIME,
     Cell,
     DataConfig,
@@ -151,7 +152,11 @@ def train(
         TokenizerKind, typer.Option(help="Characters, or sentencepiece subword tokens.", rich_help_panel=P_CORPUS)
     ] = TokenizerKind(D.tokenizer),
     vocab_size: Annotated[
-        Optional[int], typer.Option(help="Sentencepiece vocabulary size (--tokenizer spm).", rich_help_panel=P_CORPUS)
+        Optional[int],
+        typer.Option(
+            help=f"Sentencepiece vocabulary size (--tokenizer spm; {DEFAULT_SPM_VOCAB} when not given, lowered to fit a small corpus).",
+            rich_help_panel=P_CORPUS,
+        ),
     ] = D.vocab_size,
     spm_type: Annotated[SpmType, typer.Option(help="Sentencepiece model type (--tokenizer spm).", rich_help_panel=P_CORPUS)] = SpmType(
         D.spm_type
@@ -302,7 +307,12 @@ def _run(
         from .tui.app import train_in_app
 
         # The app owns the training thread, its sinks and its stop event.
-        result = train_in_app(lambda sinks, stop: Trainer(model, data, tcfg, corpus, run_dir, sinks=sinks, stop=stop, resume=ck))
+        result = train_in_app(
+            lambda sinks, stop: Trainer(model, data, tcfg, corpus, run_dir, sinks=sinks, stop=stop, resume=ck), root=root
+        )
+        if result is not None:
+            how = "stopped" if result.stopped_by == "interrupt" else "done"
+            out.print(f"{how} at step {result.step:,}; checkpoints in {result.run_dir} (continue: charrnn train --resume {result.run_dir})")
         if result is not None and result.stopped_by == "interrupt":
             raise typer.Exit(130)
         return
@@ -430,6 +440,7 @@ def corpora() -> None:
 
 # Commands that live in modules of their own register themselves on `app` here.
 from . import inspect_cli  # noqa: E402,F401
+from . import tui_cli  # noqa: E402,F401
 
 
 def main() -> None:

@@ -182,7 +182,7 @@ def test_help_does_not_import_torch():
     code = "import sys; from charrnn.cli import app; app(['--help'], standalone_mode=False); print('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip().endswith("False"), r.stdout + r.stderr
-    for cmd in ("train", "sample", "info", "corpora", "inspect"):
+    for cmd in ("train", "sample", "info", "corpora", "inspect", "tui"):
         code = f"import sys; from charrnn.cli import app; app(['{cmd}', '--help'], standalone_mode=False); print('torch' in sys.modules)"
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
         assert r.stdout.strip().endswith("False"), cmd

@@ -1,0 +1,158 @@
+"""Live activations: what the model does with a probe text, as training goes.
+
+About once a second the trainer traces the probe text (by default a slice of
+the validation split) through the per-step path and sends every internal
+signal; this screen shows one signal of one layer as a heatmap (characters
+across, units down), each unit's saturation beside it, the text coloured by the
+selected unit, and how far the gradient reaches back through time.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from . import colors
+from .widgets import Chart, Heatmap, Series, TokenText, escape, unescape
+
+GRAD_COLORS = {"h": "#5fafff", "c": "#ffaf00"}
+
+
+def signal_bar(signals: tuple[str, ...], signal: str, layer: int, layers: int, unit: int, units: int, extra: str = "") -> Text:
+    t = Text()
+    for name in signals:
+        t.append(f" {name} ", style="bold reverse" if name == signal else "dim")
+    t.append(f" │ layer {layer + 1}/{max(layers, 1)} │ unit {unit}/{max(units - 1, 0)}", style="bold")
+    if extra:
+        t.append(f" │ {extra}", style="dim")
+    return t
+
+
+class ActivationsScreen(Screen):
+    AUTO_FOCUS = ""
+    BINDINGS = [
+        Binding("s", "signal(1)", "Signal"),
+        Binding("S", "signal(-1)", "Prev signal", show=False),
+        Binding("l", "layer(1)", "Layer"),
+        Binding("L", "layer(-1)", "Prev layer", show=False),
+        Binding("down,j", "unit(1)", "Unit", key_display="↑↓"),
+        Binding("up,k", "unit(-1)", "Prev unit", show=False),
+        Binding("pagedown", "unit_page(1)", "Units down", show=False),
+        Binding("pageup", "unit_page(-1)", "Units up", show=False),
+        Binding("right", "columns(8)", "Scroll right", show=False),
+        Binding("left", "columns(-8)", "Scroll left", show=False),
+        Binding("e", "edit_probe", "Edit probe"),
+        Binding("escape", "leave_input", "Leave the input", show=False),
+    ]
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.probe = None  # the frame shown (probe.Probe)
+        self.sel_signal = "h"
+        self.sel_layer = 0
+        self.sel_unit = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="act-bar")
+        yield Input(
+            placeholder="probe text (\\n for a new line; enter: use it from the next frame on)", id="probe-input", compact=True
+        )
+        yield Heatmap(id="heatmap")
+        with Horizontal(id="act-bottom"):
+            yield TokenText(id="unit-text")
+            yield Chart(id="grad", log_y=True, empty="the gradient through time appears with the first frame")
+        yield Footer(show_command_palette=False, compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#unit-text").border_title = "the text coloured by a unit"
+        self.query_one(TokenText).empty = "Activations appear about a second after training starts. e: edit the probe text."
+        self.query_one("#heatmap").border_title = "activations"
+        self.query_one("#grad").border_title = "gradient back through time"
+        self.sync(self.app.state)  # type: ignore[attr-defined]
+
+    # ----------------------------------------------------------------- data
+
+    def sync(self, state) -> None:  # type: ignore[no-untyped-def]
+        if state.probe is not None and state.probe is not self.probe:
+            self.probe = state.probe
+            inp = self.query_one("#probe-input", Input)
+            if not inp.has_focus and not inp.value:
+                inp.value = escape(self.probe.acts.text)
+            self.redraw()
+        elif self.probe is None:
+            self.redraw()
+
+    @property
+    def signals(self) -> tuple[str, ...]:
+        return colors.signals_of(self.probe.acts.cell, self.probe.acts.signals) if self.probe is not None else ("h",)
+
+    def redraw(self) -> None:
+        heat, text, grad = self.query_one(Heatmap), self.query_one(TokenText), self.query_one("#grad", Chart)
+        if self.probe is None:
+            self.query_one("#act-bar", Static).update(
+                signal_bar(("h",), "h", 0, 1, 0, 1, "waiting for the first frame"), layout=False
+            )
+            return
+        acts = self.probe.acts
+        if self.sel_signal not in acts.signals:
+            self.sel_signal = self.signals[0]
+        self.sel_layer = min(self.sel_layer, acts.layers - 1)
+        self.sel_unit = min(self.sel_unit, acts.hidden - 1)
+        kind = colors.kind_of(acts.cell, self.sel_signal)
+        values = acts.signals[self.sel_signal][self.sel_layer]  # (T, H)
+        labels = ("shut", "open") if kind == colors.GATE else ("-1", "+1")
+        heat.show(values, acts.tokens, kind, colors.saturation(kind, values), labels)
+        heat.select_unit(self.sel_unit)
+        heat.border_title = f"{self.sel_signal}, layer {self.sel_layer + 1}: characters across, units down"
+        text.show(acts.tokens, values[:, self.sel_unit], kind)
+        text.border_title = f"text by {self.sel_signal} of unit {self.sel_unit}, layer {self.sel_layer + 1}"
+        flow = self.probe.grad_flow
+        grad.plot([Series.of(f"|dL/d{n}|", list(zip(range(v.shape[1]), v[self.sel_layer])), GRAD_COLORS.get(n, "white"))
+                   for n, v in flow.items()])  # fmt: skip
+        names = " · ".join(f"[{GRAD_COLORS.get(n, 'white')}]{n}[/]" for n in flow)
+        grad.border_title = f"gradient back through time: {names}"
+        extra = f"probe at step {self.probe.step:,} · {len(acts.tokens)} tokens"
+        self.query_one("#act-bar", Static).update(
+            signal_bar(self.signals, self.sel_signal, self.sel_layer, acts.layers, self.sel_unit, acts.hidden, extra),
+            layout=False,
+        )
+
+    # -------------------------------------------------------------- actions
+
+    def action_signal(self, step: int) -> None:
+        names = self.signals
+        i = names.index(self.sel_signal) if self.sel_signal in names else 0
+        self.sel_signal = names[(i + step) % len(names)]
+        self.redraw()
+
+    def action_layer(self, step: int) -> None:
+        layers = self.probe.acts.layers if self.probe is not None else 1
+        self.sel_layer = (self.sel_layer + step) % layers
+        self.redraw()
+
+    def action_unit(self, step: int) -> None:
+        hidden = self.probe.acts.hidden if self.probe is not None else 1
+        self.sel_unit = int(np.clip(self.sel_unit + step, 0, hidden - 1))
+        self.redraw()
+
+    def action_unit_page(self, step: int) -> None:
+        self.action_unit(step * self.query_one(Heatmap).rows)
+
+    def action_columns(self, n: int) -> None:
+        self.query_one(Heatmap).scroll_cols(n)
+
+    def action_edit_probe(self) -> None:
+        self.query_one("#probe-input", Input).focus()
+
+    def action_leave_input(self) -> None:
+        self.set_focus(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "probe-input":
+            self.app.set_probe_text(unescape(event.value))  # type: ignore[attr-defined]
+            self.set_focus(None)

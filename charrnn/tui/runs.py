@@ -1,0 +1,121 @@
+"""Runs chosen in the app: a small form's answers -> a function that builds a Trainer.
+
+The form is validated on the UI thread (cheap: configs only, no torch); the
+returned factory does the slow part (reading and encoding the corpus, opening a
+checkpoint, building the model) in the training worker's thread. It follows
+`charrnn train`'s rules: a new run may not overwrite a run folder, and a resumed
+run keeps its own settings except its stopping limit.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import (
+    DEFAULT_CORPUS,
+    DataConfig,
+    ModelConfig,
+    TrainConfig,
+    from_dict,
+    parse_duration,
+    to_dict,
+)
+from ..errors import ConfigError
+
+TrainerFactory = Callable[[list[Any], threading.Event], Any]  # (sinks, stop) -> train.Trainer
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What the new-run form asks for; `resume` (a run folder or checkpoint) wins over the rest."""
+
+    corpus: tuple[str, ...] = (DEFAULT_CORPUS,)
+    cell: str = ModelConfig.cell
+    layers: int = ModelConfig.layers
+    hidden: int = ModelConfig.hidden
+    limit: str = ""  # "": the run's own (a new run: three minutes); "2000": total steps; "90s", "3m": time
+    name: str | None = None
+    resume: str | None = None
+    device: str = TrainConfig.device
+
+
+def parse_limit(text: str) -> dict[str, Any]:
+    """'2000' -> {'steps': 2000}, '3m' -> {'time': '3m'}, '' -> {}."""
+    s = text.strip()
+    if not s:
+        return {}
+    if s.replace("_", "").replace(",", "").isdigit():
+        n = int(s.replace("_", "").replace(",", ""))
+        if n <= 0:
+            raise ConfigError("the step limit must be a whole number > 0.")
+        return {"steps": n, "epochs": None, "time": None}
+    try:
+        parse_duration(s)
+    except ConfigError:
+        raise ConfigError(f"cannot read the limit {s!r}: give a number of steps (2000) or a time (90s, 3m, 1h30m).") from None
+    return {"steps": None, "epochs": None, "time": s}
+
+
+def factory(req: RunRequest, root: Path) -> TrainerFactory:
+    """Check the request now; build the trainer later, in the worker."""
+    limit = parse_limit(req.limit)
+    if req.resume:
+        return _resume(req.resume, root, limit, req.device)
+    data = DataConfig(paths=tuple(p for p in req.corpus if p.strip()) or (DEFAULT_CORPUS,)).validate()
+    model = ModelConfig(cell=req.cell, layers=req.layers, hidden=req.hidden).validate()
+    tcfg = TrainConfig(**{k: v for k, v in limit.items() if k in ("steps", "time")}, device=req.device).validate()
+    stem = Path(data.paths[0]).stem or "corpus"
+    run_dir = Path(root) / (req.name or f"{stem}-{model.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if (run_dir / "last.pt").exists():
+        raise ConfigError(f"{run_dir} already holds a run; resume it, or choose another name.")
+
+    def make(sinks: list[Any], stop: threading.Event) -> Any:
+        from ..corpus import factory_for, prepare
+        from ..train import Trainer
+
+        tok_factory, spec = factory_for(data)
+        corpus = prepare(data, root, factory=tok_factory, tok_spec=spec)
+        return Trainer(model, data, tcfg, corpus, run_dir, sinks=sinks, stop=stop)
+
+    return make
+
+
+def _resume(target: str, root: Path, limit: dict[str, Any], device: str) -> TrainerFactory:
+    def make(sinks: list[Any], stop: threading.Event) -> Any:
+        from .. import checkpoint
+        from ..corpus import factory_for, prepare
+        from ..train import Trainer
+
+        path = checkpoint.find(target, root, prefer=checkpoint.LAST)
+        ck = checkpoint.load(path)
+        model, data, old = checkpoint.configs_from(ck)
+        tcfg = from_dict(TrainConfig, {**to_dict(old), **limit, "device": device})
+        tok_factory, spec = factory_for(data)
+        corpus = prepare(data, root, tokenizer=checkpoint.model_from(ck, path)[1], factory=tok_factory, tok_spec=spec)
+        return Trainer(model, data, tcfg, corpus, path.parent, sinks=sinks, stop=stop, resume=ck)
+
+    return make
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    path: Path
+    modified: float  # seconds since the epoch, of its newest checkpoint
+
+
+def list_runs(root: Path, limit: int = 50) -> list[RunInfo]:
+    """Run folders under root, newest first (read from the file system only)."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    runs = []
+    for p in root.iterdir():
+        files = [f for f in (p / "last.pt", p / "best.pt") if f.is_file()]
+        if p.is_dir() and files:
+            runs.append(RunInfo(p, max(f.stat().st_mtime for f in files)))
+    runs.sort(key=lambda r: r.modified, reverse=True)
+    return runs[:limit]

@@ -1,0 +1,111 @@
+"""What the app knows about the run it shows: plain data, updated on the UI thread.
+
+Message handlers append to it and bump `version`; the screens redraw from it on
+a timer (at most ten times a second) when the version has moved. Curves are in
+bits per character so that the training and validation lines share one scale
+(and char and subword models compare).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..telemetry import (
+    CheckpointEvent,
+    EndEvent,
+    EvalEvent,
+    SampleEvent,
+    StartEvent,
+    StepEvent,
+)
+
+LN2 = math.log(2.0)
+MAX_POINTS = 20_000  # a curve keeps at most this many points (older ones thinned)
+
+# The phases of a run as the app sees them.
+IDLE, PREPARING, TRAINING, STOPPING, ENDED, FAILED = "idle", "preparing", "training", "stopping", "ended", "failed"
+
+
+@dataclass
+class RunState:
+    phase: str = IDLE
+    start: StartEvent | None = None
+    step: StepEvent | None = None
+    last_eval: EvalEvent | None = None
+    best_bpc: float | None = None
+    sample: SampleEvent | None = None
+    end: EndEvent | None = None
+    error: str | None = None
+    probe: Any = None  # probe.Probe: the newest activation frame
+    train_pts: list[tuple[int, float]] = field(default_factory=list)  # (step, bits/char)
+    val_pts: list[tuple[int, float]] = field(default_factory=list)
+    checkpoints: list[CheckpointEvent] = field(default_factory=list)
+    log: list[tuple[str, str]] = field(default_factory=list)  # (line, style) for the event log; kept across runs
+    version: int = 0  # moves whenever anything above changes
+
+    def touch(self) -> None:
+        self.version += 1
+
+    def note(self, line: str, style: str = "") -> None:
+        self.log.append((line, style))
+        del self.log[:-200]
+        self.touch()
+
+    def started(self, e: StartEvent, history: tuple[tuple[int, float], ...] = ()) -> None:
+        """A new run (or a resumed one) begins: forget the last one's figures."""
+        fresh = RunState(phase=TRAINING, start=e, version=self.version + 1, val_pts=list(history), log=self.log)
+        fresh.best_bpc = min((b for _, b in history), default=None)
+        self.__dict__.update(fresh.__dict__)
+
+    def stepped(self, e: StepEvent) -> None:
+        self.step = e
+        if self.phase == PREPARING:
+            self.phase = TRAINING
+        cpt = e.chars_per_s / e.tokens_per_s if e.tokens_per_s > 0 else 1.0  # characters per token
+        if math.isfinite(e.loss):
+            _append(self.train_pts, (e.step, e.loss / LN2 / max(cpt, 1e-9)))
+        self.touch()
+
+    def evaluated(self, e: EvalEvent) -> None:
+        self.last_eval = e
+        if math.isfinite(e.val_bpc):
+            if not e.final or not self.val_pts or self.val_pts[-1][0] != e.step:
+                _append(self.val_pts, (e.step, e.val_bpc))
+            if self.best_bpc is None or e.val_bpc < self.best_bpc:
+                self.best_bpc = e.val_bpc
+        self.touch()
+
+    def sampled(self, e: SampleEvent) -> None:
+        self.sample = e
+        self.touch()
+
+    def saved(self, e: CheckpointEvent) -> None:
+        self.checkpoints.append(e)
+        self.touch()
+
+    def probed(self, probe: Any) -> None:
+        self.probe = probe
+        self.touch()
+
+    def ended(self, e: EndEvent) -> None:
+        self.end = e
+        self.phase = ENDED
+        self.touch()
+
+    def failed(self, error: str) -> None:
+        self.error = error
+        self.phase = FAILED
+        self.touch()
+
+    @property
+    def active(self) -> bool:
+        return self.phase in (PREPARING, TRAINING, STOPPING)
+
+
+def _append(points: list[tuple[int, float]], p: tuple[int, float]) -> None:
+    points.append(p)
+    if len(points) > MAX_POINTS:  # keep the shape, drop every other old point
+        half = len(points) // 2
+        points[:half] = points[:half:2]

@@ -1,0 +1,362 @@
+"""The app's own widgets: a braille line chart, an activation heatmap, and text
+coloured by one unit. They draw from plain numpy arrays handed to them by the
+screens and keep no reference to a model."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.geometry import Size
+from textual.strip import Strip
+from textual.widget import Widget
+
+from . import colors
+
+# ------------------------------------------------------------------ chart
+
+_DOTS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.int32)  # braille bit of (row, col)
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    xs: np.ndarray
+    ys: np.ndarray
+    color: str
+
+    @classmethod
+    def of(cls, label: str, points: "list[tuple[float, float]]", color: str) -> "Series":
+        a = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        return cls(label, a[:, 0], a[:, 1], color)
+
+
+def _fmt(v: float, log: bool) -> str:
+    if log:
+        return f"1e{v:+.0f}" if abs(v - round(v)) < 0.05 else f"{10**v:.0e}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}"
+
+
+def braille_plot(series: list[Series], width: int, height: int, log_y: bool = False, empty: str = "no data yet") -> list[Text]:
+    """Lines of a chart of the series: y labels on the left, x range below, each
+    character cell a 2x4 braille dot grid. Later series draw over earlier ones."""
+    gw = 7  # the y-label gutter
+    pw, ph = max(1, width - gw), max(1, height - 1)
+    X, Y = 2 * pw, 4 * ph
+    clean = []
+    for s in series:
+        ys = np.log10(np.maximum(s.ys, 1e-12)) if log_y else s.ys
+        ok = np.isfinite(s.xs) & np.isfinite(ys)
+        if ok.any():
+            clean.append((s, s.xs[ok], ys[ok]))
+    if not clean or width < gw + 2 or height < 2:
+        return [Text(empty, style="dim")] + [Text("")] * (height - 1)
+    allx = np.concatenate([c[1] for c in clean])
+    ally = np.concatenate([c[2] for c in clean])
+    x0, x1 = float(allx.min()), float(allx.max())
+    y0, y1 = float(ally.min()), float(ally.max())
+    if x1 <= x0:
+        x1 = x0 + 1.0
+    pad = (y1 - y0) * 0.05 if y1 > y0 else 0.5
+    y0, y1 = y0 - pad, y1 + pad
+    codes = []
+    for s, xs, ys in clean:
+        col = (xs - x0) / (x1 - x0) * (X - 1)
+        row = (y1 - ys) / (y1 - y0) * (Y - 1)
+        ci = np.rint(col).astype(int)
+        counts = np.bincount(ci, minlength=X)
+        used = np.flatnonzero(counts)
+        mean_row = np.bincount(ci, weights=row, minlength=X)[used] / counts[used]  # many points in a column: their mean
+        cols = np.arange(used[0], used[-1] + 1)
+        rows = np.rint(np.interp(cols, used, mean_row)).astype(int)
+        grid = np.zeros((Y, X), dtype=bool)
+        prev = rows[0]
+        for c, r in zip(cols, rows):  # a vertical run joins each column to the last: a line, not dots
+            lo, hi = min(prev, r), max(prev, r)
+            grid[lo : hi + 1, c] = True
+            prev = r
+        codes.append((s.color, (grid.reshape(ph, 4, pw, 2) * _DOTS[None, :, None, :]).sum(axis=(1, 3))))
+    lines = []
+    labels = {0: _fmt(y1 - pad if not log_y else y1 - pad, log_y), ph - 1: _fmt(y0 + pad, log_y)}
+    if ph >= 5:
+        labels[(ph - 1) // 2] = _fmt((y0 + y1) / 2, log_y)
+    for r in range(ph):
+        line = Text(f"{labels.get(r, ''):>{gw - 1}}", style="dim")
+        line.append("┤" if r in labels else "│", style="dim")
+        code = np.zeros(pw, dtype=np.int32)
+        owner = np.full(pw, -1)
+        for k, (_, cs) in enumerate(codes):
+            code |= cs[r]
+            owner[cs[r] > 0] = k  # a later series colours the cell
+        chars = "".join(map(chr, 0x2800 + code))
+        start = 0
+        for c in range(1, pw + 1):  # one span per run of cells of one colour
+            if c == pw or owner[c] != owner[start]:
+                line.append(chars[start:c], style=codes[owner[start]][0] if owner[start] >= 0 else "")
+                start = c
+        lines.append(line)
+    left, right = (f"{x:,.0f}" if float(x).is_integer() else _fmt(x, False) for x in (x0, x1))
+    axis = Text(" " * (gw - 1) + "└", style="dim")
+    axis.append(left + " " * max(1, pw - len(left) - len(right)) + right, style="dim")
+    lines.append(axis)
+    return lines
+
+
+class Chart(Widget):
+    """A line chart of a few series (e.g. training and validation bits/char).
+
+    Drawn through the line API from strips cached per size and data: a redraw
+    that finds nothing new costs nothing, and none converts Rich text."""
+
+    DEFAULT_CSS = "Chart { height: 1fr; min-height: 4; }"
+
+    def __init__(self, *, log_y: bool = False, empty: str = "no data yet", **kw):
+        super().__init__(**kw)
+        self.log_y = log_y
+        self.empty = empty
+        self.series: list[Series] = []
+        self._strips: list[Strip] | None = None
+        self._key: tuple | None = None
+
+    def plot(self, series: list[Series]) -> None:
+        self.series = series
+        self._strips = None
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        w, h = self.content_size.width, self.content_size.height
+        if self._strips is None or self._key != (w, h):
+            console = self.app.console
+            lines = braille_plot(self.series, w, h, self.log_y, self.empty)
+            base = self.rich_style
+            self._strips = [Strip(list(line.render(console))).adjust_cell_length(w).apply_style(base) for line in lines]
+            self._key = (w, h)
+        return self._strips[y] if y < len(self._strips) else Strip.blank(w, self.rich_style)
+
+
+# ---------------------------------------------------------------- heatmap
+
+
+def glyph(token: str) -> str:
+    """One cell that stands for a token in a header or a text line."""
+    if token == "\n":
+        return "↵"
+    if token == "\t":
+        return "⇥"
+    if token == "<eod>":
+        return "¶"
+    ch = token[:1] or "?"
+    if not ch.isprintable() or cell_len(ch) != 1:
+        return "?"
+    return ch
+
+
+class Heatmap(Widget):
+    """Activations of one layer: characters along x, units along y, one cell each.
+
+    The selected unit is marked and kept in view; a side column shows each
+    unit's saturation (the fraction of steps near its low and high end)."""
+
+    DEFAULT_CSS = "Heatmap { height: 1fr; min-height: 3; }"
+    GUTTER = 6
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.tokens: tuple[str, ...] = ()
+        self.kind = colors.TANH
+        self.levels: np.ndarray | None = None  # (T, H) colour levels
+        self.side: np.ndarray | None = None  # (H, 2)
+        self.side_labels = ("low", "high")
+        self.unit = 0
+        self.cursor: int | None = None  # a highlighted column (the explore screen's character)
+        self.unit_offset = 0
+        self.col_offset = 0
+
+    # -- data
+    def show(self, values: np.ndarray | None, tokens: tuple[str, ...], kind: str, side: np.ndarray | None = None,
+             side_labels: tuple[str, str] = ("low", "high")) -> None:  # fmt: skip
+        """values (T, H) of one signal and layer."""
+        self.tokens, self.kind, self.side, self.side_labels = tokens, kind, side, side_labels
+        if values is None or values.size == 0:
+            self.levels = None
+        else:
+            self.levels = colors.levels(kind, values, colors.scale_of(kind, values))
+        self.unit = min(self.unit, max(0, self.units - 1))
+        self._keep_in_view()
+        self.refresh()
+
+    @property
+    def units(self) -> int:
+        return 0 if self.levels is None else self.levels.shape[1]
+
+    @property
+    def rows(self) -> int:
+        return max(1, self.size.height - 1)
+
+    @property
+    def cols(self) -> int:
+        return max(1, self.size.width - self.GUTTER - (10 if self.side is not None else 0))
+
+    # -- navigation
+    def select_unit(self, unit: int) -> None:
+        self.unit = int(np.clip(unit, 0, max(0, self.units - 1)))
+        self._keep_in_view()
+        self.refresh()
+
+    def set_cursor(self, t: int | None) -> None:
+        self.cursor = t
+        self._keep_in_view()
+        self.refresh()
+
+    def scroll_cols(self, n: int) -> None:
+        self.col_offset = int(np.clip(self.col_offset + n, 0, max(0, len(self.tokens) - self.cols)))
+        self.refresh()
+
+    def _keep_in_view(self) -> None:
+        if self.unit < self.unit_offset:
+            self.unit_offset = self.unit
+        elif self.unit >= self.unit_offset + self.rows:
+            self.unit_offset = self.unit - self.rows + 1
+        self.unit_offset = int(np.clip(self.unit_offset, 0, max(0, self.units - self.rows)))
+        if self.cursor is not None:
+            if self.cursor < self.col_offset:
+                self.col_offset = self.cursor
+            elif self.cursor >= self.col_offset + self.cols:
+                self.col_offset = self.cursor - self.cols + 1
+        self.col_offset = int(np.clip(self.col_offset, 0, max(0, len(self.tokens) - self.cols)))
+
+    def on_resize(self) -> None:
+        self._keep_in_view()
+
+    def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
+        return self.units + 1
+
+    # -- drawing
+    def render_line(self, y: int) -> Strip:
+        return self._line(y).apply_style(self.rich_style)  # the widget's own colours under the cells'
+
+    def _line(self, y: int) -> Strip:
+        width = self.size.width
+        if self.levels is None:
+            return Strip([Segment("no activations yet" if y == 0 else "", Style(dim=True))]).adjust_cell_length(width)
+        T, H = self.levels.shape
+        c0, c1 = self.col_offset, min(T, self.col_offset + self.cols)
+        dim, sel = Style(dim=True), Style(bold=True, color="bright_white")
+        if y == 0:
+            segs = [Segment(f"{'unit':>{self.GUTTER - 1}} ", dim)]
+            for t in range(c0, c1):
+                segs.append(Segment(glyph(self.tokens[t]), Style(reverse=True) if t == self.cursor else Style()))
+            if self.side is not None:
+                segs.append(Segment(f" {self.side_labels[0]:>4} {self.side_labels[1]:>4}", dim))
+            return Strip(segs).adjust_cell_length(width)
+        u = self.unit_offset + y - 1
+        if u >= H:
+            return Strip.blank(width)
+        mark = "▶" if u == self.unit else " "
+        segs = [Segment(f"{mark}{u:>{self.GUTTER - 2}} ", sel if u == self.unit else dim)]
+        row = self.levels[c0:c1, u]
+        for t, level in zip(range(c0, c1), row):
+            segs.append(Segment("│" if t == self.cursor else " ", colors.bg(self.kind, int(level))))
+        if self.side is not None:
+            lo, hi = self.side[u]
+            segs.append(Segment(f" {lo:>4.0%} {hi:>4.0%}", sel if u == self.unit else dim))
+        return Strip(segs).adjust_cell_length(width)
+
+
+# ------------------------------------------------------------ token text
+
+
+class TokenText(Widget):
+    """Text with each token's background coloured by one unit's activation, wrapped
+    to the width; the lines around the cursor stay in view."""
+
+    DEFAULT_CSS = "TokenText { height: 1fr; min-height: 2; }"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.tokens: tuple[str, ...] = ()
+        self.levels: np.ndarray | None = None  # (T,)
+        self.kind = colors.TANH
+        self.cursor: int | None = None
+        self.dim_before = 0  # tokens shown dim (the prime) when nothing colours them
+        self.empty = ""
+
+    def show(
+        self, tokens: tuple[str, ...], values: np.ndarray | None, kind: str, cursor: int | None = None, dim_before: int = 0
+    ) -> None:
+        self.tokens, self.kind, self.cursor, self.dim_before = tokens, kind, cursor, dim_before
+        self.levels = None if values is None else colors.levels(kind, values, colors.scale_of(kind, values))
+        self.refresh()
+
+    def lines(self, width: int) -> list[Text]:
+        lines, line, used, cursor_line = [], Text(), 0, 0
+        for t, tok in enumerate(self.tokens):
+            piece = "".join(glyph(ch) if ch in "\n\t" else ch for ch in tok) if tok != "<eod>" else "¶"
+            piece = "".join(ch if ch.isprintable() and cell_len(ch) == 1 else "?" for ch in piece)
+            if self.levels is not None:
+                style = colors.bg(self.kind, int(self.levels[t]))
+            else:
+                style = Style(dim=True) if t < self.dim_before else Style()
+            if t == self.cursor:
+                style = style + Style(reverse=True, bold=True)
+                cursor_line = len(lines)
+            if used + len(piece) > width and used:
+                lines.append(line)
+                line, used = Text(), 0
+                if t == self.cursor:
+                    cursor_line = len(lines)
+            line.append(piece, style)
+            used += len(piece)
+            if tok in ("\n", "<eod>"):
+                lines.append(line)
+                line, used = Text(), 0
+        if used:
+            lines.append(line)
+        self._cursor_line = cursor_line
+        return lines
+
+    def render(self) -> Text:
+        w, h = self.content_size.width, self.content_size.height
+        if not self.tokens:
+            return Text(self.empty, style="dim")
+        lines = self.lines(max(1, w))
+        top = 0
+        if len(lines) > h:
+            top = min(max(0, self._cursor_line - h // 2), len(lines) - h) if self.cursor is not None else len(lines) - h
+        return Text("\n").join(lines[top : top + h])
+
+
+def bar(p: float, width: int) -> str:
+    """A horizontal bar of p in [0, 1], eighths of a cell."""
+    eighths = int(round(max(0.0, min(1.0, p)) * width * 8))
+    full, part = divmod(eighths, 8)
+    return "█" * full + ("" if part == 0 else " ▏▎▍▌▋▊▉"[part])
+
+
+def escape(text: str) -> str:
+    """Text for a one-line input: a newline reads \\n, a tab \\t (see unescape)."""
+    return text.replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+
+
+def unescape(text: str) -> str:
+    """As typed in a one-line input: \\n is a newline, \\t a tab, \\\\ a backslash."""
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in "nt\\":
+            out.append({"n": "\n", "t": "\t", "\\": "\\"}[text[i + 1]])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def fmt_p(p: float) -> str:
+    return "  –  " if not math.isfinite(p) else f"{p:5.1%}"

@@ -1,0 +1,324 @@
+"""Pilot tests of the app: a scripted trainer for most, one real tiny training end to end."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scripted import (
+    Script,
+    busy_threads,
+    no_threads_left,
+    scripted_probe,
+    tiny_checkpoint,
+    until,
+)
+
+from charrnn import checkpoint
+from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+from charrnn.errors import ConfigError
+from charrnn.probe import saturation
+from charrnn.sample import sample_text
+from charrnn.telemetry import ProbeEvent
+from charrnn.tui import messages as m
+from charrnn.tui import state as st
+from charrnn.tui.activations_screen import ActivationsScreen
+from charrnn.tui.app import CharRNNApp
+from charrnn.tui.dialogs import HelpScreen, RunForm
+from charrnn.tui.explore_screen import ExploreScreen
+from charrnn.tui.train_screen import TrainScreen
+from charrnn.tui.widgets import Chart, Heatmap, TokenText
+
+
+@pytest.fixture
+def messages() -> list:
+    return []
+
+
+def of(messages, kind):
+    return [x for x in messages if isinstance(x, kind)]
+
+
+async def test_training_posts_loss_updates_and_activation_frames(tmp_path, messages):
+    script = Script(tmp_path / "run")
+    app = CharRNNApp(script, root=tmp_path)
+    async with app.run_test(size=(100, 30), message_hook=messages.append) as pilot:
+        await until(pilot, lambda: len(of(messages, m.ProbeFrame)) >= 2 and of(messages, m.EvalUpdate), what="frames")
+        assert isinstance(app.screen, TrainScreen)
+        steps = of(messages, m.StepUpdate)
+        assert [s.event.step for s in steps] == list(range(1, len(steps) + 1))  # every loss delta, in order
+        assert app.state.phase == st.TRAINING and app.state.train_pts and app.state.val_pts
+        chart = app.screen.query_one("#curves", Chart)
+        await until(pilot, lambda: chart.series and len(chart.series[1].xs) > 0, what="the curves")  # redrawn at 2 Hz
+        train, val = chart.series
+        assert 0 < len(train.xs) <= len(app.state.train_pts)
+        assert np.allclose(train.ys, [b for _, b in app.state.train_pts[: len(train.xs)]])  # in bits per character
+        assert np.allclose(val.xs, [s for s, _ in app.state.val_pts[: len(val.xs)]])
+        app.redraw(force=True)
+        stats = str(app.screen.query_one("#stats").render())
+        assert f"step {app.state.step.step:,}" in stats and "chars/s" in stats and "ETA" in stats
+        assert app.state.probe is of(messages, m.ProbeFrame)[-1].event.payload
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, what="exit")
+    assert script.made[0].stop.is_set() and script.made[0].saved
+    await no_threads_left()
+
+
+def test_frames_replace_each_other_but_loss_deltas_do_not():
+    a, b = m.ProbeFrame(ProbeEvent(1, None)), m.ProbeFrame(ProbeEvent(2, None))
+    assert a.can_replace(b)
+    from scripted import step_event
+
+    s1, s2 = m.StepUpdate(step_event(1)), m.StepUpdate(step_event(2))
+    assert not s1.can_replace(s2) and not s1.can_replace(b) and not a.can_replace(s1)
+
+
+async def test_switching_signal_layer_and_unit_changes_the_view(tmp_path):
+    app = CharRNNApp(root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        screen = app.screen
+        assert isinstance(screen, ActivationsScreen)
+        app.post_message(m.ProbeFrame(ProbeEvent(3, scripted_probe(3))))
+        await until(pilot, lambda: screen.probe is not None, what="a frame")
+        heat, text = screen.query_one(Heatmap), screen.query_one(TokenText)
+        acts = screen.probe.acts
+        before = heat.levels.copy()
+        assert screen.sel_signal == "h" and heat.units == acts.hidden and len(heat.tokens) == len(acts.tokens)
+
+        await pilot.press("s")  # h -> c
+        assert screen.sel_signal == "c" and not np.array_equal(before, heat.levels)
+        await pilot.press("s")  # -> input gate: saturation is shown as shut / open
+        assert screen.sel_signal == "input" and heat.side_labels == ("shut", "open")
+        expect = saturation(acts)["input"][0]  # (H, 2) of layer 0, from the core's own definition
+        assert np.allclose(heat.side, expect)
+
+        gate0 = heat.levels.copy()
+        await pilot.press("l")
+        assert screen.sel_layer == 1 and not np.array_equal(gate0, heat.levels)
+        assert np.allclose(heat.side, saturation(acts)["input"][1])
+
+        unit0 = text.levels.copy()
+        await pilot.press("down", "down")
+        assert screen.sel_unit == 2 and heat.unit == 2 and not np.array_equal(unit0, text.levels)
+        await pilot.press("pagedown")
+        assert heat.unit == 2 + heat.rows and heat.unit_offset <= heat.unit < heat.unit_offset + heat.rows
+
+        await pilot.press("S", "S")  # back to h
+        assert screen.sel_signal == "h" and heat.side_labels == ("-1", "+1")
+
+
+async def test_probe_text_edit_reaches_the_trainer(tmp_path):
+    script = Script(tmp_path / "run")
+    app = CharRNNApp(script, root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("2")
+        await until(pilot, lambda: app.screen.probe is not None, what="a frame")
+        await pilot.press("e")
+        inp = app.screen.query_one("#probe-input")
+        assert inp.has_focus
+        inp.value = r"dog\ncat"
+        await pilot.press("enter")
+        await until(pilot, lambda: script.made[0].probe_texts[-1] == "dog\ncat", what="the new text traced")
+        await until(pilot, lambda: app.screen.probe.acts.text == "dog\ncat", what="a frame of it")
+        assert not inp.has_focus
+        await pilot.press("q")
+    await no_threads_left()
+
+
+async def test_stop_saves_a_checkpoint_and_the_app_stays(tmp_path, messages):
+    script = Script(tmp_path / "run")
+    app = CharRNNApp(script, root=tmp_path)
+    async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
+        await until(pilot, lambda: of(messages, m.StepUpdate), what="steps")
+        await pilot.press("x")
+        await until(pilot, lambda: of(messages, m.TrainEnded), what="the end")
+        assert of(messages, m.CheckpointSaved)[-1].event.path == str(tmp_path / "run" / "last.pt")
+        assert of(messages, m.TrainEnded)[0].event.stopped_by == "interrupt"
+        await until(pilot, lambda: not app.training and app.state.phase == st.ENDED, what="idle")
+        assert app.is_running and app.result.stopped_by == "interrupt"
+        assert (tmp_path / "run" / "last.pt").is_file()
+        await until(pilot, lambda: "stopped" in str(app.screen.query_one("#train-status").render()), what="the status line")
+
+
+async def test_errors_become_notifications_not_tracebacks(tmp_path, messages):
+    def broken(sinks, stop):
+        raise ConfigError("the validation split is too small to score.")
+
+    app = CharRNNApp(broken, root=tmp_path)
+    async with app.run_test(size=(80, 24), message_hook=messages.append, notifications=True) as pilot:
+        await until(pilot, lambda: of(messages, m.TrainFailed), what="the failure")
+        await pilot.pause(0.2)
+        assert app.is_running and app.state.phase == st.FAILED
+        assert any("too small" in n.message for n in app._notifications)
+        await pilot.press("n")  # a form with a nonsense limit: a notification again
+        assert isinstance(app.screen, RunForm)
+        app.screen.query_one("#limit").value = "soon"
+        app.screen.query_one("#corpus").value = "no/such/file.txt"
+        await pilot.click("#start")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, RunForm) and any(
+            "cannot read the limit 'soon'" in n.message for n in app._notifications
+        )
+        await pilot.press("q")
+
+
+async def test_new_run_from_the_form_trains(tmp_path, corpus_file, messages):
+    app = CharRNNApp(root=tmp_path / "ck")
+    async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
+        assert app.state.phase == st.IDLE
+        await pilot.press("n")
+        form = app.screen
+        assert isinstance(form, RunForm)
+        for field, value in {"corpus": str(corpus_file), "layers": "1", "hidden": "8", "limit": "6", "name": "formrun"}.items():
+            form.query_one(f"#{field}").value = value
+        await pilot.click("#start")
+        await until(pilot, lambda: of(messages, m.TrainEnded), timeout=60, what="the run to finish")
+        ended = of(messages, m.TrainEnded)[0].event
+        assert ended.step == 6 and ended.stopped_by == "steps"
+        assert (tmp_path / "ck" / "formrun" / "last.pt").is_file()
+        await until(pilot, lambda: not app.training, what="the worker")
+        assert app.result.step == 6
+        await pilot.press("q")
+    await no_threads_left()
+
+
+async def test_explore_generates_like_charrnn_sample(tmp_path):
+    path = tiny_checkpoint(tmp_path / "tiny" / "best.pt")
+    app = CharRNNApp(root=tmp_path, explore=str(tmp_path / "tiny"), explore_seed=7)
+    async with app.run_test(size=(100, 30)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ExploreScreen)
+        await until(pilot, lambda: screen.generation is not None, what="a generation")
+        g = screen.generation
+        model, tok = checkpoint.model_from(checkpoint.load(path))
+        import torch
+
+        expect = sample_text(model, tok, SampleConfig(length=300), torch.Generator().manual_seed(7))
+        assert g.text == expect and g.seed == 7
+        assert len(g.tokens) == len(expect) and g.signals["h"].shape == (2, len(expect), 16)
+        # the prediction shown for a character is the distribution it was drawn from
+        assert all(len(top) == 8 for top in g.top[1:]) and abs(sum(p for _, p in g.top[1])) <= 1.0
+        preds = str(screen.query_one("#preds").render())
+        assert "p=" in preds
+
+        text = screen.query_one(TokenText)
+        assert text.cursor == 0
+        await pilot.press("right", "right")
+        assert screen.cursor == 2 and text.cursor == 2 and screen.query_one(Heatmap).cursor == 2
+        colours = text.levels.copy()
+        await pilot.press("down")
+        assert screen.sel_unit == 1 and not np.array_equal(colours, text.levels)
+
+        # a prime and a stop string, typed in: generation starts from the prime and stops at the string
+        await pilot.press("i")
+        screen.query_one("#prime").value = "the "
+        screen.query_one("#stop").value = "a"
+        ticket = screen.ticket
+        await pilot.press("enter")
+        await until(
+            pilot,
+            lambda: (
+                screen.ticket > ticket and screen.generation.seed == screen.seed and screen.generation.text.startswith("the ")
+            ),
+        )
+        g = screen.generation
+        assert "a" not in g.text[4:] and g.prime_len == 4 and screen.cursor == 4
+        await pilot.press("T", "k")
+        assert screen.temperature == pytest.approx(0.9) and screen.top_k == 1
+        await pilot.press("g")
+        await until(pilot, lambda: screen.generation.top_k == 1, what="a greedy generation")
+
+
+async def test_explore_reports_a_bad_prime(tmp_path):
+    tiny_checkpoint(tmp_path / "tiny" / "best.pt")
+    app = CharRNNApp(root=tmp_path, explore=str(tmp_path / "tiny"))
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        screen = app.screen
+        await until(pilot, lambda: screen.generation is not None)
+        screen.query_one("#prime").value = "€"
+        await pilot.press("g")
+        await until(pilot, lambda: any("never saw" in n.message for n in app._notifications), what="the error")
+        assert app.is_running
+
+
+async def test_help_screen_lists_the_bindings(tmp_path):
+    app = CharRNNApp(root=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = "".join(str(w.render()) for w in app.screen.query("Static"))
+        for words in ("New run", "Edit probe", "Generate", "Quit", "top-k"):
+            assert words in text
+        await pilot.press("escape")
+        assert isinstance(app.screen, TrainScreen)
+
+
+async def test_larger_terminals_show_more(tmp_path):
+    sizes = {}
+    for size in ((80, 24), (160, 50)):
+        app = CharRNNApp(root=tmp_path)
+        async with app.run_test(size=size) as pilot:
+            await pilot.press("2")
+            app.post_message(m.ProbeFrame(ProbeEvent(3, scripted_probe(3, hidden=64))))
+            await until(pilot, lambda: app.screen.probe is not None)
+            heat = app.screen.query_one(Heatmap)
+            sizes[size] = (heat.rows, heat.cols)
+    (r1, c1), (r2, c2) = sizes.values()
+    assert 6 <= r1 < r2 and 40 <= c1 < c2
+
+
+async def test_real_training_end_to_end(tmp_path, corpus_file, messages):
+    """A real tiny run in the app: loss updates and frames arrive, the view switches
+    on real activations, quitting mid-run saves a checkpoint that resumes, and no
+    thread is left behind."""
+    from charrnn.corpus import prepare
+    from charrnn.train import Trainer
+    from charrnn.tui.runs import RunRequest, factory
+
+    data = DataConfig(paths=(str(corpus_file),))
+    corpus = prepare(data, tmp_path / "ck")
+    model = ModelConfig(cell="gru", layers=2, hidden=16, embed=8)
+    tcfg = TrainConfig(seq_len=16, batch_size=4, eval_every=25, eval_tokens=256, sample_chars=20, warmup=5, steps=100_000)
+    run_dir = tmp_path / "ck" / "e2e"
+
+    app = CharRNNApp(
+        lambda sinks, stop: Trainer(model, data, tcfg, corpus, run_dir, sinks=sinks, stop=stop), root=tmp_path / "ck"
+    )
+    async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
+        await until(
+            pilot, lambda: of(messages, m.ProbeFrame) and len(of(messages, m.StepUpdate)) >= 3, timeout=60, what="training"
+        )
+        await pilot.press("2")
+        await until(pilot, lambda: app.screen.probe is not None)
+        assert app.screen.probe.acts.cell == "gru" and app.screen.probe.acts.signals["h"].shape[::2] == (2, 16)
+        await pilot.press("s")
+        assert app.screen.sel_signal == "reset" and app.screen.query_one(Heatmap).kind == "gate"
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, timeout=60, what="exit")
+    assert app.return_value is app.result and app.result.stopped_by == "interrupt"
+    assert busy_threads() == []
+    ck = checkpoint.load(run_dir / "last.pt")
+    assert ck["step"] == app.result.step > 0
+    resumed = factory(RunRequest(resume=str(run_dir), limit=str(ck["step"] + 5)), tmp_path / "ck")(
+        [], __import__("threading").Event()
+    )
+    assert resumed.step == ck["step"] and resumed.total_steps == ck["step"] + 5
+    await no_threads_left()
+
+
+async def test_open_another_checkpoint(tmp_path):
+    tiny_checkpoint(tmp_path / "one" / "best.pt")
+    tiny_checkpoint(tmp_path / "two" / "best.pt", cell="gru", seed=1)
+    app = CharRNNApp(root=tmp_path, explore=str(tmp_path / "one"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await until(pilot, lambda: screen.generation is not None)
+        assert screen.generation.cell == "lstm"
+        await pilot.press("o")
+        dialog = app.screen
+        assert [o.id for o in dialog.query_one("#runs").options] and dialog.query_one("#path").has_focus
+        dialog.query_one("#path").value = str(tmp_path / "two")
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.generation is not None and screen.generation.cell == "gru", what="the second model")
+        assert app.screen is screen and screen.explorer.path == tmp_path / "two" / "best.pt"
+        assert app.run_to_resume() == str(tmp_path / "two")

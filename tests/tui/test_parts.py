@@ -1,0 +1,153 @@
+"""The app's parts that need no running app: bridge, state, run requests, colours, drawing."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from scripted import eval_event, scripted_probe, start_event, step_event
+
+from charrnn.cli import app as cli_app
+from charrnn.errors import ConfigError
+from charrnn.telemetry import (
+    CheckpointEvent,
+    EndEvent,
+    MessageEvent,
+    ProbeEvent,
+    SampleEvent,
+)
+from charrnn.tui import colors
+from charrnn.tui import messages as m
+from charrnn.tui.bridge import Bridge
+from charrnn.tui.explore_screen import parse_stops
+from charrnn.tui.runs import RunRequest, factory, list_runs, parse_limit
+from charrnn.tui.state import ENDED, TRAINING, RunState
+from charrnn.tui.widgets import Series, braille_plot, escape, unescape
+
+
+class Target:
+    def __init__(self, fail: bool = False):
+        self.got, self.fail = [], fail
+
+    def post_message(self, message):
+        if self.fail:
+            raise RuntimeError("Event loop is closed")
+        self.got.append(message)
+        return True
+
+
+def test_bridge_turns_every_event_into_its_message(tmp_path):
+    t = Target()
+    b = Bridge(t)
+    assert b.wants_probes
+    events = [start_event(), step_event(1), eval_event(5), SampleEvent(5, "x"), CheckpointEvent(5, "p", "last"),
+              ProbeEvent(3, scripted_probe(3)), MessageEvent("warning", "w"), EndEvent(5, "steps", 1.0, None, None, None, "r")]  # fmt: skip
+    for e in events:
+        getattr(b, {"StartEvent": "on_start", "StepEvent": "on_step", "EvalEvent": "on_eval", "SampleEvent": "on_sample",
+                    "CheckpointEvent": "on_checkpoint", "ProbeEvent": "on_probe", "MessageEvent": "on_message",
+                    "EndEvent": "on_end"}[type(e).__name__])(e)  # fmt: skip
+    kinds = [type(x) for x in t.got]
+    assert kinds == [
+        m.TrainStarted,
+        m.StepUpdate,
+        m.EvalUpdate,
+        m.SampleUpdate,
+        m.CheckpointSaved,
+        m.ProbeFrame,
+        m.TrainNote,
+        m.TrainEnded,
+    ]
+    assert [x.event for x in t.got] == events
+    Bridge(Target(fail=True)).on_step(step_event(1))  # an app that is gone never breaks the training loop
+
+
+def test_a_resumed_run_brings_its_validation_curve(tmp_path):
+    (tmp_path / "metrics.jsonl").write_text(
+        '{"step": 10, "val_bpc": 3.0, "final": false}\n{"step": 20, "val_bpc": 2.5, "final": false}\n'
+        '{"step": 20, "val_bpc": 2.4, "final": true}\nnot json\n'
+    )
+    t = Target()
+    e = start_event(str(tmp_path))
+    Bridge(t).on_start(type(e)(**{**e.__dict__, "start_step": 20}))
+    assert t.got[0].history == ((10, 3.0), (20, 2.5))
+    s = RunState()
+    s.started(t.got[0].event, t.got[0].history)
+    assert s.val_pts == [(10, 3.0), (20, 2.5)] and s.best_bpc == 2.5 and s.phase == TRAINING
+
+
+def test_state_keeps_curves_in_bits_per_character():
+    s = RunState()
+    s.note("kept")
+    s.started(start_event())
+    assert s.log == [("kept", "")]  # the event log outlives a run
+    e = step_event(10)
+    s.stepped(e)
+    assert s.train_pts == [(10, pytest.approx(e.loss / math.log(2)))]  # a char model: one character per token
+    sub = type(e)(**{**e.__dict__, "chars_per_s": 2 * e.tokens_per_s})  # two characters per token
+    s.stepped(sub)
+    assert s.train_pts[-1][1] == pytest.approx(e.loss / math.log(2) / 2)
+    v0 = s.version
+    s.evaluated(eval_event(10))
+    s.ended(EndEvent(10, "steps", 1.0, None, None, None, "r"))
+    assert s.version > v0 and s.phase == ENDED and s.val_pts == [(10, eval_event(10).val_bpc)]
+
+
+def test_limits_and_requests(tmp_path):
+    assert parse_limit("") == {}
+    assert parse_limit("2,000") == {"steps": 2000, "epochs": None, "time": None}
+    assert parse_limit("3m")["time"] == "3m"
+    with pytest.raises(ConfigError, match="cannot read the limit"):
+        parse_limit("soon")
+    with pytest.raises(ConfigError, match="--layers"):
+        factory(RunRequest(layers=0), tmp_path)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "last.pt").write_bytes(b"x")
+    with pytest.raises(ConfigError, match="already holds a run"):
+        factory(RunRequest(name="taken"), tmp_path)
+    assert [r.path.name for r in list_runs(tmp_path)] == ["taken"] and list_runs(tmp_path / "none") == []
+
+
+def test_inputs_read_escapes():
+    for text in ("a\nb", "x\\ny", "tab\there", "\\", "end\n"):
+        assert unescape(escape(text)) == text
+    assert parse_stops(r"\n\n | END") == ("\n\n", "END")
+    assert parse_stops("") == ()
+
+
+def test_colour_levels_and_saturation():
+    h = np.array([-1.0, 0.0, 1.0])
+    assert colors.levels(colors.TANH, h).tolist() == [0, colors.LEVELS // 2, colors.LEVELS - 1]
+    assert colors.levels(colors.GATE, np.array([0.0, 1.0])).tolist() == [0, colors.LEVELS - 1]
+    c = np.array([-10.0, 0.0, 5.0])
+    assert colors.levels(colors.FREE, c, colors.scale_of(colors.FREE, c))[0] == 0
+    assert colors.kind_of("lstm", "forget") == colors.GATE and colors.kind_of("lstm", "c") == colors.FREE
+    assert colors.kind_of("gru", "h") == colors.TANH and colors.kind_of("rnn", "a") == colors.FREE
+    g = np.array([[0.05, 0.5], [0.95, 0.5]])  # (T, H)
+    assert colors.saturation(colors.GATE, g).tolist() == [[0.5, 0.5], [0.0, 0.0]]
+    assert colors.signals_of("lstm", ["output", "h", "c"]) == ("h", "c", "output")
+
+
+def test_braille_chart_draws_a_line_within_its_box():
+    xs = np.arange(100.0)
+    lines = braille_plot([Series("a", xs, 10 - xs / 10, "red")], width=40, height=8)
+    assert len(lines) == 8 and all(len(line.plain) <= 40 for line in lines)
+    assert lines[0].plain.lstrip().startswith("10.00┤") and "└0" in lines[-1].plain and lines[-1].plain.endswith("99")
+    dots = [line.plain[7:] for line in lines[:-1]]
+    assert dots[0][0] != "⠀" and dots[-1][-1] != "⠀"  # starts top left, ends bottom right
+    assert braille_plot([], 40, 4, empty="nothing")[0].plain == "nothing"
+    log = braille_plot([Series("g", xs, 10.0 ** -(xs / 10), "blue")], 40, 6, log_y=True)
+    assert "1e+0" in log[0].plain
+
+
+def test_tui_command_errors_are_one_line(runner):
+    r = runner.invoke(cli_app, ["tui", "somerun", "--corpus", "x.txt"])
+    assert r.exit_code == 1 and "not both" in r.output and "Traceback" not in r.output
+
+
+def test_tui_help_imports_neither_torch_nor_textual():
+    code = "import sys; from charrnn.cli import app; app(['tui', '--help'], standalone_mode=False); print('torch' in sys.modules, 'textual' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.stdout.strip().endswith("False False"), r.stdout + r.stderr

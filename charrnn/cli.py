@@ -214,11 +214,9 @@ def train(
     run(data, model, tcfg, given, name=name, out_dir=out_dir, root=checkpoints, resume=resume, quiet=quiet, tui=tui)
 
 
-# options a resumed run may change; everything else is the run's own
+# options a resumed run may change (train's parameter names); everything else is the run's own
 RESUMABLE = {"paths", "steps", "epochs", "time_", "eval_every", "eval_tokens", "final_eval_tokens", "sample_chars",
-             "save_every", "checkpoints", "quiet", "tui", "device", "precision", "threads", "resume"}  # fmt: skip
-RESUMABLE_TRAIN = ("steps", "epochs", "time", "eval_every", "eval_tokens", "final_eval_tokens", "sample_chars", "save_every",
-                   "device", "precision", "threads")  # fmt: skip
+             "save_every", "checkpoints", "quiet", "tui", "device", "precision", "threads", "resume", "out_dir"}  # fmt: skip
 
 
 def run(
@@ -233,15 +231,32 @@ def run(
     quiet: bool,
     tui: bool = False,
 ) -> None:
+    """`charrnn train` after parsing: plan the run, then train it in this process
+    (or in the TUI), joined to the other processes when torchrun started us."""
     data.validate()
     model.validate()
     tcfg.validate()
-    from . import distributed
+    from . import distributed, plan
 
+    if tui and distributed.launched():
+        raise ConfigError("--tui runs in a single process; drop it under torchrun.")
     d = distributed.init(tcfg.device)  # a no-op unless started by torchrun
     clean = False
     try:
-        _run(data, model, tcfg, given, name, out_dir, root, resume, quiet, tui, d)
+        if resume is not None:
+            fixed = sorted(given - RESUMABLE - {"name"})
+            if fixed:
+                opts = ", ".join("--" + f.rstrip("_").replace("_", "-") for f in fixed)
+                raise ConfigError(f"{opts} cannot change when resuming; a resumed run keeps its own settings.")
+            changes = {f: getattr(tcfg, f) for f in plan.RESUMABLE if (f + "_" if f == "time" else f) in given}
+            p = plan.resume_run(resume, root, changes, data.paths if "paths" in given else None, out_dir)
+        else:
+            p = plan.new_run(data, model, tcfg, root, name, out_dir, d)
+        corpus = plan.open_corpus(p, d)
+        if tui:
+            _train_in_app(p, corpus)
+        else:
+            _train_here(p, corpus, quiet, d)
         clean = True
     except RuntimeError as e:
         if not (d.active and distributed.is_peer_error(e)):
@@ -254,68 +269,21 @@ def run(
         distributed.shutdown(clean)
 
 
-def _run(
-    data: DataConfig,
-    model: ModelConfig,
-    tcfg: TrainConfig,
-    given: set[str],
-    name: str | None,
-    out_dir: Path | None,
-    root: Path,
-    resume: str | None,
-    quiet: bool,
-    tui: bool,
-    d: Any,
-) -> None:
-    from . import checkpoint, distributed
-    from .config import from_dict
-    from .corpus import factory_for, prepare
-    from .train import Trainer
+def _train_in_app(p: Any, corpus: Any) -> None:
+    from . import plan
+    from .tui.app import train_in_app
 
-    ck = None
-    if resume is not None:
-        fixed = sorted(given - RESUMABLE - {"name", "out_dir"})
-        if fixed:
-            opts = ", ".join("--" + f.rstrip("_").replace("_", "-") for f in fixed)
-            raise ConfigError(f"{opts} cannot change when resuming; a resumed run keeps its own settings.")
-        path = checkpoint.find(resume, root, prefer=checkpoint.LAST)
-        ck = checkpoint.load(path)
-        model, old_data, old = checkpoint.configs_from(ck)
-        data = DataConfig(**{**to_dict(old_data), **({"paths": data.paths} if "paths" in given else {})})
-        changed = {f: getattr(tcfg, f) for f in RESUMABLE_TRAIN if (f + "_" if f == "time" else f) in given}
-        if changed.keys() & {"steps", "epochs", "time"}:  # new limits replace the old ones together
-            changed.update(steps=tcfg.steps, epochs=tcfg.epochs, time=tcfg.time)
-        tcfg = from_dict(TrainConfig, {**to_dict(old), **changed})
-        run_dir = out_dir or path.parent
-    else:
-        stem = Path(data.paths[0]).stem or "corpus"
-        run_dir = out_dir or root / (name or f"{stem}-{model.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
-        run_dir = distributed.broadcast(d, run_dir)  # one name for all ranks, whatever their clocks say
-        if (run_dir / checkpoint.LAST).exists():
-            raise ConfigError(f"{run_dir} already holds a run; pass --resume {run_dir} to continue it, or another --name.")
+    # The app owns the training thread, its sinks and its stop event.
+    result = train_in_app(lambda sinks, stop: plan.trainer(p, sinks, stop, corpus), root=p.root)
+    if result is not None:
+        how = "stopped" if result.stopped_by == "interrupt" else "done"
+        out.print(f"{how} at step {result.step:,}; checkpoints in {result.run_dir} (continue: charrnn train --resume {result.run_dir})")
+    if result is not None and result.stopped_by == "interrupt":
+        raise typer.Exit(130)
 
-    factory, spec = factory_for(data)
-    tok = None if ck is None else checkpoint.model_from(ck)[1]
-    if not d.main:
-        distributed.barrier(d)  # rank 0 encodes the corpus once; the others open its cache
-    corpus = prepare(data, root, tokenizer=tok, factory=factory, tok_spec=spec)
-    if d.main:
-        distributed.barrier(d)
-    if tui and d.active:
-        raise ConfigError("--tui runs in a single process; drop it under torchrun.")
-    if tui:
-        from .tui.app import train_in_app
 
-        # The app owns the training thread, its sinks and its stop event.
-        result = train_in_app(
-            lambda sinks, stop: Trainer(model, data, tcfg, corpus, run_dir, sinks=sinks, stop=stop, resume=ck), root=root
-        )
-        if result is not None:
-            how = "stopped" if result.stopped_by == "interrupt" else "done"
-            out.print(f"{how} at step {result.step:,}; checkpoints in {result.run_dir} (continue: charrnn train --resume {result.run_dir})")
-        if result is not None and result.stopped_by == "interrupt":
-            raise typer.Exit(130)
-        return
+def _train_here(p: Any, corpus: Any, quiet: bool, d: Any) -> None:
+    from . import plan
 
     console = err if quiet else out
     from .console import PlainSink, RichSink
@@ -334,7 +302,7 @@ def _run(
         if d.main:
             console.print("[yellow]stopping: saving a checkpoint (Ctrl-C again to quit at once)[/]")
 
-    trainer = Trainer(model, data, tcfg, corpus, run_dir, sinks=[sink], stop=stop, resume=ck, dist=d)
+    trainer = plan.trainer(p, [sink], stop, corpus, d)
     old_int = signal.signal(signal.SIGINT, on_signal)
     old_term = signal.signal(signal.SIGTERM, on_signal)
     try:

@@ -255,7 +255,7 @@ class Trainer:
         if self._done()[0] not in (None, "interrupt"):
             raise ConfigError(
                 f"this run already reached its limit at step {self.step}; "
-                "pass a larger --steps, --epochs or --time to train further."
+                "give it a larger limit (--steps, --epochs or --time) to train further."
             )
         if self.dist.main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
@@ -300,7 +300,7 @@ class Trainer:
                     self.scaler.update()
                 else:
                     self.optimizer.step()
-                self.state = tuple(s.detach() for s in state)
+                self.state = tuple(s.detach().float() for s in state)  # carried in fp32, whatever autocast did
                 loss_sum += torch.nan_to_num(loss.detach(), nan=0.0, posinf=0.0)
                 loss_n += 1
                 bad = 0

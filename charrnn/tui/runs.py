@@ -10,20 +10,11 @@ run keeps its own settings except its stopping limit.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import (
-    DEFAULT_CORPUS,
-    DataConfig,
-    ModelConfig,
-    TrainConfig,
-    from_dict,
-    parse_duration,
-    to_dict,
-)
+from ..config import DEFAULT_CORPUS, DataConfig, ModelConfig, TrainConfig, parse_duration
 from ..errors import ConfigError
 
 TrainerFactory = Callable[[list[Any], threading.Event], Any]  # (sinks, stop) -> train.Trainer
@@ -62,43 +53,21 @@ def parse_limit(text: str) -> dict[str, Any]:
 
 def factory(req: RunRequest, root: Path) -> TrainerFactory:
     """Check the request now; build the trainer later, in the worker."""
+    from .. import plan
+
     limit = parse_limit(req.limit)
     if req.resume:
-        return _resume(req.resume, root, limit, req.device)
-    data = DataConfig(paths=tuple(p for p in req.corpus if p.strip()) or (DEFAULT_CORPUS,)).validate()
-    model = ModelConfig(cell=req.cell, layers=req.layers, hidden=req.hidden).validate()
-    tcfg = TrainConfig(**{k: v for k, v in limit.items() if k in ("steps", "time")}, device=req.device).validate()
-    stem = Path(data.paths[0]).stem or "corpus"
-    run_dir = Path(root) / (req.name or f"{stem}-{model.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if (run_dir / "last.pt").exists():
-        raise ConfigError(f"{run_dir} already holds a run; resume it, or choose another name.")
+        target = req.resume
 
-    def make(sinks: list[Any], stop: threading.Event) -> Any:
-        from ..corpus import factory_for, prepare
-        from ..train import Trainer
+        def resume(sinks: list[Any], stop: threading.Event) -> Any:
+            return plan.trainer(plan.resume_run(target, root, {**limit, "device": req.device}), sinks, stop)
 
-        tok_factory, spec = factory_for(data)
-        corpus = prepare(data, root, factory=tok_factory, tok_spec=spec)
-        return Trainer(model, data, tcfg, corpus, run_dir, sinks=sinks, stop=stop)
-
-    return make
-
-
-def _resume(target: str, root: Path, limit: dict[str, Any], device: str) -> TrainerFactory:
-    def make(sinks: list[Any], stop: threading.Event) -> Any:
-        from .. import checkpoint
-        from ..corpus import factory_for, prepare
-        from ..train import Trainer
-
-        path = checkpoint.find(target, root, prefer=checkpoint.LAST)
-        ck = checkpoint.load(path)
-        model, data, old = checkpoint.configs_from(ck)
-        tcfg = from_dict(TrainConfig, {**to_dict(old), **limit, "device": device})
-        tok_factory, spec = factory_for(data)
-        corpus = prepare(data, root, tokenizer=checkpoint.model_from(ck, path)[1], factory=tok_factory, tok_spec=spec)
-        return Trainer(model, data, tcfg, corpus, path.parent, sinks=sinks, stop=stop, resume=ck)
-
-    return make
+        return resume
+    data = DataConfig(paths=tuple(p for p in req.corpus if p.strip()) or (DEFAULT_CORPUS,))
+    model = ModelConfig(cell=req.cell, layers=req.layers, hidden=req.hidden)
+    tcfg = TrainConfig(**{k: v for k, v in limit.items() if k in ("steps", "time")}, device=req.device)
+    p = plan.new_run(data, model, tcfg, root, req.name)
+    return lambda sinks, stop: plan.trainer(p, sinks, stop)
 
 
 @dataclass(frozen=True)

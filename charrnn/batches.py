@@ -13,7 +13,7 @@ the offset comes from (seed, epoch) alone, so a resumed run sees the same batche
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from .errors import CorpusError
 
 @dataclass
 class StreamBatcher:
-    ids: np.ndarray  # (N,) training ids (a memmap)
+    ids: Any  # (N,) training ids: a TokenFile or an array
     batch_size: int  # B: rows on this rank
     seq_len: int  # T
     seed: int = 0
@@ -61,7 +61,7 @@ class StreamBatcher:
         return chunk[:, :-1], chunk[:, 1:]
 
 
-def eval_batches(ids: np.ndarray, max_tokens: int, streams: int, seq_len: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+def eval_batches(ids: Any, max_tokens: int, streams: int, seq_len: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Validation in carried-state streams, the way char-rnn scores a split.
 
     When the split fits in `max_tokens`, `streams` contiguous streams cover all of

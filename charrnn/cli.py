@@ -195,7 +195,7 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.", rich_help_panel=P_OUT)] = False,
     tui: Annotated[bool, typer.Option("--tui", help="Watch training in the interactive terminal app.", rich_help_panel=P_OUT)] = False,
     device: Annotated[Device, typer.Option(help="Where to train.", rich_help_panel=P_HW)] = Device(TC.device),
-    precision: Annotated[Precision, typer.Option(help="fp32, or bf16 / fp16 autocast.", rich_help_panel=P_HW)] = Precision(TC.precision),
+    precision: Annotated[Precision, typer.Option(help="auto: bf16 autocast on GPUs and on CPUs with native bf16, else fp32; or fp32, bf16, fp16 (CUDA).", rich_help_panel=P_HW)] = Precision(TC.precision),
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: torch's choice).", rich_help_panel=P_HW)] = TC.threads,
 ) -> None:
     """Train a character-level RNN, LSTM or GRU language model."""

@@ -66,7 +66,7 @@ class ModelConfig:
     layers: int = 2
     hidden: int = 256
     embed: int = 64
-    dropout: float = 0.0
+    dropout: float = 0.1
     vocab_size: int = 0  # set from the tokenizer
 
     def validate(self) -> "ModelConfig":
@@ -122,12 +122,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seq_len: int = 64
+    seq_len: int = 32
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 3e-3
     min_lr: float = 2e-4
     warmup: int = 50
-    weight_decay: float = 0.01
+    weight_decay: float = 0.1
     clip: float = 1.0
     steps: int | None = None
     epochs: float | None = None
@@ -140,7 +140,7 @@ class TrainConfig:
     doc_state: str = DocState.reset.value
     seed: int = 1337
     device: str = Device.auto.value
-    precision: str = Precision.fp32.value
+    precision: str = Precision.auto.value
     threads: int | None = None
     max_bad_steps: int = 5  # non-finite losses in a row before the run stops
 

@@ -54,7 +54,7 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "lr": t.get("lr"),
         "limits": {k: t.get(k) for k in ("steps", "epochs", "time")},
         "device_trained_on": ck.get("trained_on", t.get("device")),
-        "precision": t.get("precision"),
+        "precision": ck.get("trained_precision", t.get("precision")),
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ class MessageEvent:
 
 @dataclass(frozen=True)
 class ProbeEvent:
-    """Activations of the model on a probe text (see inspect.py)."""
+    """Activations of the model on a probe text (see probe.py)."""
 
     step: int
     payload: Any = field(default=None)
@@ -112,19 +112,10 @@ class EndEvent:
     run_dir: str
 
 
-class Sink(Protocol):
-    def on_start(self, e: StartEvent) -> None: ...
-    def on_step(self, e: StepEvent) -> None: ...
-    def on_eval(self, e: EvalEvent) -> None: ...
-    def on_sample(self, e: SampleEvent) -> None: ...
-    def on_checkpoint(self, e: CheckpointEvent) -> None: ...
-    def on_probe(self, e: ProbeEvent) -> None: ...
-    def on_message(self, e: MessageEvent) -> None: ...
-    def on_end(self, e: EndEvent) -> None: ...
-
-
 class BaseSink:
-    """A sink that ignores everything; subclasses override what they show."""
+    """The interface of a sink, ignoring everything: a sink overrides what it shows.
+    The loop calls these from its own thread; a sink that draws elsewhere hands
+    the (frozen) event over rather than drawing here."""
 
     def on_start(self, e: StartEvent) -> None: ...
     def on_step(self, e: StepEvent) -> None: ...

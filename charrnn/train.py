@@ -156,6 +156,7 @@ class Trainer:
             "data_config": to_dict(self.data_cfg),
             "train_config": to_dict(self.cfg),
             "trained_on": str(self.device),
+            "trained_precision": precision_name(self.amp),  # what --precision auto chose
             "tokenizer": self.tok.to_state(),
             "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),

@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from charrnn import corpus as corpus_mod
+from charrnn import reading as reading_mod
 from charrnn.config import DataConfig
-from charrnn.corpus import iter_corpus, prepare, resolve_files, token_dtype
+from charrnn.corpus import prepare, token_dtype
+from charrnn.tokenfile import TokenFile
+from charrnn.reading import iter_corpus, resolve_files
 from charrnn.errors import CorpusError
 from charrnn.tokenizer import EOS_CHAR, CharTokenizer
 
@@ -19,14 +21,14 @@ def test_bom_dropped_and_newlines_normalised(tmp_path):
 
 
 def test_crlf_split_across_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus_mod, "CHUNK_BYTES", 4)
+    monkeypatch.setattr(reading_mod, "CHUNK_BYTES", 4)
     p = tmp_path / "a.txt"
     p.write_bytes(b"abc\r\ndef\r\r\nghi\r")
     assert text_of([p]) == "abc\ndef\n\nghi\n"
 
 
 def test_multibyte_characters_across_chunks(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus_mod, "CHUNK_BYTES", 3)
+    monkeypatch.setattr(reading_mod, "CHUNK_BYTES", 3)
     text = "añb€c😀d\n"
     p = tmp_path / "a.txt"
     p.write_text(text, encoding="utf-8")
@@ -34,7 +36,7 @@ def test_multibyte_characters_across_chunks(tmp_path, monkeypatch):
 
 
 def test_invalid_utf8_names_file_and_byte_offset(tmp_path, monkeypatch):
-    monkeypatch.setattr(corpus_mod, "CHUNK_BYTES", 7)
+    monkeypatch.setattr(reading_mod, "CHUNK_BYTES", 7)
     p = tmp_path / "bad.txt"
     p.write_bytes(b"hello world, caf\xe9 au lait\n")
     with pytest.raises(CorpusError) as e:
@@ -118,7 +120,7 @@ def test_prepare_split_cache_and_dtype(tmp_path, corpus_file):
     cfg = DataConfig(paths=(str(corpus_file),))
     c = prepare(cfg, tmp_path / "ck")
     text = corpus_file.read_text()
-    assert not c.cached and c.ids.dtype == np.uint8 and isinstance(c.ids, np.memmap)
+    assert not c.cached and c.ids.dtype == np.uint8 and isinstance(c.ids, TokenFile)
     assert c.tokenizer.decode(c.train) + c.tokenizer.decode(c.val) == text
     assert c.chars_val == round(len(text) * 0.1) and c.split_by == "position"
     again = prepare(cfg, tmp_path / "ck")

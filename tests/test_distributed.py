@@ -58,7 +58,8 @@ def test_two_processes_train_and_the_checkpoint_samples_alone(tmp_path, corpus):
 
 def test_two_ranks_of_b_equal_one_rank_of_2b(tmp_path, corpus):
     """One optimizer step: 2 processes x batch B reach the same parameters as one process x 2B."""
-    common = [str(corpus), *MODEL, "--steps", "2", "--eval-every", "100", "--final-eval-tokens", "64", "--seed", "3"]
+    # no dropout (its masks differ by rank) and fp32 (bf16 rounds the two reductions differently)
+    common = [str(corpus), *MODEL, "--dropout", "0", "--precision", "fp32", "--steps", "2", "--eval-every", "100", "--final-eval-tokens", "64", "--seed", "3"]
     a = torchrun(tmp_path, 2, *common, "--batch-size", "3", "--out", "two")
     b = single(tmp_path, *common, "--batch-size", "6", "--out", "one")
     assert a.returncode == 0, a.stderr[-3000:]

@@ -18,7 +18,8 @@ from charrnn import checkpoint
 from charrnn import sample as sample_mod
 from charrnn.cli import app
 from charrnn.config import DataConfig, ModelConfig, SampleConfig
-from charrnn.corpus import factory_for, iter_corpus, prepare, resolve_files
+from charrnn.corpus import factory_for, prepare
+from charrnn.reading import iter_corpus, resolve_files
 from charrnn.errors import CheckpointError, UnknownCharactersError
 from charrnn.model import CharRNN
 from charrnn.sample import generate, sample_text

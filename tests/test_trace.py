@@ -205,7 +205,7 @@ def book_rnn(U, W, b, Vw, c, xs, ys, h0, weights):
 
 def rnn_with_identity_embedding(V_=7, H_=5):
     """embed == vocab with an identity embedding: x(t) is the one-hot e_x(t), as in the book."""
-    m = CharRNN(ModelConfig(cell="rnn", layers=1, hidden=H_, embed=V_, vocab_size=V_)).double()
+    m = CharRNN(ModelConfig(cell="rnn", layers=1, hidden=H_, embed=V_, vocab_size=V_, dropout=0.0)).double()
     with torch.no_grad():
         m.embed.weight.copy_(torch.eye(V_, dtype=torch.float64))
         m.head.weight.normal_(0, 0.7)  # larger than the near-zero init, so every term matters

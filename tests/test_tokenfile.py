@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+
+from charrnn.batches import StreamBatcher, eval_batches
+from charrnn.tokenfile import TokenFile
+
+
+@pytest.fixture(params=[np.uint8, np.uint16, np.uint32])
+def pair(request, tmp_path):
+    """The same ids as a numpy array and as a TokenFile over a file that holds them."""
+    a = np.random.default_rng(0).integers(0, 250, 5_000).astype(request.param)
+    path = tmp_path / "ids.bin"
+    a.tofile(path)
+    return a, TokenFile(path, a.dtype, len(a))
+
+
+def test_reads_like_the_array(pair):
+    a, f = pair
+    assert len(f) == len(a) and f.dtype == a.dtype and f.shape == a.shape
+    np.testing.assert_array_equal(np.asarray(f), a)
+    assert f[0] == a[0] and f[-1] == a[-1] and f[1234] == a[1234]
+    for s in (slice(10, 300), slice(None, 7), slice(4_990, None), slice(100, 50), slice(-20, None), slice(0, 100, 3)):
+        np.testing.assert_array_equal(np.asarray(f[s]), a[s])
+    view = f[1000:2000][100:200]  # a view of a view reads the right range
+    np.testing.assert_array_equal(np.asarray(view), a[1100:1200])
+    assert view[-1] == a[1199] and list(view)[:3] == list(a[1100:1103])
+    np.testing.assert_array_equal(f.astype(np.int64), a.astype(np.int64))
+
+
+def test_index_arrays(pair):
+    a, f = pair
+    windows = np.array([0, 700, 4_000])[:, None] + np.arange(65)[None, :]  # rows of consecutive positions
+    np.testing.assert_array_equal(f[windows], a[windows])
+    scattered = np.array([[5, 3, 4_999], [0, 0, 17]])
+    np.testing.assert_array_equal(f[scattered], a[scattered])
+    np.testing.assert_array_equal(f[200:400][np.array([0, 199, -1])], a[200:400][np.array([0, 199, -1])])
+    assert f[np.zeros((0, 4), dtype=np.int64)].shape == (0, 4)
+
+
+def test_out_of_bounds_is_an_index_error(pair):
+    _, f = pair
+    for bad in (5_000, -5_001):
+        with pytest.raises(IndexError):
+            f[bad]
+    with pytest.raises(IndexError):
+        f[np.array([[4_990, 5_000]])]
+    with pytest.raises(IndexError):
+        f[10:20][10]
+    with pytest.raises(IndexError):
+        f[np.array([0.5])]
+
+
+def test_batches_and_evaluation_streams_match_the_array(pair):
+    a, f = pair
+    for ids_a, ids_f in ((a, f), (a[:4_000], f[:4_000])):
+        ba, bf = StreamBatcher(ids_a, 4, 16, seed=3), StreamBatcher(ids_f, 4, 16, seed=3)
+        for epoch, i in ((0, 0), (1, 5), (2, ba.steps_per_epoch - 1)):
+            for xa, xf in zip(ba.batch(epoch, i), bf.batch(epoch, i)):
+                np.testing.assert_array_equal(xa, xf)
+        for (xa, ya), (xf, yf) in zip(eval_batches(ids_a, 1_000, 4, 16), eval_batches(ids_f, 1_000, 4, 16), strict=True):
+            np.testing.assert_array_equal(xa, xf)
+            np.testing.assert_array_equal(ya, yf)

@@ -19,6 +19,8 @@ import numpy as np
 
 from .errors import CorpusError
 
+BLOCK = 64  # training steps whose windows are read together
+
 
 @dataclass
 class StreamBatcher:
@@ -43,6 +45,9 @@ class StreamBatcher:
         first = self.rank * B
         self.starts = (np.arange(first, first + B, dtype=np.int64) * self.stream_len)[:, None]  # (B, 1)
         self.window = np.arange(T + 1, dtype=np.int64)[None, :]  # (1, T+1)
+        self._offsets: dict[int, int] = {}
+        self._block_key: tuple[int, int] | None = None
+        self._block = np.zeros((0, 0), dtype=np.int64)
 
     @property
     def tokens_per_step(self) -> int:
@@ -52,13 +57,29 @@ class StreamBatcher:
     def offset(self, epoch: int) -> int:
         if self.slack == 0:
             return 0
-        return int(np.random.default_rng([self.seed, epoch]).integers(0, self.slack + 1))
+        if epoch not in self._offsets:
+            self._offsets[epoch] = int(np.random.default_rng([self.seed, epoch]).integers(0, self.slack + 1))
+        return self._offsets[epoch]
 
     def batch(self, epoch: int, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """x, y (B, T) int64: inputs and the next-token targets (teacher forcing)."""
-        at = self.starts + self.offset(epoch) + i * self.seq_len + self.window  # (B, T+1)
-        chunk = np.asarray(self.ids[at], dtype=np.int64)
-        return chunk[:, :-1], chunk[:, 1:]
+        """x, y (B, T) int64: inputs and the next-token targets (teacher forcing).
+
+        The windows of BLOCK steps are read at once, one read per row, and served
+        from memory: the ids stay on disk, and a step costs no system call."""
+        T = self.seq_len
+        first = i - i % BLOCK
+        n = min(BLOCK, self.steps_per_epoch - first)
+        if n <= 0:  # past the epoch's last full window: read this one alone
+            at = self.starts + self.offset(epoch) + i * T + self.window  # (B, T+1)
+            chunk = np.asarray(self.ids[at], dtype=np.int64)
+            return chunk[:, :-1], chunk[:, 1:]
+        if self._block_key != (epoch, first):
+            at = self.starts + self.offset(epoch) + first * T + np.arange(n * T + 1, dtype=np.int64)[None, :]  # (B, nT+1)
+            self._block = np.asarray(self.ids[at], dtype=np.int64)
+            self._block_key = (epoch, first)
+        j = (i - first) * T
+        chunk = self._block[:, j : j + T + 1]  # (B, T+1), a view; the block is never written
+        return np.ascontiguousarray(chunk[:, :-1]), np.ascontiguousarray(chunk[:, 1:])
 
 
 def eval_batches(ids: Any, max_tokens: int, streams: int, seq_len: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:

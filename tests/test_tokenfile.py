@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from charrnn.batches import StreamBatcher, eval_batches
+from charrnn.batches import BLOCK, StreamBatcher, eval_batches
 from charrnn.tokenfile import TokenFile
 
 
@@ -60,3 +60,19 @@ def test_batches_and_evaluation_streams_match_the_array(pair):
         for (xa, ya), (xf, yf) in zip(eval_batches(ids_a, 1_000, 4, 16), eval_batches(ids_f, 1_000, 4, 16), strict=True):
             np.testing.assert_array_equal(xa, xf)
             np.testing.assert_array_equal(ya, yf)
+
+
+def test_block_reads_serve_every_window_in_any_order(pair):
+    """Batches come from blocks of BLOCK steps read at once; in order, backwards or
+    jumping (a resumed run), each is the window the streams define."""
+    a, f = pair
+    b = StreamBatcher(f, 3, 5, seed=1)
+    assert b.steps_per_epoch > 2 * BLOCK
+    order = [*range(b.steps_per_epoch), *reversed(range(0, b.steps_per_epoch, 7)), BLOCK - 1, BLOCK, 2 * BLOCK + 3]
+    for epoch in (0, 1):
+        for i in order:
+            at = b.starts + b.offset(epoch) + i * 5 + np.arange(6)[None, :]
+            x, y = b.batch(epoch, i)
+            np.testing.assert_array_equal(x, a[at][:, :-1])
+            np.testing.assert_array_equal(y, a[at][:, 1:])
+            assert x.dtype == np.int64 and x.flags.c_contiguous

@@ -222,7 +222,10 @@ async def test_explore_generates_like_charrnn_sample(tmp_path):
             ),
         )
         g = screen.generation
-        assert "a" not in g.text[4:] and g.prime_len == 4 and screen.cursor == 4
+        assert "a" not in g.text[4:] and g.prime_len == 4
+        # the cursor lands on the first generated character; on the prime's last when
+        # the first one drawn was the stop string (the seed is new at every enter)
+        assert screen.cursor == min(4, len(g.tokens) - 1)
         await pilot.press("T", "k")
         assert screen.temperature == pytest.approx(0.9) and screen.top_k == 1
         await pilot.press("g")

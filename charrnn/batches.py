@@ -44,7 +44,6 @@ class StreamBatcher:
         self.slack = self.stream_len - 1 - self.steps_per_epoch * T  # in [0, T)
         first = self.rank * B
         self.starts = (np.arange(first, first + B, dtype=np.int64) * self.stream_len)[:, None]  # (B, 1)
-        self.window = np.arange(T + 1, dtype=np.int64)[None, :]  # (1, T+1)
         self._offsets: dict[int, int] = {}
         self._block_key: tuple[int, int] | None = None
         self._block = np.zeros((0, 0), dtype=np.int64)
@@ -67,12 +66,10 @@ class StreamBatcher:
         The windows of BLOCK steps are read at once, one read per row, and served
         from memory: the ids stay on disk, and a step costs no system call."""
         T = self.seq_len
+        if not 0 <= i < self.steps_per_epoch:
+            raise IndexError(f"batch {i} of an epoch of {self.steps_per_epoch}")
         first = i - i % BLOCK
         n = min(BLOCK, self.steps_per_epoch - first)
-        if n <= 0:  # past the epoch's last full window: read this one alone
-            at = self.starts + self.offset(epoch) + i * T + self.window  # (B, T+1)
-            chunk = np.asarray(self.ids[at], dtype=np.int64)
-            return chunk[:, :-1], chunk[:, 1:]
         if self._block_key != (epoch, first):
             at = self.starts + self.offset(epoch) + first * T + np.arange(n * T + 1, dtype=np.int64)[None, :]  # (B, nT+1)
             self._block = np.asarray(self.ids[at], dtype=np.int64)

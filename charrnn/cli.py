@@ -33,6 +33,7 @@ from .config import (
     DEFAULT_CORPUS,
     DEFAULT_SPM_VOCAB,
     DEFAULT_TIME,
+    RESUMABLE as RESUMABLE_SETTINGS,
     Cell,
     DataConfig,
     Device,
@@ -214,9 +215,9 @@ def train(
     run(data, model, tcfg, given, name=name, out_dir=out_dir, root=checkpoints, resume=resume, quiet=quiet, tui=tui)
 
 
-# options a resumed run may change (train's parameter names); everything else is the run's own
-RESUMABLE = {"paths", "steps", "epochs", "time_", "eval_every", "eval_tokens", "final_eval_tokens", "sample_chars",
-             "save_every", "checkpoints", "quiet", "tui", "device", "precision", "threads", "resume", "out_dir"}  # fmt: skip
+# train's parameters a resumed run may change: the settings in config.RESUMABLE
+# (`--time` is the parameter time_), where the corpus now lies, and how to show it
+RESUMABLE = {"time_" if f == "time" else f for f in RESUMABLE_SETTINGS} | {"paths", "checkpoints", "quiet", "tui", "resume", "out_dir"}
 
 
 def run(
@@ -248,7 +249,7 @@ def run(
             if fixed:
                 opts = ", ".join("--" + f.rstrip("_").replace("_", "-") for f in fixed)
                 raise ConfigError(f"{opts} cannot change when resuming; a resumed run keeps its own settings.")
-            changes = {f: getattr(tcfg, f) for f in plan.RESUMABLE if (f + "_" if f == "time" else f) in given}
+            changes = {f: getattr(tcfg, f) for f in RESUMABLE_SETTINGS if (f + "_" if f == "time" else f) in given}
             p = plan.resume_run(resume, root, changes, data.paths if "paths" in given else None, out_dir)
         else:
             p = plan.new_run(data, model, tcfg, root, name, out_dir, d)

@@ -223,6 +223,12 @@ class SampleConfig:
         return self
 
 
+# TrainConfig fields a resumed run may change (everything else is the run's own);
+# the limits change together: a new one replaces all the old ones
+RESUMABLE = ("steps", "epochs", "time", "eval_every", "eval_tokens", "final_eval_tokens", "sample_chars", "save_every",
+             "device", "precision", "threads")  # fmt: skip
+LIMITS = ("steps", "epochs", "time")
+
 DEFAULT_TIME = "3m"
 DEFAULT_SPM_VOCAB = 1024  # --tokenizer spm without --vocab-size; lowered (and said so) for small corpora
 DEFAULT_CHECKPOINTS = "checkpoints"

@@ -51,7 +51,7 @@ def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if device.type == "cpu" and cpu_has_native_bf16():
-            return torch.bfloat16  # 2-2.5x the fp32 throughput here (bench/RESULTS.md)
+            return torch.bfloat16  # 1.1-1.8x the fp32 throughput here, by sequence length (bench/RESULTS.md)
         return None
     if name == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA GPU; use bf16 or fp32 on this device.")

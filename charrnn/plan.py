@@ -15,13 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from . import checkpoint, distributed
-from .config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from .config import LIMITS, RESUMABLE, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .errors import ConfigError
-
-# TrainConfig fields a resumed run may change; the limits change together
-RESUMABLE = ("steps", "epochs", "time", "eval_every", "eval_tokens", "final_eval_tokens", "sample_chars", "save_every",
-             "device", "precision", "threads")  # fmt: skip
-LIMITS = ("steps", "epochs", "time")
 
 
 @dataclass(frozen=True)

@@ -76,3 +76,6 @@ def test_block_reads_serve_every_window_in_any_order(pair):
             np.testing.assert_array_equal(x, a[at][:, :-1])
             np.testing.assert_array_equal(y, a[at][:, 1:])
             assert x.dtype == np.int64 and x.flags.c_contiguous
+    for bad in (-1, b.steps_per_epoch):  # the trainer wraps to the next epoch before this
+        with pytest.raises(IndexError):
+            b.batch(0, bad)

@@ -35,7 +35,8 @@ class RunRequest:
 
 
 def parse_limit(text: str) -> dict[str, Any]:
-    """'2000' -> {'steps': 2000}, '3m' -> {'time': '3m'}, '' -> {}."""
+    """'2000' -> {'steps': 2000}, '3m' -> {'time': '3m'}, '' -> {} (a resumed run's
+    new limit replaces all its old ones: plan.resume_run)."""
     s = text.strip()
     if not s:
         return {}
@@ -43,12 +44,12 @@ def parse_limit(text: str) -> dict[str, Any]:
         n = int(s.replace("_", "").replace(",", ""))
         if n <= 0:
             raise ConfigError("the step limit must be a whole number > 0.")
-        return {"steps": n, "epochs": None, "time": None}
+        return {"steps": n}
     try:
         parse_duration(s)
     except ConfigError:
         raise ConfigError(f"cannot read the limit {s!r}: give a number of steps (2000) or a time (90s, 3m, 1h30m).") from None
-    return {"steps": None, "epochs": None, "time": s}
+    return {"time": s}
 
 
 def factory(req: RunRequest, root: Path) -> TrainerFactory:
@@ -65,7 +66,7 @@ def factory(req: RunRequest, root: Path) -> TrainerFactory:
         return resume
     data = DataConfig(paths=tuple(p for p in req.corpus if p.strip()) or (DEFAULT_CORPUS,))
     model = ModelConfig(cell=req.cell, layers=req.layers, hidden=req.hidden)
-    tcfg = TrainConfig(**{k: v for k, v in limit.items() if k in ("steps", "time")}, device=req.device)
+    tcfg = TrainConfig(**limit, device=req.device)
     p = plan.new_run(data, model, tcfg, root, req.name)
     return lambda sinks, stop: plan.trainer(p, sinks, stop)
 

@@ -26,7 +26,7 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
 
 def cpu_has_native_bf16() -> bool:
     """Does this CPU compute in bfloat16 natively (AVX512-BF16 or AMX)? Without it,
-    oneDNN emulates bf16 and autocast is slower than fp32."""
+    oneDNN emulates bf16, and autocast is not expected to beat fp32."""
     cpu = getattr(torch, "cpu", None)
     for probe in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
         fn = getattr(cpu, probe, None)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from charrnn.batches import StreamBatcher, eval_batches
+from charrnn.data.batches import StreamBatcher, eval_batches
 from charrnn.errors import CorpusError
 
 

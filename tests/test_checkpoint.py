@@ -8,11 +8,11 @@ import time
 import pytest
 import torch
 
-from charrnn import checkpoint
+from charrnn.training import checkpoint
 from charrnn.config import ModelConfig, to_dict
 from charrnn.errors import CheckpointError
-from charrnn.model import CharRNN
-from charrnn.tokenizer import CharTokenizer
+from charrnn.models.lm import CharRNN
+from charrnn.data.tokenizer import CharTokenizer
 
 
 def payload(tok=None):
@@ -107,7 +107,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path):
         f"""
         import resource, signal, sys, torch
         sys.path.insert(0, {str(os.getcwd())!r})
-        from charrnn import checkpoint
+        from charrnn.training import checkpoint
         from charrnn.errors import CheckpointError
         ck = checkpoint.load({str(tmp_path / "last.pt")!r})
         ck["model"] = {{k: torch.randn(4096) if k == "head.bias" else v for k, v in ck["model"].items()}}

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from charrnn import checkpoint
+from charrnn.training import checkpoint
 from conftest import TINY, no_traceback
 
 

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from charrnn import sample as sample_mod
+from charrnn.tasks import generate as sample_mod
 from charrnn.config import ModelConfig, SampleConfig
 from charrnn.errors import UnknownCharactersError
-from charrnn.model import CharRNN
-from charrnn.sample import generate, pick, sample_text
-from charrnn.tokenizer import CharTokenizer
+from charrnn.models.lm import CharRNN
+from charrnn.tasks.generate import generate, pick, sample_text
+from charrnn.data.tokenizer import CharTokenizer
 
 
 def model_for(tok, cell="lstm"):

@@ -14,17 +14,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from charrnn import checkpoint
-from charrnn import sample as sample_mod
+from charrnn.training import checkpoint
+from charrnn.tasks import generate as sample_mod
 from charrnn.cli import app
 from charrnn.config import DataConfig, ModelConfig, SampleConfig
-from charrnn.corpus import factory_for, prepare
-from charrnn.reading import iter_corpus, resolve_files
+from charrnn.data.corpus import factory_for, prepare
+from charrnn.data.reading import iter_corpus, resolve_files
 from charrnn.errors import CheckpointError, UnknownCharactersError
-from charrnn.model import CharRNN
-from charrnn.sample import generate, sample_text
-from charrnn.spm import SentencePieceTokenizer, coverage
-from charrnn.tokenizer import EOS_CHAR, tokenizer_from_state
+from charrnn.models.lm import CharRNN
+from charrnn.tasks.generate import generate, sample_text
+from charrnn.data.spm import SentencePieceTokenizer, coverage
+from charrnn.data.tokenizer import EOS_CHAR, tokenizer_from_state
 from conftest import TINY, WORDS
 from test_cli import one_line_error
 
@@ -311,7 +311,7 @@ def test_clear_errors(runner, workdir, lines, args, fragments):
 def test_help_and_char_models_never_import_sentencepiece():
     code = (
         "import sys; from charrnn.cli import app; app(['train', '--help'], standalone_mode=False); "
-        "import charrnn.corpus, charrnn.checkpoint; print('sentencepiece' in sys.modules)"
+        "import charrnn.data.corpus, charrnn.training.checkpoint; print('sentencepiece' in sys.modules)"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip().endswith("False"), r.stdout + r.stderr
@@ -324,7 +324,7 @@ def test_sentencepiece_training_prints_nothing(tmp_path, capfd):
 
 
 def test_inspector_reads_pieces(tok):
-    from charrnn.probe import activations
+    from charrnn.inspect.trace import activations
 
     text = "the 你 cat"
     acts = activations(tiny_model(tok), tok, text)

@@ -15,24 +15,22 @@ import numpy as np
 from rich.color import Color
 from rich.style import Style
 
-from ..cells import CELLS
+from ..inspect.stats import fractions
+from ..models import registry
+from ..models.registry import FREE, GATE, TANH
 
 LEVELS = 33
-TANH, GATE, FREE = "tanh", "gate", "free"
-_BOUNDED_TANH = {"h", "candidate", "new"}
 
 
 def kind_of(cell: str, signal: str) -> str:
-    spec = CELLS.get(cell)
-    if spec is not None and signal in spec.gates:
-        return GATE
-    return TANH if signal in _BOUNDED_TANH else FREE
+    """The colour scale of a signal: its range in the model kind's registry entry."""
+    return registry.range_of(cell, signal)
 
 
 def signals_of(cell: str, available: "dict | tuple | list") -> tuple[str, ...]:
     """The signals to offer, in the cell's own order (h first)."""
-    spec = CELLS.get(cell)
-    order = list(spec.signals) if spec else []
+    spec = registry.KINDS.get(cell)
+    order = list(spec.signal_names) if spec else []
     names = list(available)
     return tuple([n for n in order if n in names] + [n for n in names if n not in order])
 
@@ -81,5 +79,4 @@ def saturation(kind: str, values: np.ndarray) -> np.ndarray | None:
     its high end (a gate below 0.1 / above 0.9, a tanh below -0.9 / above 0.9)."""
     if values.size == 0 or kind == FREE:
         return None
-    lo, hi = (0.1, 0.9) if kind == GATE else (-0.9, 0.9)
-    return np.stack([(values < lo).mean(axis=0), (values > hi).mean(axis=0)], axis=-1)
+    return fractions(values, kind)

@@ -13,12 +13,12 @@ from scripted import (
     until,
 )
 
-from charrnn import checkpoint
+from charrnn.training import checkpoint
 from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import ConfigError
-from charrnn.probe import saturation
-from charrnn.sample import sample_text
-from charrnn.telemetry import ProbeEvent
+from charrnn.inspect.stats import saturation
+from charrnn.tasks.generate import sample_text
+from charrnn.training.telemetry import ProbeEvent
 from charrnn.tui import messages as m
 from charrnn.tui import state as st
 from charrnn.tui.activations_screen import ActivationsScreen
@@ -274,8 +274,8 @@ async def test_real_training_end_to_end(tmp_path, corpus_file, messages):
     """A real tiny run in the app: loss updates and frames arrive, the view switches
     on real activations, quitting mid-run saves a checkpoint that resumes, and no
     thread is left behind."""
-    from charrnn.corpus import prepare
-    from charrnn.train import Trainer
+    from charrnn.data.corpus import prepare
+    from charrnn.training.trainer import Trainer
     from charrnn.tui.runs import RunRequest, factory
 
     data = DataConfig(paths=(str(corpus_file),))

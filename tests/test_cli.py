@@ -11,21 +11,11 @@ import pytest
 import torch
 
 from charrnn.cli import app
-from conftest import TINY, no_traceback
+from helpers import TINY, no_traceback, one_line_error
 
 
 def train(runner, *args):
     return runner.invoke(app, ["train", *args, *TINY, "--quiet"])
-
-
-def one_line_error(result, *fragments, code=1):
-    assert result.exit_code == code, result.output
-    no_traceback(result.output)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
 
 
 def test_train_sample_info_resume(runner, workdir, corpus_file):
@@ -113,7 +103,9 @@ def test_missing_corpus_names_the_builtins(runner, workdir):
         (["--hidden", "many"], ["--hidden"], 2),
         (["--batch-size", "0"], ["--batch-size"], 1),
         (["--bogus"], ["--bogus"], 2),
-        (["--device", "cuda"] if not torch.cuda.is_available() else ["--precision", "fp16", "--device", "cpu"], ["--"], 1),
+        (["--device", "cuda"], ["--device cuda: no CUDA GPU is available here"], 1)
+        if not torch.cuda.is_available()
+        else (["--precision", "fp16", "--device", "cpu"], ["--precision fp16 needs a CUDA GPU"], 1),
     ],
 )
 def test_nonsense_options(runner, workdir, corpus_file, args, fragments, code):

@@ -8,7 +8,7 @@ import sys
 import time
 
 from charrnn.training import checkpoint
-from conftest import TINY, no_traceback
+from helpers import TINY, no_traceback
 
 
 def cmd(*extra):

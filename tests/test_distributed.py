@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from charrnn.training import checkpoint
-from conftest import make_text, no_traceback
+from helpers import make_text, no_traceback
 
 MODEL = ["--layers", "1", "--hidden", "24", "--embed", "8", "--seq-len", "16", "--warmup", "3", "--sample-chars", "0"]
 

@@ -26,8 +26,7 @@ from charrnn.inspect.stats import (
 )
 from charrnn.inspect.trace import Activations, activations, gradient_flow
 from charrnn.data.tokenizer import CharTokenizer
-from conftest import TINY, no_traceback
-from test_cli import one_line_error
+from helpers import TINY, no_traceback, one_line_error
 
 ALPHABET = 'abcdefghijklmnopqrstuvwxyz "().\n'
 
@@ -208,7 +207,7 @@ def test_saturation_table_and_sparkline():
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two tiny real checkpoints, an LSTM and a vanilla RNN, trained through the CLI."""
-    from conftest import make_text
+    from helpers import make_text
     from typer.testing import CliRunner
 
     root = tmp_path_factory.mktemp("runs")
@@ -359,7 +358,7 @@ def test_subword_tokens_map_back_to_their_characters():
     """With sentencepiece, a token spans several characters: offsets, --find and the
     coloured text all follow the characters of the text."""
     from charrnn.data import spm
-    from conftest import make_text
+    from helpers import make_text
 
     text = make_text(200) + "你好 世界\n" * 20
     tok = spm.train(lambda: iter([text]), np.bincount([ord(c) for c in text]), False, 300)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from charrnn.training import checkpoint
 from charrnn.tasks import generate as sample_mod
@@ -25,8 +26,7 @@ from charrnn.models.lm import CharRNN
 from charrnn.tasks.generate import generate, sample_text
 from charrnn.data.spm import SentencePieceTokenizer, coverage
 from charrnn.data.tokenizer import EOS_CHAR, tokenizer_from_state
-from conftest import TINY, WORDS
-from test_cli import one_line_error
+from helpers import TINY, WORDS, one_line_error
 
 # words from several scripts: CJK, emoji (with a skin-tone modifier), combining marks,
 # Greek, and sentencepiece's own space mark used as an ordinary character
@@ -327,8 +327,13 @@ def test_inspector_reads_pieces(tok):
     from charrnn.inspect.trace import activations
 
     text = "the 你 cat"
-    acts = activations(tiny_model(tok), tok, text)
+    model = tiny_model(tok)
+    acts = activations(model, tok, text)
     ids = tok.encode(text)
     assert acts.tokens == tuple(tok.token_text(i) for i in ids) and acts.text == text
     assert acts.offsets is not None and acts.offsets[-1] == len(text)
-    np.testing.assert_allclose(acts.probs.sum(-1), np.ones(len(ids)), rtol=1e-5)
+    # the distributions after each piece are the fused forward's, read from the start-of-document piece
+    start = [tok.eos_id] if tok.eos_id is not None else []
+    with torch.no_grad():
+        logits = model(torch.tensor([start + ids]))[0][0, len(start):]  # (T, V)
+    np.testing.assert_allclose(acts.probs, torch.softmax(logits, -1).numpy(), atol=1e-6)

@@ -14,6 +14,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from helpers import until  # noqa: F401  (the pilot tests import it from here too)
+
 from charrnn.training import checkpoint
 from charrnn.models import registry
 from charrnn.config import ModelConfig, to_dict
@@ -140,15 +142,6 @@ def tiny_checkpoint(path: Path, text: str = PROBE_TEXT, cell: str = "lstm", seed
     payload = {"model_config": to_dict(cfg), "tokenizer": tok.to_state(), "model": weights, "step": 0}
     checkpoint.save(path, payload)
     return path
-
-
-async def until(pilot: Any, cond: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    """Let the app run until cond() holds (or fail after timeout seconds)."""
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}")
-        await pilot.pause(0.05)
 
 
 def busy_threads() -> list[str]:

@@ -1,8 +1,9 @@
 """Built-in corpora, made from what every Python installation already carries.
 
 Nothing is downloaded: the language reference text ships with CPython as
-`pydoc_data.topics`, and the standard library's own source is a code corpus of
-any size one wants. `charrnn corpora` lists them; a corpus argument that names
+`pydoc_data.topics`, the standard library's own source is a code corpus of
+any size one wants, and the long-range corpora are generated from a seed
+(data/longrange.py). `charrnn corpora` lists them; a corpus argument that names
 one (and is not an existing path) trains on it.
 """
 
@@ -56,12 +57,25 @@ def _stdlib_files(limit_dirs: bool) -> Callable[[Path], list[Path]]:
     return files
 
 
+def _longrange(name: str) -> Callable[[Path], list[Path]]:
+    def files(cache: Path) -> list[Path]:
+        from . import longrange  # generated once, then read from the cache folder
+
+        return [longrange.write(name, cache)]
+
+    return files
+
+
 BUILTINS: dict[str, Builtin] = {
     b.name: b
     for b in (
         Builtin("pydoc-topics", "the Python language reference topics from pydoc_data (English prose, ~0.5 MB)", _pydoc_topics),
         Builtin("stdlib-small", "the top-level modules of the Python standard library (code, ~5 MB)", _stdlib_files(True), "file"),
         Builtin("stdlib", "the whole Python standard library without its tests (code, ~11 MB)", _stdlib_files(False), "file"),
+        Builtin("longrange-brackets", "generated: nested brackets of 4 kinds, closers up to hundreds of characters after their "
+                "openers (long-range memory, ~0.3 MB)", _longrange("brackets"), "line"),
+        Builtin("longrange-copy", "generated: 2 letters, a random gap of ~48 dots, the 2 letters again (long-range memory, "
+                "~0.3 MB)", _longrange("copy"), "line"),
     )
 }
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from charrnn.cli import app
-from helpers import TINY, no_traceback, one_line_error
+from helpers import TINY, one_line_error
 
 
 def train(runner, *args):

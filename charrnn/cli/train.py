@@ -20,7 +20,6 @@ import typer
 from ..config import (
     DEFAULT_CORPUS,
     DEFAULT_SPM_VOCAB,
-    RESUMABLE as RESUMABLE_SETTINGS,
     DataConfig,
     Device,
     DocState,
@@ -29,6 +28,9 @@ from ..config import (
     SpmType,
     TokenizerKind,
     TrainConfig,
+)
+from ..config import (
+    RESUMABLE as RESUMABLE_SETTINGS,
 )
 from ..errors import ConfigError, PeerLostError
 from .common import (
@@ -39,6 +41,7 @@ from .common import (
     P_MODEL,
     P_OPT,
     P_OUT,
+    TC,
     CellOpt,
     CheckpointsOpt,
     Command,
@@ -49,7 +52,6 @@ from .common import (
     NameOpt,
     StepsOpt,
     TaskOpt,
-    TC,
     ThreadsOpt,
     TimeOpt,
     app,

@@ -12,9 +12,9 @@ import codecs
 from pathlib import Path
 from typing import Iterator
 
-from .builtin import BUILTINS
 from ..config import DataConfig
 from ..errors import CorpusError
+from .builtin import BUILTINS
 from .tokenizer import EOS_CHAR
 
 CHUNK_BYTES = 1 << 22  # 4 MiB of the file at a time

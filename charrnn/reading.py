@@ -104,6 +104,19 @@ def iter_file_text(path: Path, encoding: str = "utf-8", errors: str = "strict") 
                 return
 
 
+def iter_lines(path: Path, encoding: str = "utf-8", errors: str = "strict") -> Iterator[tuple[int, str]]:
+    """Each line of one file as (1-based line number, text without its newline),
+    decoded and normalised as by iter_file_text; a last line without a newline counts."""
+    partial, n = "", 0
+    for text in iter_file_text(path, encoding, errors):
+        lines = (partial + text).split("\n")
+        partial = lines.pop()
+        for n, line in enumerate(lines, n + 1):
+            yield n, line
+    if partial:
+        yield n + 1, partial
+
+
 def _binary(path: Path, at: int | None) -> CorpusError:
     where = f" (a NUL byte at byte {at})" if at is not None else ""
     return CorpusError(f"{path} looks like a binary file{where}; charrnn trains on text files.")
@@ -117,13 +130,19 @@ class _DocSplitter:
     literal separator that stands alone on its line (`%` in fortune files).
     A document's own text never ends with the separator's newline; empty
     documents vanish.
+
+    With `starts=True` it also records the 1-based line on which each document
+    begins, appended to `self.starts` (the caller drains it), for messages that
+    name a document's line; the language-model pipeline leaves it off.
     """
 
-    def __init__(self, mode: str | None):
+    def __init__(self, mode: str | None, starts: bool = False):
         self.mode = mode
         self.partial = ""  # an unfinished line, carried to the next chunk
         self.doc_len = 0  # characters emitted in the current document
         self.docs = 0
+        self.lines = 0  # input lines seen so far (modes that split by line)
+        self.starts: list[int] | None = [] if starts else None
 
     def feed(self, text: str) -> str:
         if self.mode is None or self.mode == "file":
@@ -150,8 +169,9 @@ class _DocSplitter:
 
     def _lines(self, lines: list[str]) -> str:
         out: list[str] = []
-        mode = self.mode
-        for line in lines:
+        mode, starts, first = self.mode, self.starts, self.lines + 1
+        self.lines += len(lines)
+        for n, line in enumerate(lines, first):
             if mode == "line":
                 is_sep = not line
             elif mode == "blank":
@@ -164,6 +184,8 @@ class _DocSplitter:
                     self.docs += 1
                     self.doc_len = 0
                 continue
+            if starts is not None and (mode == "line" or not self.doc_len):
+                starts.append(n)
             if mode == "line":
                 out.append(line + EOS_CHAR)
                 self.docs += 1

@@ -141,7 +141,7 @@ class _DocSplitter:
         self.partial = ""  # an unfinished line, carried to the next chunk
         self.doc_len = 0  # characters emitted in the current document
         self.docs = 0
-        self.lines = 0  # input lines seen so far (modes that split by line)
+        self.lines = 0  # input lines seen so far (counted only when recording starts)
         self.starts: list[int] | None = [] if starts else None
 
     def feed(self, text: str) -> str:
@@ -167,11 +167,27 @@ class _DocSplitter:
             self.doc_len = 0
         return out
 
-    def _lines(self, lines: list[str]) -> str:
-        out: list[str] = []
-        mode, starts, first = self.mode, self.starts, self.lines + 1
+    def _note_starts(self, lines: list[str]) -> None:
+        # Which of these lines begin a document, by the same rules as _lines; a loop
+        # of its own, so the language-model pipeline's loop pays nothing for it.
+        mode, starts = self.mode, self.starts
+        assert starts is not None
+        separates = {"line": lambda s: not s, "blank": lambda s: not s.strip()}.get(mode, lambda s: s.rstrip() == mode)
+        is_open = self.doc_len > 0
+        for n, line in enumerate(lines, self.lines + 1):
+            if separates(line):
+                is_open = False
+            elif mode == "line" or not is_open:
+                starts.append(n)
+                is_open = True
         self.lines += len(lines)
-        for n, line in enumerate(lines, first):
+
+    def _lines(self, lines: list[str]) -> str:
+        if self.starts is not None:
+            self._note_starts(lines)
+        out: list[str] = []
+        mode = self.mode
+        for line in lines:
             if mode == "line":
                 is_sep = not line
             elif mode == "blank":
@@ -184,8 +200,6 @@ class _DocSplitter:
                     self.docs += 1
                     self.doc_len = 0
                 continue
-            if starts is not None and (mode == "line" or not self.doc_len):
-                starts.append(n)
             if mode == "line":
                 out.append(line + EOS_CHAR)
                 self.docs += 1

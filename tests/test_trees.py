@@ -85,6 +85,7 @@ def test_reader_labels_lines_and_columns(tmp_path):
         ("\t[MAX 1 2 ]\n", "trees.tsv:1: the label is empty"),
         ("5\t  \n", "trees.tsv:1: no tree after the label '5'."),
         ("12\t[MAX 1 2 ] 5\n", "trees.tsv:1: column 15: text after the end of the tree"),
+        (" 12 \t[MAX 1 2 ] 5\n", "trees.tsv:1: column 17: text after the end of the tree"),
     ]
     for text, message in cases:
         p.write_text(text, encoding="utf-8")

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 from ..errors import CheckpointError, ConfigError, CorpusError
 from ..reading import CHUNK_BYTES, _DocSplitter, iter_file_text
@@ -32,8 +32,7 @@ LABEL_SOURCES = ("file", "folder", "prefix", "tsv")
 MAX_LABEL_CHARS = 100  # a label is a short name; a longer "label" means a file that is not label<TAB>text
 
 
-@dataclass(frozen=True, slots=True)
-class Document:
+class Document(NamedTuple):  # not a frozen dataclass: one is made per document, and a tuple is cheaper to make
     """One document, its label, and where it came from (path, 1-based first line)."""
 
     label: str
@@ -89,15 +88,16 @@ def _no_tab(path: Path, line: int, source: str) -> CorpusError:
 
 
 def _split_prefix(text: str, path: Path, line: int, source: str) -> tuple[str, str]:
-    where = f"{path}:{line}"
+    # the hot path of every prefixed document: no f-string, no copy of the body
     tab = text.find("\t")
-    newline = text.find("\n")
-    if tab < 0 or 0 <= newline < tab:
+    if tab < 0 or text.find("\n", 0, tab) >= 0:
         raise _no_tab(path, line, source)
-    label = check_label(text[:tab].strip(), where)
+    label = text[:tab].strip()
+    if not label or len(label) > MAX_LABEL_CHARS:  # (a tab, CR or newline cannot be in it)
+        check_label(label, f"{path}:{line}")
     body = text[tab + 1 :]
-    if not body.strip():
-        raise CorpusError(f"{where}: the label {label!r} has no text after its tab.")
+    if not body or body.isspace():
+        raise CorpusError(f"{path}:{line}: the label {label!r} has no text after its tab.")
     return label, body
 
 
@@ -141,10 +141,12 @@ def _raw_documents(path: Path, mode: str, encoding: str, errors: str, prefixed: 
             continue
         *done, rest = out.split(EOS_CHAR)
         for k, part in enumerate(done):
-            pending.append(part)
-            yield "".join(pending), (starts[k] if starts else 1)
-            pending.clear()
-            head_ok = not prefixed
+            if pending:
+                pending.append(part)
+                part = "".join(pending)
+                pending.clear()
+                head_ok = not prefixed
+            yield part, (starts[k] if starts else 1)
         del starts[: len(done)]  # drained as we go: memory does not grow with the number of documents
         if rest:
             pending.append(rest)

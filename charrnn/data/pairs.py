@@ -27,10 +27,12 @@ import random
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import Callable, Iterable, Iterator, NamedTuple, TypeVar
 
 from ..errors import ConfigError, CorpusError
 from ..reading import iter_lines
+
+T = TypeVar("T")
 
 
 class Pair(NamedTuple):
@@ -41,25 +43,40 @@ class Pair(NamedTuple):
 # ------------------------------------------------------------------- reading
 
 
+def iter_tsv_rows(path: Path, form: str, encoding: str = "utf-8", errors: str = "strict") -> Iterator[tuple[int, str, str]]:
+    """(line number, text before the first tab, text after it) for each non-blank
+    line of a file; CorpusError "file:line: no tab; each line must be `form`."."""
+    for n, line in iter_lines(path, encoding, errors):
+        if not line.strip():
+            continue
+        tab = line.find("\t")
+        if tab < 0:
+            raise CorpusError(f"{path}:{n}: no tab; each line must be {form}.")
+        yield n, line[:tab], line[tab + 1 :]
+
+
+def read_all(paths: Iterable[Path], read_one: Callable[[Path], Iterable[T]], form: str) -> list[T]:
+    """Everything `read_one` yields for each file, in order; CorpusError when that is nothing."""
+    paths = list(paths)
+    rows = [row for path in paths for row in read_one(path)]
+    if not rows:
+        raise CorpusError(f"{', '.join(map(str, paths)) or 'no file'}: no {form} lines to train on.")
+    return rows
+
+
 def iter_pairs(path: Path, encoding: str = "utf-8", errors: str = "strict") -> Iterator[Pair]:
     """Each `source<TAB>target` line of a file as a Pair, blank lines skipped.
 
     Raises CorpusError naming file:line (and the column of a second tab) for a
     malformed line, and the byte offset for text that does not decode.
     """
-    for n, line in iter_lines(path, encoding, errors):
-        if not line.strip():
-            continue
-        tab = line.find("\t")
-        if tab < 0:
-            raise CorpusError(f"{path}:{n}: no tab; each line must be source<TAB>target.")
-        second = line.find("\t", tab + 1)
+    for n, source, target in iter_tsv_rows(path, "source<TAB>target", encoding, errors):
+        second = target.find("\t")
         if second >= 0:
             raise CorpusError(
-                f"{path}:{n}: more than one tab (another at column {second + 1}); "
+                f"{path}:{n}: more than one tab (another at column {len(source) + second + 2}); "
                 "each line must be source<TAB>target, with no tab inside either side."
             )
-        source, target = line[:tab], line[tab + 1 :]
         if not source:
             raise CorpusError(f"{path}:{n}: the source (before the tab) is empty.")
         if not target:
@@ -69,11 +86,7 @@ def iter_pairs(path: Path, encoding: str = "utf-8", errors: str = "strict") -> I
 
 def read_pairs(paths: Iterable[Path], encoding: str = "utf-8", errors: str = "strict") -> list[Pair]:
     """All pairs of the files, in order; CorpusError when there are none."""
-    paths = list(paths)
-    pairs = [p for path in paths for p in iter_pairs(path, encoding, errors)]
-    if not pairs:
-        raise CorpusError(f"{', '.join(map(str, paths)) or 'no file'}: no source<TAB>target lines to train on.")
-    return pairs
+    return read_all(paths, lambda path: iter_pairs(path, encoding, errors), "source<TAB>target")
 
 
 def split_pairs(pairs: list[Pair], val_frac: float, seed: int = 0) -> tuple[list[Pair], list[Pair]]:

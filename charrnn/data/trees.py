@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple, TypeVar
 
 from ..errors import ConfigError, CorpusError
-from ..reading import iter_lines
 from .labels import check_label
+from .pairs import iter_tsv_rows, read_all
 
 T = TypeVar("T")
 
@@ -235,22 +235,13 @@ def iter_tree_examples(path: Path, encoding: str = "utf-8", errors: str = "stric
     """Each `label<TAB>tree` line of a file as a TreeExample, blank lines skipped.
 
     CorpusError names file:line (and the column, for a malformed tree)."""
-    for n, line in iter_lines(path, encoding, errors):
-        if not line.strip():
-            continue
-        tab = line.find("\t")
-        if tab < 0:
-            raise CorpusError(f"{path}:{n}: no tab; each line must be label<TAB>tree.")
-        label = check_label(line[:tab].strip(), f"{path}:{n}")
-        if not line[tab + 1 :].strip():
+    for n, raw, text in iter_tsv_rows(path, "label<TAB>tree", encoding, errors):
+        label = check_label(raw.strip(), f"{path}:{n}")
+        if not text.strip():
             raise CorpusError(f"{path}:{n}: no tree after the label {label!r}.")
-        yield TreeExample(label, parse_tree(line[tab + 1 :], f"{path}:{n}", tab + 1), n)
+        yield TreeExample(label, parse_tree(text, f"{path}:{n}", len(raw) + 1), n)
 
 
 def read_tree_examples(paths: Iterable[Path], encoding: str = "utf-8", errors: str = "strict") -> list[TreeExample]:
     """All examples of the files, in order; CorpusError when there are none."""
-    paths = list(paths)
-    examples = [e for path in paths for e in iter_tree_examples(path, encoding, errors)]
-    if not examples:
-        raise CorpusError(f"{', '.join(map(str, paths)) or 'no file'}: no label<TAB>tree lines to train on.")
-    return examples
+    return read_all(paths, lambda path: iter_tree_examples(path, encoding, errors), "label<TAB>tree")

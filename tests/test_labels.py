@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from charrnn.data.labels import (
     labelled_chunks,
 )
 from charrnn.errors import CheckpointError, ConfigError, CorpusError
-from charrnn.reading import iter_lines, resolve_files
+from charrnn.reading import iter_corpus, iter_lines, resolve_files
 from charrnn.tokenizer import EOS_CHAR
 
 
@@ -86,6 +87,20 @@ def test_line_numbers_stay_right_over_many_documents(tmp_path, monkeypatch):
     docs = list(iter_documents([p], "tsv"))
     assert [d.line for d in docs] == [i for i in range(1, 3001) if i % 7]
     assert all(d.text == f"text {d.line}" and d.label == f"l{d.line % 3}" for d in docs)
+
+
+@pytest.mark.parametrize("sep", ["line", "blank", "%", None])
+def test_documents_and_their_lines_are_the_lm_pipelines(tmp_path, chunks, sep):
+    rng = random.Random(7)
+    lines = [rng.choice(["", "  ", "%", "alpha beta", "gamma", " delta ", "x"]) for _ in range(300)]
+    p = write(tmp_path / "mix.txt", "\n".join(lines) + "\n")
+    docs = list(iter_documents([p], "file", sep))
+    stream = "".join(iter_corpus([p], DataConfig(), sep or "file"))
+    assert [d.text for d in docs] == stream.split(EOS_CHAR)[:-1]
+    assert len(docs) == 1 if sep is None else len(docs) > 20
+    for d in docs:
+        assert d.label == "mix" and lines[d.line - 1] == d.text.split("\n")[0]
+        assert d.line == 1 or sep is not None
 
 
 @pytest.mark.parametrize(

@@ -234,6 +234,8 @@ class LabelSet:
 
 @dataclass(frozen=True)
 class LabelCount:
+    """How many documents carry one label, and their characters (labels not counted)."""
+
     docs: int
     chars: int
 
@@ -261,10 +263,12 @@ class LabelStats:
 
     @property
     def docs(self) -> int:
+        """Documents counted, all labels together."""
         return sum(self._docs.values())
 
     @property
     def chars(self) -> int:
+        """Their characters, all labels together."""
         return sum(self._chars.values())
 
     def summary(self, most: int = 8) -> str:

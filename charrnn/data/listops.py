@@ -126,6 +126,8 @@ def make_listops(
 
 @dataclass(frozen=True)
 class TreeSet:
+    """A built-in tree set: what `charrnn corpora` lists, and how to make its (train, validation) examples."""
+
     name: str
     description: str
     make: Callable[[int, int, int], tuple[list[TreeExample], list[TreeExample]]]  # (seed, n_train, n_val)

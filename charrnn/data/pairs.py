@@ -36,6 +36,8 @@ T = TypeVar("T")
 
 
 class Pair(NamedTuple):
+    """One example for an encoder-decoder: the text read, and the text to write."""
+
     source: str
     target: str
 
@@ -216,6 +218,8 @@ def _reversal_pair(rng: random.Random) -> Pair:
 
 @dataclass(frozen=True)
 class PairSet:
+    """A built-in pair set: what `charrnn corpora` lists, and how to sample it."""
+
     name: str
     description: str
     sample: Callable[[random.Random], Pair]  # one pair from the whole distribution

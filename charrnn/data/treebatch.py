@@ -13,7 +13,8 @@ Layout of a TreeBatch for B trees with N nodes in all (numpy int64 unless said):
                           (a binarised tree's JOIN nodes). Leaves always have one.
     level_starts  (L+1,)  nodes are numbered by height: level k (height k) is nodes
                           level_starts[k] .. level_starts[k+1]-1; level 0 is every
-                          leaf of the batch, level L-1 holds the tallest root
+                          leaf of the batch, level L-1 holds the tallest root;
+                          within a level, nodes go tree by tree, each in pre-order
     children      L-1 arrays; children[k-1] (n_k, A_k) lists, for node
                           level_starts[k] + j, its children's node indices in order
                           (A_k: the largest arity in level k), padded with 0
@@ -26,13 +27,16 @@ Layout of a TreeBatch for B trees with N nodes in all (numpy int64 unless said):
     offsets       (B+1,)  where each tree's stretch of `preorder` starts
 
 Every child index is smaller than its parent's, and a level's nodes are one
-contiguous range, so a model can fill a state matrix H (N, hidden) level by level,
-or concatenate per-level results in order. A sketch, for a Tree-LSTM:
+contiguous range, so a model can fill a state matrix level by level (or
+concatenate per-level results in order, which gives the same node numbering).
+A sketch, for a Tree-LSTM with hidden size H:
 
-    h = leaf(emb(tokens[0:level_starts[1]]))                      # (n_0, H)
-    for lo, hi, kids, mask in batch.levels():                     # k = 1 .. L-1
-        hk = h_all[kids] * mask[..., None]                        # (n_k, A_k, H)
-        ...                                                       # one product for the level
+    h = zeros(N, H)
+    h[:n0] = leaf(emb(tokens[:n0]))                               # (n_0, H), n0 = level_starts[1]
+    for lo, hi, kids, mask in batch.levels():                     # levels 1 .. L-1
+        h_kids = h[kids] * mask[..., None]                        # (n_k, A_k, H)
+        h[lo:hi] = cell(emb(tokens[lo:hi]), h_kids, mask)         # one product for the level
+    h_root = h[roots]                                             # (B, H)
 
 For the binary recursive unit (every inner node has exactly two children, after
 trees.binarize), `batch.is_binary` holds, and children[k-1][:, 0] / [:, 1] are the
@@ -120,6 +124,7 @@ class TreeBatch:
 
     @property
     def n_nodes(self) -> int:
+        """N: the nodes of all trees together."""
         return len(self.tokens)
 
     @property

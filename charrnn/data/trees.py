@@ -36,6 +36,7 @@ class Tree(NamedTuple):
 
     @property
     def is_leaf(self) -> bool:
+        """True for a node without children."""
         return not self.children
 
 
@@ -226,6 +227,8 @@ def _format(tree: Tree, opener: str, closer: str) -> str:
 
 
 class TreeExample(NamedTuple):
+    """One `label<TAB>tree` example: its label, its tree, and its line."""
+
     label: str
     tree: Tree
     line: int  # 1-based line of its file (for generated sets: of the file they are written to)

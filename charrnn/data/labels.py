@@ -24,11 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
+from ..config import LABEL_SOURCES
 from ..errors import CheckpointError, ConfigError, CorpusError
 from .reading import CHUNK_BYTES, _DocSplitter, iter_file_text
 from .tokenizer import EOS_CHAR
 
-LABEL_SOURCES = ("file", "folder", "prefix", "tsv")
 MAX_LABEL_CHARS = 100  # a label is a short name; a longer "label" means a file that is not label<TAB>text
 
 

@@ -321,4 +321,5 @@ class Trainer:
             tokens_per_step=self.task.units_per_step,
             world=self.dist.world,
             trained_params=trained,
+            unit=self.task.unit,
         )

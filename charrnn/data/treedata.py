@@ -35,7 +35,7 @@ from .reading import resolve_files
 from .treebatch import FlatTree, flatten
 from .trees import JOIN, Tree, TreeExample, binarize, fold, format_listops, height, iter_tree_examples, nodes, size
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 KEPT_TEXTS = 64  # validation trees kept as text, for the samples shown while training and the default probe
 
 
@@ -253,7 +253,7 @@ def _write_cache(path: Path, data: TreeData) -> None:
     }  # fmt: skip
     for name, s in (("train", data.train), ("val", data.val)):
         for f in _FIELDS:
-            arrays[f"{name}.{f}"] = np.concatenate([getattr(t, f) for t in s.flats] or [np.zeros(0, np.int64)])
+            arrays[f"{name}.{f}"] = np.concatenate([getattr(t, f) for t in s.flats] or [np.zeros(0, np.int64)]).astype(np.int32)  # half the file
         arrays[f"{name}.sizes"] = np.array([len(t.tokens) for t in s.flats], dtype=np.int64)
         for f in ("labels", "depth", "nodes", "chars"):
             arrays[f"{name}.{f}"] = getattr(s, f)
@@ -272,7 +272,7 @@ def _read_cache(path: Path, binary: bool, source: str) -> TreeData | None:
         splits = []
         for name in ("train", "val"):
             cuts = np.cumsum(a[f"{name}.sizes"])[:-1]
-            parts = [np.split(a[f"{name}.{f}"], cuts) for f in _FIELDS]
+            parts = [np.split(a[f"{name}.{f}"].astype(np.int64), cuts) for f in _FIELDS]
             flats = [FlatTree(*fields) for fields in zip(*parts)] if len(a[f"{name}.sizes"]) else []
             splits.append(TreeSplit(flats, *(a[f"{name}.{f}"] for f in ("labels", "depth", "nodes", "chars")),
                                     tuple(str(t) for t in a[f"{name}.texts"])))  # fmt: skip

@@ -8,9 +8,9 @@ lossless, decode(encode(text)) == text for any text:
   is ever changed, added or dropped (NFKC would turn "ﬁ" into "fi"; a dummy prefix
   would add a space at every line start that decoding must guess back);
 * byte fallback: a character that is not a piece is spelled as its UTF-8 bytes
-  (256 `<0xNN>` pieces), so text never seen in training still round-trips; on a
-  large alphabet (Chinese: thousands of characters) only the most frequent ones get
-  pieces of their own, so a small vocabulary still fits (`own_characters`);
+  (256 `<0xNN>` pieces), so text never seen in training still round-trips, and
+  rare characters can be left to bytes: on a large alphabet (Chinese: thousands of
+  characters) only the most frequent get pieces of their own (`own_characters`);
 * a newline is the byte piece `<0x0A>` and sentencepiece sees one line at a time,
   so pieces never cross lines and newlines survive; a literal U+2581 (which
   sentencepiece uses for a space) is spelled as its three bytes; the end of a
@@ -38,7 +38,7 @@ from .config import DEFAULT_SPM_VOCAB, DataConfig
 from .errors import CheckpointError, ConfigError, CorpusError, UnknownCharactersError
 from .tokenizer import EOS_CHAR
 
-SETTINGS = 2  # bump when the training settings change: it keys the corpus cache
+SETTINGS = 1  # bump when the training settings change: it keys the corpus cache
 EOD = "<eod>"
 WS = "\u2581"  # sentencepiece's visible space
 BYTE_PIECES = 256
@@ -101,12 +101,26 @@ def _trainer_counts(counts: np.ndarray) -> np.ndarray:
     return c
 
 
+def coverage(counts: np.ndarray, room: int) -> float:
+    """The character coverage that keeps about `room` characters as pieces of their own
+    (the rarer ones fall back to bytes), within sentencepiece's range [0.98, 1]."""
+    c = _trainer_counts(counts).astype(np.float64)
+    freq = np.sort(c[c > 0])[::-1]
+    if len(freq) <= room or freq.sum() == 0:
+        return 1.0
+    cum = np.cumsum(freq) / freq.sum()
+    # between what the top room-1 and the top room characters cover
+    cov = (cum[room - 2] + cum[room - 1]) / 2 if room >= 2 else cum[0] / 2
+    return float(min(1.0, max(0.98, cov)))
+
+
 def own_characters(counts: np.ndarray, room: int) -> np.ndarray | None:
     """The code points that get pieces of their own, the `room` most frequent ones (ties
     to the lower code point), or None when every character fits. The rest are spelled
-    as UTF-8 bytes. This is sentencepiece's character coverage chosen by count: its own
-    option stops at 0.98, which on a large alphabet (Zipf-like, thousands of characters)
-    still asks for more characters than a small vocabulary holds."""
+    as UTF-8 bytes. This is a character coverage chosen by count, for where
+    sentencepiece's own gives out: it stops at 0.98, which on a large alphabet
+    (Zipf-like, thousands of characters) still asks for more characters than a small
+    vocabulary holds."""
     c = _trainer_counts(counts)
     present = np.flatnonzero(c)
     if len(present) <= room:
@@ -150,19 +164,28 @@ def train(
         )
     keep = min(1.0, MAX_TRAIN_CHARS / n_train)
     room = max(1, (size - BYTE_PIECES - meta) // 2)  # characters of their own: half the rest, at most
-    own = own_characters(counts, room)
-    pattern = _pattern(own) if own is not None else None
-    out = io.BytesIO()
     options = dict(
         model_type=model_type, vocab_size=size, hard_vocab_limit=vocab_size is not None,
-        character_coverage=1.0, byte_fallback=True,
+        character_coverage=coverage(counts, room), byte_fallback=True,
         normalization_rule_name="identity", add_dummy_prefix=False, remove_extra_whitespaces=False,
         allow_whitespace_only_pieces=True, split_by_whitespace=True,
         unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1, control_symbols=[EOD] if has_eos else [],
         max_sentence_length=4 * MAX_SENTENCE_CHARS, num_threads=NUM_THREADS, minloglevel=2,
     )  # fmt: skip
+    out = io.BytesIO()
     try:
-        spm.SentencePieceTrainer.train(sentence_iterator=sentences(train_text(), keep, pattern), model_writer=out, **options)
+        try:
+            spm.SentencePieceTrainer.train(sentence_iterator=sentences(train_text(), keep), model_writer=out, **options)
+        except RuntimeError as e:
+            if "required_chars" not in str(e):
+                raise
+            # Coverage 0.98 still asks for more characters than the vocabulary holds (a
+            # large alphabet): keep the `room` most frequent and hide the rest from the trainer.
+            out = io.BytesIO()
+            own = own_characters(counts, room)
+            options["character_coverage"] = 1.0
+            pattern = _pattern(own) if own is not None else None
+            spm.SentencePieceTrainer.train(sentence_iterator=sentences(train_text(), keep, pattern), model_writer=out, **options)
     except RuntimeError as e:
         raise _training_error(str(e), size) from None
     tok = SentencePieceTokenizer(out.getvalue(), model_type, requested=size)

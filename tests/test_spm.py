@@ -24,7 +24,7 @@ from charrnn.reading import iter_corpus, resolve_files
 from charrnn.errors import CheckpointError, UnknownCharactersError
 from charrnn.model import CharRNN
 from charrnn.sample import generate, sample_text
-from charrnn.spm import SentencePieceTokenizer, own_characters
+from charrnn.spm import SentencePieceTokenizer, coverage, own_characters
 from charrnn.tokenizer import EOS_CHAR, tokenizer_from_state
 from conftest import TINY, WORDS
 from test_cli import one_line_error
@@ -156,6 +156,13 @@ def test_a_corpus_without_spaces_still_spells_spaces(tmp_path):
     for s in ["a b", "你 好▁世  ▁", " ▁ "]:
         assert tok.decode(tok.encode(s)) == s
     assert tok.encode(" ") == [tok.sp.piece_to_id("<0x20>")]
+
+
+def test_coverage_keeps_rare_characters_for_byte_fallback():
+    counts = np.zeros(0x4E10, dtype=np.int64)
+    counts[ord("a")], counts[ord(" ")], counts[0x4E00:0x4E10] = 10_000, 5_000, 10
+    assert coverage(counts, room=40) == 1.0
+    assert 0.98 <= coverage(counts, room=2) < 1.0
 
 
 def test_the_most_frequent_characters_keep_pieces_the_rest_go_to_bytes():

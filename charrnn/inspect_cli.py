@@ -83,6 +83,7 @@ def inspect(
 
     from . import checkpoint
     from . import inspect_view as view
+    from .inspect.palette import depth_of
     from .probe import activations, busiest_unit, find_units, gradient_flow, match_mask, position, saturation, tanh_saturation, to_json, unit_values
 
     if threads is not None:
@@ -110,16 +111,17 @@ def inspect(
     flow = gradient_flow(model, tok, text, unknown=unknown.value) if gradients or (json_path and len(acts.ids) > 1) else None
 
     m = model.cfg
+    depth = depth_of(out.color_system)  # scales of colours this terminal has (256 in tmux, say)
     out.print(view.header(str(path), acts, f"{m.cell} {m.layers}x{m.hidden}, step {ck['step']:,}"))
     overview = find is None and not gradients
     sections = []
     if overview or layer is not None or unit is not None or what is not None:
         note = "" if unit is not None else " (the unit that varies most here; choose one with --unit)"
-        sections.append(view.unit_view(acts, what_, layer_, busiest_unit(acts, what_, layer_) if unit is None else unit, note))
+        sections.append(view.unit_view(acts, what_, layer_, busiest_unit(acts, what_, layer_) if unit is None else unit, note, depth))
     if overview:
-        sections.append(view.probability_view(acts))
+        sections.append(view.probability_view(acts, depth))
     if overview or at is not None:
-        sections.append(view.along_table(acts, top_k) if at_ == "all" else view.top_k_table(acts, len(acts.ids) - 1 if at_ is None else at_, top_k))
+        sections.append(view.along_table(acts, top_k, depth) if at_ == "all" else view.top_k_table(acts, len(acts.ids) - 1 if at_ is None else at_, top_k))
     if overview:
         gated = bool(model.spec.gates)
         sat = saturation(acts) if gated else tanh_saturation(acts)
@@ -129,7 +131,7 @@ def inspect(
             title = "no gates in a vanilla RNN; saturation of h = tanh(a), where its gradient vanishes: fraction of timesteps per unit"
             sections.append(view.saturation_table(sat, "< −0.9", "> 0.9", title))
     if find is not None:
-        sections.append(view.find_view(acts, find, found, inside))
+        sections.append(view.find_view(acts, find, found, inside, depth))
     if gradients and flow is not None:
         bar = max(8, min(30, (out.width - 6) // sum(v.shape[0] for v in flow.values()) - 10))
         sections.append(view.gradient_view(flow, bar))

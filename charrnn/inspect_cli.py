@@ -66,6 +66,9 @@ def inspect(
     top: Annotated[int, typer.Option(help="How many units --find lists.", rich_help_panel=P_MORE)] = 10,
     gradients: Annotated[bool, typer.Option("--gradients", help="Plot the gradient through time, |dL_T/dh_t| against T - t, per layer.", rich_help_panel=P_MORE)] = False,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write every array, the text and the tokens to this JSON file.", rich_help_panel=P_OUT, show_default=False)] = None,
+    html_path: Annotated[
+        Optional[Path], typer.Option("--html", help="Also write all of it as one self-contained HTML page (works offline) to this file.", rich_help_panel=P_OUT, show_default=False)
+    ] = None,
     checkpoints: Annotated[Path, typer.Option(help="Where runs live.", rich_help_panel=P_OUT)] = Path(DEFAULT_CHECKPOINTS),
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: torch's choice; 1 is often faster on a busy machine).", rich_help_panel=P_HW)] = None,
 ) -> None:
@@ -108,7 +111,7 @@ def inspect(
         position(acts, at_)
     inside = match_mask(acts, find) if find is not None else None
     found = find_units(acts, inside, top=top) if inside is not None else []
-    flow = gradient_flow(model, tok, text, unknown=unknown.value) if gradients or (json_path and len(acts.ids) > 1) else None
+    flow = gradient_flow(model, tok, text, unknown=unknown.value) if gradients or ((json_path or html_path) and len(acts.ids) > 1) else None
 
     m = model.cfg
     depth = depth_of(out.color_system)  # scales of colours this terminal has (256 in tmux, say)
@@ -144,6 +147,29 @@ def inspect(
         doc = to_json(acts, meta, flow, found, find, inside)
         json_path.write_text(doc, encoding="utf-8")
         err.print(f"[dim]wrote {json_path} ({len(doc) / 1e6:.1f} MB)[/]")
+    if html_path is not None:
+        if unit is None and found:  # the page opens on the unit that best tracks the pattern
+            shown = (found[0].what, found[0].layer, found[0].unit)
+        else:
+            shown = (what_, layer_, busiest_unit(acts, what_, layer_) if unit is None else unit)
+        _write_html(html_path, acts, str(path), f"{m.cell} {m.layers}x{m.hidden}, step {ck['step']:,}", shown, top_k, flow, found, find, inside)
+
+
+def _write_html(html_path: Path, acts, source: str, model: str, shown: tuple, top_k: int, flow, found, find, inside) -> None:  # type: ignore[no-untyped-def]
+    from .cells import CELLS
+    from .inspect import html as page
+    from .probe import saturation, tanh_saturation
+
+    if CELLS[acts.cell].gates:
+        meta = page.PageMeta(source, model, *shown, top_k=top_k)
+        sat = saturation(acts)
+    else:
+        title = "no gates in a vanilla RNN; saturation of h = tanh(a), where its gradient vanishes: fraction of timesteps per unit"
+        meta = page.PageMeta(source, model, *shown, top_k=top_k, saturation_title=title, saturation_low="< −0.9")
+        sat = tanh_saturation(acts)
+    doc = page.render(acts, meta, sat, flow, found, find, inside)
+    html_path.write_text(doc, encoding="utf-8")
+    err.print(f"[dim]wrote {html_path} ({len(doc.encode('utf-8')) / 1e6:.1f} MB)[/]")
 
 
 def _read(file: Path) -> str:

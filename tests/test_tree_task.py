@@ -117,6 +117,7 @@ def test_options_that_do_not_fit_are_one_line_errors(runner, workdir, shallow):
     one_line_error(runner.invoke(app, ["predict", "t", "[FIRST 1 2 ]"]), "'FIRST', a token the model never saw in training")
     one_line_error(runner.invoke(app, ["predict", "t", "[MAX 1 2 ]", "--beam", "2"]), "--beam does not fit a tree run")
     one_line_error(runner.invoke(app, ["inspect", "t", "--find", "x"]), "--find reads a text's positions; a tree run shows its nodes")
+    one_line_error(runner.invoke(app, ["inspect", "t", "--html", "t.html"]), "--html reads a text's positions; a tree run shows its nodes")
     one_line_error(runner.invoke(app, ["inspect", "t", "--text", "[MAX 1 2 ]", "--what", "a"]), "no signal 'a'")
     one_line_error(runner.invoke(app, ["sample", "t"]), "is a tree run, not a language model; ask it with `charrnn predict`.")
 
@@ -136,3 +137,13 @@ def test_the_built_in_listops_set_trains_from_its_cache(runner, workdir, monkeyp
     assert cached[0].stat().st_mtime_ns == stamp  # read, not rebuilt
     m = metrics(workdir / "checkpoints" / "b")[-1]
     assert {f"trees_depth_{d}" for d in range(1, 9)} <= set(m) and sum(m[f"trees_depth_{d}"] for d in range(1, 9)) == 64
+
+
+def test_the_built_in_set_takes_depth_arity_and_size_from_its_name(runner, workdir):
+    name = "listops:depth=2,val-depth=3,args=3,train=200,val=30"
+    r = train(runner, name, "--steps", "2", "--name", "s")
+    assert r.exit_code == 0, r.output
+    assert f"trees: {name} (built-in): 200 train / 30 validation trees, depth 1-2 / 1-3" in r.stderr
+    one_line_error(train(runner, "listops:depth=x"), "'depth=x' is not a setting of listops")
+    one_line_error(train(runner, "listops:depth=4,val-depth=2"), "1 <= train depth <= validation depth")
+    one_line_error(train(runner, "listops:train=0"), "n_train >= 1")

@@ -89,7 +89,7 @@ def inspect(
         text = _read(file)
     if model.cfg.task == "tree":  # a tree's nodes, not a text's positions
         unfit = [flag for flag, on in (("--find", find is not None), ("--at", at is not None), ("--seed", seed is not None),
-                 ("--unknown skip", unknown != Unknown.error)) if on]  # fmt: skip
+                 ("--unknown skip", unknown != Unknown.error), ("--html", html_path is not None)) if on]  # fmt: skip
         return _inspect_tree(path, ck, model, text, what, layer, unit, top_k, gradients, json_path, unfit)
     if text is None:
         text = _sampled(model, tok, seed)

@@ -30,7 +30,7 @@ from ..config import DataConfig
 from ..errors import CheckpointError, ConfigError, CorpusError, TokenizerError
 from .builtin import BUILTINS
 from .labels import LabelSet
-from .listops import TREE_SETS, tree_set_files
+from .listops import TREE_SETS, is_tree_set, tree_set_files, tree_set_spec
 from .reading import resolve_files
 from .treebatch import FlatTree, flatten
 from .trees import JOIN, Tree, TreeExample, binarize, fold, format_listops, height, iter_tree_examples, nodes, size
@@ -159,10 +159,11 @@ class TreeSource:
     def of(cls, cfg: DataConfig, root: Path) -> "TreeSource":
         cache = Path(root) / ".cache"
         args = cfg.paths
-        if len(args) == 1 and args[0] in TREE_SETS and not Path(args[0]).exists():
+        if len(args) == 1 and is_tree_set(args[0]) and not Path(args[0]).exists():
+            tree_set_spec(args[0])  # a bad setting stops here, in one line
             return cls((), args[0], cfg.val_frac, cfg.encoding, cfg.errors, cache)
         for a in args:
-            if (a in BUILTINS or a in TREE_SETS) and not Path(a).exists():
+            if (a in BUILTINS or is_tree_set(a)) and not Path(a).exists():
                 what = "a text corpus" if a in BUILTINS else "a built-in tree set, which trains on its own"
                 raise ConfigError(f"{a} is {what}; --task tree reads label<TAB>tree files or one built-in tree set "
                                   f"({', '.join(TREE_SETS)}).")  # fmt: skip

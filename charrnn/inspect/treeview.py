@@ -10,7 +10,6 @@ subtree: the head, trained at the roots, read at every node.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import header, median  # noqa: E402
 
 from charrnn.config import ModelConfig  # noqa: E402
-from charrnn.model import CharRNN  # noqa: E402
+from charrnn.models.lm import CharRNN  # noqa: E402
 
 
 def steps_per_s(model, fwd, args, warmup: int) -> tuple[float, float]:

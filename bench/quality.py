@@ -34,7 +34,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHAKESPEARE, header  # noqa: E402
 
-from charrnn import checkpoint  # noqa: E402
+from charrnn.training import checkpoint  # noqa: E402
 from charrnn.config import parse_duration  # noqa: E402
 
 

@@ -23,11 +23,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import header, median  # noqa: E402
 
-from charrnn import checkpoint  # noqa: E402
+from charrnn.training import checkpoint  # noqa: E402
 from charrnn.config import ModelConfig, SampleConfig  # noqa: E402
-from charrnn.model import CharRNN  # noqa: E402
-from charrnn.sample import generate  # noqa: E402
-from charrnn.tokenizer import CharTokenizer  # noqa: E402
+from charrnn.models.lm import CharRNN  # noqa: E402
+from charrnn.tasks.generate import generate  # noqa: E402
+from charrnn.data.tokenizer import CharTokenizer  # noqa: E402
 
 
 def fused_steps(m: CharRNN, n: int, onednn: bool) -> float:

@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHAKESPEARE, header  # noqa: E402
 
 from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig, parse_duration  # noqa: E402
-from charrnn.corpus import factory_for, prepare  # noqa: E402
-from charrnn.model import CharRNN  # noqa: E402
-from charrnn.sample import sample_text  # noqa: E402
-from charrnn.telemetry import EvalEvent, ListSink  # noqa: E402
-from charrnn.train import Trainer  # noqa: E402
+from charrnn.data.corpus import factory_for, prepare  # noqa: E402
+from charrnn.models.lm import CharRNN  # noqa: E402
+from charrnn.tasks.generate import sample_text  # noqa: E402
+from charrnn.training.telemetry import EvalEvent, ListSink  # noqa: E402
+from charrnn.training.trainer import Trainer  # noqa: E402
 
 
 @dataclass

@@ -27,9 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import header  # noqa: E402
 from charrnn.config import ModelConfig  # noqa: E402
-from charrnn.model import CharRNN  # noqa: E402
-from charrnn.probe import activations, gradient_flow  # noqa: E402
-from charrnn.tokenizer import CharTokenizer  # noqa: E402
+from charrnn.models.lm import CharRNN  # noqa: E402
+from charrnn.inspect.trace import activations, gradient_flow  # noqa: E402
+from charrnn.data.tokenizer import CharTokenizer  # noqa: E402
 
 TARGET_MS = 100.0
 

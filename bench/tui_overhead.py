@@ -24,8 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import header, median, words_corpus  # noqa: E402
 
 from charrnn.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
-from charrnn.corpus import prepare  # noqa: E402
-from charrnn.train import Trainer  # noqa: E402
+from charrnn.data.corpus import prepare  # noqa: E402
+from charrnn.training.trainer import Trainer  # noqa: E402
 
 
 def main() -> None:

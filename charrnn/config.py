@@ -18,12 +18,6 @@ from typing import Any, TypeVar
 from .errors import ConfigError
 
 
-class Cell(str, enum.Enum):
-    rnn = "rnn"
-    lstm = "lstm"
-    gru = "gru"
-
-
 class Device(str, enum.Enum):
     auto = "auto"
     cpu = "cpu"
@@ -55,6 +49,16 @@ class SpmType(str, enum.Enum):
     bpe = "bpe"
 
 
+LABEL_SOURCES = ("file", "folder", "prefix", "tsv")  # where a document's label comes from (--label-from)
+
+
+class LabelFrom(str, enum.Enum):
+    file = "file"  # the file's name without its extension
+    folder = "folder"  # the file's parent folder
+    prefix = "prefix"  # each document begins label<TAB>text
+    tsv = "tsv"  # each line is one document, label<TAB>text
+
+
 class Unknown(str, enum.Enum):
     error = "error"
     skip = "skip"
@@ -62,22 +66,71 @@ class Unknown(str, enum.Enum):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    cell: str = Cell.lstm.value
+    cell: str = "lstm"  # a model kind from charrnn.models.registry
     layers: int = 2
     hidden: int = 256
     embed: int = 64
     dropout: float = 0.1
     vocab_size: int = 0  # set from the tokenizer
+    task: str = "lm"  # a task from charrnn.tasks
+    # The chosen kind's and task's own settings by field name (e.g. a leaky unit's
+    # tau_max); each is checked against the dataclass of options the kind or the
+    # task declares, and missing ones take its defaults.
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def validate(self) -> "ModelConfig":
-        if self.cell not in {c.value for c in Cell}:
-            raise ConfigError(f"unknown cell {self.cell!r}; choose rnn, lstm or gru.")
+        from .models import registry
+        from .tasks import task_spec
+
+        kind, task = registry.get(self.cell), task_spec(self.task)
+        owned = set(kind.option_fields()) | set(task.option_fields())
+        stray = sorted(set(self.options) - owned)
+        if stray:
+            flags = ", ".join(option_flag(k) for k in stray)
+            raise ConfigError(f"{flags} {'does' if len(stray) == 1 else 'do'} not fit --cell {self.cell} with --task {self.task}.")
+        self.cell_options()
+        self.task_options()
         _positive("--layers", self.layers)
         _positive("--hidden", self.hidden)
         _positive("--embed", self.embed)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}.")
         return self
+
+    def summary(self) -> str:
+        """One line: 'lstm 2x256, embedding 64, dropout 0.1' and the kind's and task's own settings."""
+        extra = "".join(f", {k.replace('_', '-')} {_shown(v)}" for k, v in sorted(self.options.items()))
+        task = "" if self.task == "lm" else f" ({self.task})"
+        return f"{self.cell} {self.layers}x{self.hidden}{task}, embedding {self.embed}, dropout {self.dropout}{extra}"
+
+    def cell_options(self) -> Any:
+        """The kind's options dataclass with this config's values (None for a kind with none)."""
+        from .models import registry
+
+        return _options(registry.get(self.cell).options, self.options)
+
+    def task_options(self) -> Any:
+        from .tasks import task_spec
+
+        return _options(task_spec(self.task).options, self.options)
+
+
+def _shown(v: Any) -> str:
+    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
+
+
+def option_flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _options(cls: type | None, values: dict[str, Any]) -> Any:
+    """cls(**the values it owns), validated when it has a validate() method."""
+    if cls is None:
+        return None
+    names = {f.name for f in dataclasses.fields(cls)}
+    opts = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names})
+    check = getattr(opts, "validate", None)
+    return check() if check is not None else opts
 
 
 @dataclass(frozen=True)
@@ -91,6 +144,7 @@ class DataConfig:
     tokenizer: str = "char"  # "char" | "spm"
     vocab_size: int | None = None  # sentencepiece only
     spm_type: str = "unigram"  # sentencepiece only: "unigram" | "bpe"
+    label_from: str | None = None  # labelled documents: "file" | "folder" | "prefix" | "tsv" (data/labels.py)
 
     def validate(self) -> "DataConfig":
         if not 0.0 <= self.val_frac < 1.0:
@@ -109,6 +163,8 @@ class DataConfig:
             raise ConfigError(f"--spm-type must be unigram or bpe, got {self.spm_type!r}.")
         if self.vocab_size is not None and self.vocab_size < 2:
             raise ConfigError(f"--vocab-size must be a whole number >= 2, got {self.vocab_size}.")
+        if self.label_from is not None and self.label_from not in LABEL_SOURCES:
+            raise ConfigError(f"--label-from must be one of {', '.join(LABEL_SOURCES)}, got {self.label_from!r}.")
         if self.doc_sep is not None and "\x00" in self.doc_sep:
             raise ConfigError("--doc-sep must not contain a NUL character.")
         import codecs
@@ -294,7 +350,6 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
 
 
 __all__ = [
-    "Cell",
     "DataConfig",
     "Device",
     "DocState",
@@ -304,6 +359,7 @@ __all__ = [
     "TrainConfig",
     "Unknown",
     "format_duration",
+    "option_flag",
     "from_dict",
     "parse_duration",
     "to_dict",

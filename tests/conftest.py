@@ -1,4 +1,5 @@
-"""Shared fixtures: tiny generated corpora, a fixed seed, and a CLI runner."""
+"""Shared fixtures: tiny generated corpora, a fixed seed, and a CLI runner (helpers.py
+holds the plain functions and constants the tests import)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import make_text
 from typer.testing import CliRunner
-
-WORDS = "the a cat dog sat ran on under mat log and quickly slowly big small red blue".split()
-
-# training options small enough for a test to take a second or two
-TINY = ["--layers", "1", "--hidden", "32", "--embed", "16", "--seq-len", "16", "--batch-size", "4",
-        "--eval-every", "10", "--eval-tokens", "512", "--sample-chars", "20", "--warmup", "5"]  # fmt: skip
-
-
-def make_text(n_lines: int = 400, seed: int = 0) -> str:
-    """Lines of a toy grammar: structured enough for a tiny model to learn something."""
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(n_lines):
-        n = rng.randint(3, 8)
-        words = [rng.choice(WORDS) for _ in range(n)]
-        lines.append(" ".join(words).capitalize() + rng.choice([".", "!", "?"]))
-    return "\n".join(lines) + "\n"
 
 
 # The tests' models are tiny: a second OpenMP thread only adds synchronisation,
@@ -36,6 +21,17 @@ torch.set_num_threads(1)
 def _seed() -> None:
     random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(autouse=True)
+def _truecolor_apps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Textual apps draw in true colour whatever terminal runs the tests (TERM=xterm alone
+    makes Textual's console, and so the heatmap, 16-colour), so snapshots hold everywhere;
+    tests/tui/test_depth.py sets other depths itself. (The snapshot plugin has imported
+    Textual before this file, so the environment variable would come too late.)"""
+    import textual.constants
+
+    monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", "truecolor")
 
 
 @pytest.fixture
@@ -55,8 +51,3 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in a fresh folder, so `checkpoints/` lands in tmp_path."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
-
-
-def no_traceback(text: str) -> None:
-    assert "Traceback" not in text, text
-    assert 'File "' not in text, text

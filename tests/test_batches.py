@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from charrnn.batches import StreamBatcher, eval_batches
+from charrnn.data.batches import StreamBatcher, eval_batches
 from charrnn.errors import CorpusError
 
 
@@ -23,7 +23,10 @@ def test_epoch_offsets_are_deterministic_and_bounded():
     assert offsets <= set(range(b.slack + 1)) and len(offsets) > 1
     assert StreamBatcher(ids, 4, 7, seed=1).offset(5) == b.offset(5)
     last_x, last_y = b.batch(19, b.steps_per_epoch - 1)
-    assert last_y.max() < len(ids)
+    # ids are positions: the last target of row r is the offset plus a whole epoch of windows into stream r
+    want = np.arange(4) * b.stream_len + b.offset(19) + b.steps_per_epoch * 7
+    assert np.array_equal(last_y[:, -1], want)
+    assert (want < np.arange(1, 5) * b.stream_len).all()  # never past the end of its own stream
 
 
 def test_ranks_read_disjoint_streams():

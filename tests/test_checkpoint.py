@@ -1,18 +1,24 @@
+import json
 import os
 import pickle
+import random
+import shutil
 import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from charrnn import checkpoint
-from charrnn.config import ModelConfig, to_dict
+from charrnn.cli import app
+from charrnn.config import ModelConfig, SampleConfig, to_dict
+from charrnn.data.tokenizer import CharTokenizer
 from charrnn.errors import CheckpointError
-from charrnn.model import CharRNN
-from charrnn.tokenizer import CharTokenizer
+from charrnn.models.lm import CharRNN
+from charrnn.tasks.generate import eos_text, sample_text
+from charrnn.training import checkpoint
 
 
 def payload(tok=None):
@@ -107,7 +113,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path):
         f"""
         import resource, signal, sys, torch
         sys.path.insert(0, {str(os.getcwd())!r})
-        from charrnn import checkpoint
+        from charrnn.training import checkpoint
         from charrnn.errors import CheckpointError
         ck = checkpoint.load({str(tmp_path / "last.pt")!r})
         ck["model"] = {{k: torch.randn(4096) if k == "head.bias" else v for k, v in ck["model"].items()}}
@@ -151,3 +157,39 @@ def test_best_is_a_snapshot_not_an_alias(tmp_path):
     checkpoint.save(tmp_path / "last.pt", {**p, "step": 99})
     assert checkpoint.load(tmp_path / "best.pt")["step"] == 3
     assert checkpoint.load(tmp_path / "last.pt")["step"] == 99
+
+
+# ------------------------------------------- checkpoints written by earlier versions
+
+OLD = Path(__file__).parent / "data"  # written by charrnn before the package took its rooms (format 1)
+
+
+def old_corpus(path: Path) -> Path:
+    """The corpus the old LSTM run trained on (its lines, regenerated)."""
+    rng = random.Random(3)
+    w = "the a cat dog sat ran on under mat log and quickly slowly big small red blue".split()
+    lines = [" ".join(rng.choice(w) for _ in range(rng.randint(3, 8))).capitalize() + "." for _ in range(300)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.mark.parametrize("name", ["main-v1-lstm-docs.pt", "main-v1-gru-spm.pt"])
+def test_old_checkpoints_load_and_sample_the_same_text(name):
+    want = json.loads((OLD / "main-v1-samples.json").read_text(encoding="utf-8"))[name]
+    ck = checkpoint.load(OLD / name)
+    model, tok = checkpoint.model_from(ck)
+    cfg = SampleConfig(prime=want["prime"], length=want["length"], seed=want["seed"])
+    text = sample_text(model, tok, cfg, torch.Generator().manual_seed(want["seed"]), eos_text(ck["data_config"]["doc_sep"]))
+    assert text == want["text"]
+
+
+def test_old_checkpoint_resumes_and_shows(runner, workdir):
+    run = workdir / "old"
+    run.mkdir()
+    shutil.copy(OLD / "main-v1-lstm-docs.pt", run / "last.pt")
+    r = runner.invoke(app, ["info", str(run)])
+    assert r.exit_code == 0 and "lstm 2x16, embedding 8" in r.stdout and "30 steps" in r.stdout, r.output
+    corpus = old_corpus(workdir / "docs.txt")  # the corpus has moved since: name it again
+    r = runner.invoke(app, ["train", str(corpus), "--resume", str(run), "--steps", "36", "--quiet", "--device", "cpu"])
+    assert r.exit_code == 0 and "resuming at step 30" in r.stderr and "done at step 36" in r.stderr, r.output
+    assert checkpoint.load(run / "last.pt")["model_config"]["task"] == "lm"

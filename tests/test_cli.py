@@ -11,21 +11,11 @@ import pytest
 import torch
 
 from charrnn.cli import app
-from conftest import TINY, no_traceback
+from helpers import TINY, one_line_error
 
 
 def train(runner, *args):
     return runner.invoke(app, ["train", *args, *TINY, "--quiet"])
-
-
-def one_line_error(result, *fragments, code=1):
-    assert result.exit_code == code, result.output
-    no_traceback(result.output)
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
-    return lines[0]
 
 
 def test_train_sample_info_resume(runner, workdir, corpus_file):
@@ -113,7 +103,9 @@ def test_missing_corpus_names_the_builtins(runner, workdir):
         (["--hidden", "many"], ["--hidden"], 2),
         (["--batch-size", "0"], ["--batch-size"], 1),
         (["--bogus"], ["--bogus"], 2),
-        (["--device", "cuda"] if not torch.cuda.is_available() else ["--precision", "fp16", "--device", "cpu"], ["--"], 1),
+        (["--device", "cuda"], ["--device cuda: no CUDA GPU is available here"], 1)
+        if not torch.cuda.is_available()
+        else (["--precision", "fp16", "--device", "cpu"], ["--precision fp16 needs a CUDA GPU"], 1),
     ],
 )
 def test_nonsense_options(runner, workdir, corpus_file, args, fragments, code):
@@ -195,3 +187,10 @@ def test_help_shows_real_defaults(runner):
     assert f"[default: {TrainConfig().lr}]" in r.stdout and f"[default: {TrainConfig().seq_len}]" in r.stdout
     r = runner.invoke(app, ["sample", "--help"], env={"COLUMNS": "200"})
     assert f"[default: {SampleConfig().temperature}]" in r.stdout
+
+
+def test_predict_and_labels_are_for_other_tasks(runner, workdir, corpus_file):
+    assert train(runner, str(corpus_file), "--steps", "5", "--name", "lm").exit_code == 0
+    one_line_error(runner.invoke(app, ["predict", "lm", "some text"]), "charrnn predict answers classification", "charrnn sample")
+    one_line_error(runner.invoke(app, ["predict", "lm", "x", "--top", "3"]), "--top lists beams: give --beam K too")
+    one_line_error(train(runner, str(corpus_file), "--label-from", "file"), "--label-from reads labelled documents")

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from charrnn import reading as reading_mod
+from charrnn.data import reading as reading_mod
 from charrnn.config import DataConfig
-from charrnn.corpus import prepare, token_dtype
-from charrnn.tokenfile import TokenFile
-from charrnn.reading import iter_corpus, resolve_files
+from charrnn.data.corpus import prepare, token_dtype
+from charrnn.data.tokenfile import TokenFile
+from charrnn.data.reading import iter_corpus, resolve_files
 from charrnn.errors import CorpusError
-from charrnn.tokenizer import EOS_CHAR, CharTokenizer
+from charrnn.data.tokenizer import EOS_CHAR, CharTokenizer
 
 
 def text_of(files, sep=None, **kw):

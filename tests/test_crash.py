@@ -1,14 +1,13 @@
 """Crash safety: killing training at any moment leaves a checkpoint that loads."""
 
-import os
 import random
 import signal
 import subprocess
 import sys
 import time
 
-from charrnn import checkpoint
-from conftest import TINY, no_traceback
+from charrnn.training import checkpoint
+from helpers import TINY, no_traceback
 
 
 def cmd(*extra):

@@ -4,10 +4,10 @@ autocast choice, and a checkpoint written on a GPU that opens and samples on a C
 import pytest
 import torch
 
-from charrnn import checkpoint, hardware
+from charrnn.training import checkpoint, hardware
 from charrnn.cli import app
 from charrnn.errors import ConfigError
-from charrnn.hardware import pick_device, pick_precision
+from charrnn.training.hardware import pick_device, pick_precision
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def test_native_bf16_detection_reads_the_cpu(monkeypatch):
 def test_a_checkpoint_written_on_a_gpu_opens_and_samples_on_a_cpu(runner, workdir, corpus_file, no_accelerators):
     """Every storage in the file is tagged 'cuda:0', as a GPU run writes them; this
     machine has no CUDA, and the checkpoint must still load and sample."""
-    from conftest import TINY
+    from helpers import TINY
 
     r = runner.invoke(app, ["train", str(corpus_file), "--steps", "8", "--name", "g", "--quiet", *TINY])
     assert r.exit_code == 0, r.output

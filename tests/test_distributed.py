@@ -10,8 +10,8 @@ import time
 import pytest
 import torch
 
-from charrnn import checkpoint
-from conftest import make_text, no_traceback
+from charrnn.training import checkpoint
+from helpers import make_text, no_traceback
 
 MODEL = ["--layers", "1", "--hidden", "24", "--embed", "8", "--seq-len", "16", "--warmup", "3", "--sample-chars", "0"]
 

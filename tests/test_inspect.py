@@ -8,31 +8,25 @@ import pytest
 import torch
 from rich.console import Console
 
-from charrnn import inspect_view as view
+from charrnn.inspect import view
 from charrnn.cli import app
 from charrnn.config import ModelConfig
 from charrnn.errors import ConfigError
-from charrnn.model import CharRNN
-from charrnn.probe import (
-    FORMAT,
-    VERSION,
-    Activations,
-    activations,
+from charrnn.models.lm import CharRNN
+from charrnn.inspect.export import FORMAT, VERSION, to_json
+from charrnn.inspect.stats import (
     decay_per_step,
     find_units,
-    gradient_flow,
     match_mask,
     next_token_probs,
     roc_auc,
     saturation,
-    tanh_saturation,
-    to_json,
     top_predictions,
     unit_values,
 )
-from charrnn.tokenizer import CharTokenizer
-from conftest import TINY, no_traceback
-from test_cli import one_line_error
+from charrnn.inspect.trace import Activations, activations, gradient_flow
+from charrnn.data.tokenizer import CharTokenizer
+from helpers import TINY, no_traceback, one_line_error
 
 ALPHABET = 'abcdefghijklmnopqrstuvwxyz "().\n'
 
@@ -98,7 +92,7 @@ def test_match_mask_uses_the_first_group_and_token_offsets():
 def test_unit_values_checks_names_and_ranges():
     acts, _ = planted()
     assert unit_values(acts, "h", 1, 4).shape == (len(acts.text),)
-    for args, msg in [(("reset", 0, 0), "has no signal 'reset'"), (("h", 2, 0), "layers 0 to 1"), (("h", 0, 6), "units 0 to 5"), (("h", -1, 0), "--layer -1")]:
+    for args, msg in [(("reset", 0, 0), "the lstm kind has no signal 'reset'"), (("h", 2, 0), "layers 0 to 1"), (("h", 0, 6), "units 0 to 5"), (("h", -1, 0), "--layer -1")]:
         with pytest.raises(ConfigError, match=re.escape(msg)):
             unit_values(acts, *args)
 
@@ -126,7 +120,9 @@ def test_saturation_fractions():
     frac_inside = acts.signals["forget"][0, :, 2].__lt__(0.1).mean()
     assert sat["forget"][0, 2].tolist() == pytest.approx([frac_inside, 1 - frac_inside])
     h = acts.signals["h"][1, :, 4]  # 0.9 + noise inside the quotes, -0.1 + noise outside
-    assert tanh_saturation(acts)["h"][1, 4].tolist() == pytest.approx([0.0, (h > 0.9).mean()])
+    as_rnn = Activations(acts.text, acts.ids, acts.tokens, "rnn", {"h": acts.signals["h"], "a": acts.signals["c"]}, acts.probs)
+    tanh_sat = saturation(as_rnn)  # no gates: the tanh state's tails, beyond -0.9 and 0.9
+    assert set(tanh_sat) == {"h"} and tanh_sat["h"][1, 4].tolist() == pytest.approx([0.0, (h > 0.9).mean()])
     assert 0 < (h > 0.9).mean() < 1
 
 
@@ -179,8 +175,9 @@ def test_colored_text_puts_each_token_on_its_value():
 
 def test_unit_view_scales_gates_and_cells():
     acts, _ = planted()
-    np.testing.assert_allclose(view.scaled("forget", np.array([0.0, 0.5, 1.0])), [-1, 0, 1])
-    np.testing.assert_allclose(view.scaled("c", np.array([3.0])), [np.tanh(3.0)])
+    np.testing.assert_allclose(view.scaled("gate", np.array([0.0, 0.5, 1.0])), [-1, 0, 1])
+    np.testing.assert_allclose(view.scaled("free", np.array([3.0])), [np.tanh(3.0)])
+    np.testing.assert_allclose(view.scaled("tanh", np.array([-0.5, 0.25])), [-0.5, 0.25])
     text = render(view.unit_view(acts, "c", 1, 4))
     assert text.splitlines()[0] == "layer 1, unit 4, c, coloured by tanh(c)"
     assert acts.text in text and "scale:  -1" in text
@@ -210,7 +207,7 @@ def test_saturation_table_and_sparkline():
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two tiny real checkpoints, an LSTM and a vanilla RNN, trained through the CLI."""
-    from conftest import make_text
+    from helpers import make_text
     from typer.testing import CliRunner
 
     root = tmp_path_factory.mktemp("runs")
@@ -287,16 +284,17 @@ def test_inspect_find_and_gradients(runner, runs):
 def test_inspect_rnn_has_no_gates(runner, runs):
     r = inspect(runner, runs, "--text", TEXT, "--what", "a", "--unit", "0", cell="rnn")
     assert r.exit_code == 0, r.output
-    assert "layer 0, unit 0, a, coloured by tanh(a) = h" in r.stdout
-    assert "no gates in a vanilla RNN; saturation of h = tanh(a)" in r.stdout and re.search(r"^h\s+0\s", r.stdout, re.MULTILINE)
-    one_line_error(inspect(runner, runs, "--text", TEXT, "--what", "c", cell="rnn"), "an rnn has no signal 'c'", "h, a")
+    assert "layer 0, unit 0, a, coloured by tanh(a)" in r.stdout
+    assert "no gates in a vanilla RNN; saturation of h, where tanh's gradient vanishes" in r.stdout
+    assert re.search(r"^h\s+0\s", r.stdout, re.MULTILINE)
+    one_line_error(inspect(runner, runs, "--text", TEXT, "--what", "c", cell="rnn"), "the rnn kind has no signal 'c'", "h, a")
 
 
 def test_inspect_json(runner, runs, tmp_path):
     r = inspect(runner, runs, "--text", TEXT, "--find", "cat", "--json", str(tmp_path / "x.json"), "--threads", "1")
     assert r.exit_code == 0, r.output
     doc = json.loads((tmp_path / "x.json").read_text(encoding="utf-8"))
-    assert doc["format"] == "charrnn-inspect" and doc["version"] == 1 and doc["text"] == TEXT and len(doc["tokens"]) == len(TEXT)
+    assert doc["format"] == "charrnn-inspect" and doc["version"] == 2 and doc["text"] == TEXT and len(doc["tokens"]) == len(TEXT)
     assert doc["step"] == 20 and doc["model_config"]["cell"] == "lstm" and doc["find"]["pattern"] == "cat"
     T = len(TEXT)
     assert doc["shapes"]["signals.forget"] == [1, T, 32] and doc["shapes"]["probs"][0] == T and doc["shapes"]["gradients.c"] == [1, T - 1]
@@ -324,7 +322,7 @@ def test_inspect_reads_files_and_samples_when_given_no_text(runner, runs, tmp_pa
         (["--text", "ab", "--file", "x.txt"], ["--text or --file, not both"]),
         (["--text", "The cat", "--unit", "32"], ["--unit 32 is out of range", "units 0 to 31 (0-based)"]),
         (["--text", "The cat", "--layer", "1"], ["--layer 1 is out of range", "layers 0 to 0 (0-based)"]),
-        (["--text", "The cat", "--what", "update"], ["an lstm has no signal 'update'"]),
+        (["--text", "The cat", "--what", "update"], ["the lstm kind has no signal 'update'"]),
         (["--text", "The cat", "--at", "7"], ["--at 7 is out of range", "0 to 6"]),
         (["--text", "The cat", "--at", "middle"], ["--at takes a position"]),
         (["--text", "The cat", "--find", "(("], ["is not a valid regular expression"]),
@@ -349,7 +347,7 @@ def test_inspect_bad_file_and_missing_checkpoint(runner, runs, tmp_path):
 
 
 def test_gradient_flow_of_a_real_checkpoint_is_finite(runs):
-    from charrnn import checkpoint
+    from charrnn.training import checkpoint
 
     model, tok = checkpoint.model_from(checkpoint.load(runs / "lstm" / "best.pt"))
     flow = gradient_flow(model, tok, TEXT)
@@ -359,8 +357,8 @@ def test_gradient_flow_of_a_real_checkpoint_is_finite(runs):
 def test_subword_tokens_map_back_to_their_characters():
     """With sentencepiece, a token spans several characters: offsets, --find and the
     coloured text all follow the characters of the text."""
-    from charrnn import spm
-    from conftest import make_text
+    from charrnn.data import spm_train as spm
+    from helpers import make_text
 
     text = make_text(200) + "你好 世界\n" * 20
     tok = spm.train(lambda: iter([text]), np.bincount([ord(c) for c in text]), False, 300)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from charrnn.config import ModelConfig
-from charrnn.model import CharRNN
+from charrnn.models.lm import CharRNN
 
 CELLS = ["rnn", "lstm", "gru"]
 
@@ -53,19 +53,6 @@ def test_carried_state_equals_whole_prefix(cell):
     torch.testing.assert_close(torch.cat([a, b], 1), whole, atol=1e-10, rtol=0)
     for x, y in zip(s, s_whole):
         torch.testing.assert_close(x, y, atol=1e-10, rtol=0)
-
-
-@pytest.mark.parametrize("cell", CELLS)
-def test_trace_matches_fused(cell):
-    m = tiny(cell, dtype=torch.float64).eval()
-    idx = torch.randint(13, (2, 9))
-    s0 = tuple(torch.randn_like(s) for s in m.init_state(2))
-    logits, _, state = m(idx, s0)
-    tr = m.trace(idx, s0)
-    torch.testing.assert_close(tr.logits, logits, atol=1e-10, rtol=0)
-    assert set(tr.signals) == set(m.spec.signals)
-    assert tr.signals["h"].shape == (2, 2, 9, 24)  # (L, B, T, H)
-    torch.testing.assert_close(tr.signals["h"][:, :, -1], state[0], atol=1e-10, rtol=0)
 
 
 @pytest.mark.parametrize("cell", CELLS)

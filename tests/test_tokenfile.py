@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from charrnn.batches import BLOCK, StreamBatcher, eval_batches
-from charrnn.tokenfile import TokenFile
+from charrnn.data.batches import BLOCK, StreamBatcher, eval_batches
+from charrnn.data.tokenfile import TokenFile
 
 
 @pytest.fixture(params=[np.uint8, np.uint16, np.uint32])

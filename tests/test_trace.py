@@ -16,11 +16,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from charrnn import checkpoint
+from charrnn.training import checkpoint
 from charrnn.config import ModelConfig
-from charrnn.model import CharRNN
-from charrnn.probe import decay_per_step, gradient_flow
-from charrnn.tokenizer import CharTokenizer
+from charrnn.models.lm import CharRNN
+from charrnn.inspect.stats import decay_per_step
+from charrnn.inspect.trace import gradient_flow
+from charrnn.data.tokenizer import CharTokenizer
 
 CELLS = ["rnn", "lstm", "gru"]
 ATOL = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -76,7 +77,7 @@ def assert_parity(m, idx, s0, atol):
     logits, _, final = m(idx, s0)
     tr = m.trace(idx, s0)
     close(tr.logits, logits, atol)
-    assert set(tr.signals) == set(m.spec.signals)
+    assert set(tr.signals) == set(m.kind.signal_names)
     for name, sig in tr.signals.items():
         assert sig.shape == (L, B, T, H), name
         assert len(tr.steps[name]) == L and len(tr.steps[name][0]) == T
@@ -87,14 +88,14 @@ def assert_parity(m, idx, s0, atol):
     x_emb = m.embed(idx)  # (B, T, E)
     for t in range(T):
         for k in range(L):
-            for j, name in enumerate(m.spec.state_names):
+            for j, name in enumerate(m.kind.state):
                 close(tr.signals[name][k, :, t], fused[t][j][k], atol)
             # the recorded gates are the ones that turn the fused state at t-1 into the fused state at t
             x = x_emb[:, t] if k == 0 else fused[t][0][k - 1]
             prev = s0 if t == 0 else fused[t - 1]
             h_prev = prev[0][k]
             c_prev = prev[1][k] if m.cfg.cell == "lstm" else None
-            want = documented_step(m.cfg.cell, x, h_prev, c_prev, m.layer_params(k))
+            want = documented_step(m.cfg.cell, x, h_prev, c_prev, m.core.layer_params(k))
             for name, value in want.items():
                 close(tr.signals[name][k, :, t], value, atol)
 

@@ -5,13 +5,13 @@ import threading
 import pytest
 import torch
 
-from charrnn import checkpoint
+from charrnn.training import checkpoint
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
-from charrnn.corpus import prepare
+from charrnn.data.corpus import prepare
 from charrnn.errors import ConfigError, TrainingError
-from charrnn.model import CharRNN
-from charrnn.telemetry import BaseSink, CheckpointEvent, EndEvent, EvalEvent, ListSink, MessageEvent, SampleEvent, StepEvent
-from charrnn.train import Trainer, lr_at
+from charrnn.models.lm import CharRNN
+from charrnn.training.telemetry import BaseSink, CheckpointEvent, EndEvent, EvalEvent, ListSink, MessageEvent, SampleEvent, StepEvent
+from charrnn.training.trainer import Trainer, lr_at
 
 MODEL = ModelConfig(cell="lstm", layers=1, hidden=32, embed=16)
 FAST = dict(seq_len=16, batch_size=4, eval_every=10, eval_tokens=512, sample_chars=20, warmup=5)
@@ -114,7 +114,7 @@ def test_time_budget(tmp_path, corpus_file):
 def test_epochs_limit(tmp_path, corpus_file):
     t = trainer(tmp_path, corpus_file, epochs=1.5)
     r = t.run()
-    assert r.stopped_by == "epochs" and r.step == math.ceil(1.5 * t.batcher.steps_per_epoch)
+    assert r.stopped_by == "epochs" and r.step == math.ceil(1.5 * t.task.steps_per_epoch)
 
 
 def test_non_finite_loss_skips_the_step_then_stops(tmp_path, corpus_file, monkeypatch):

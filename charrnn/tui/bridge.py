@@ -15,7 +15,7 @@ from typing import Any
 
 from textual.message import Message
 
-from ..telemetry import (
+from ..training.telemetry import (
     BaseSink,
     CheckpointEvent,
     EndEvent,

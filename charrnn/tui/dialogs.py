@@ -12,7 +12,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from ..config import Cell
+from ..models import registry
 from .runs import RunInfo, RunRequest
 
 
@@ -43,7 +43,7 @@ class RunForm(ModalScreen[RunRequest | None]):
                 yield Input(" ".join(r.corpus), placeholder="files, folders or a built-in corpus", id="corpus", compact=True)
             with Horizontal(classes="row"):
                 yield Label("cell", classes="key")
-                yield Select([(c.value, c.value) for c in Cell], value=r.cell, allow_blank=False, id="cell", compact=True)
+                yield Select([(c, c) for c in registry.names()], value=r.cell, allow_blank=False, id="cell", compact=True)
                 yield Label("layers", classes="key")
                 yield Input(str(r.layers), id="layers", type="integer", compact=True)
                 yield Label("hidden", classes="key")

@@ -156,7 +156,7 @@ class ExploreScreen(Screen):
         if self.explorer is None:
             self.notify("no checkpoint loaded: press o to open one.", severity="warning", title="explore")
             return
-        from ..sample import new_seed
+        from ..tasks.generate import new_seed
 
         self.seed = new_seed() if seed is None else seed
         try:

@@ -37,8 +37,8 @@ class Explorer:
     """A checkpoint loaded for generation (on the CPU, in eval mode)."""
 
     def __init__(self, path: Path | str, root: Path | str = "checkpoints"):
-        from .. import checkpoint
         from ..config import DataConfig, from_dict
+        from ..training import checkpoint
 
         self.path = checkpoint.find(str(path), root)
         ck = checkpoint.load(self.path)
@@ -53,7 +53,7 @@ class Explorer:
         """cfg: a SampleConfig. Raises CharRNNError for a prime the model cannot read."""
         import torch
 
-        from ..sample import eos_text, sample_text
+        from ..tasks.generate import eos_text, sample_text
 
         cfg = cfg.validate()
         gen = torch.Generator().manual_seed(seed)

@@ -14,7 +14,7 @@ from typing import Any
 
 from textual.message import Message
 
-from ..telemetry import (
+from ..training.telemetry import (
     CheckpointEvent,
     EndEvent,
     EvalEvent,

@@ -54,7 +54,7 @@ def parse_limit(text: str) -> dict[str, Any]:
 
 def factory(req: RunRequest, root: Path) -> TrainerFactory:
     """Check the request now; build the trainer later, in the worker."""
-    from .. import plan
+    from ..training import plan
 
     limit = parse_limit(req.limit)
     if req.resume:

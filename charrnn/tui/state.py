@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..telemetry import (
+from ..training.telemetry import (
     CheckpointEvent,
     EndEvent,
     EvalEvent,

@@ -9,17 +9,19 @@ import threading
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from charrnn import checkpoint
-from charrnn.cells import CELLS
+from helpers import until  # noqa: F401  (the pilot tests import it from here too)
+
+from charrnn.training import checkpoint
+from charrnn.models import registry
 from charrnn.config import ModelConfig, to_dict
-from charrnn.model import CharRNN
-from charrnn.probe import Activations, Probe
-from charrnn.telemetry import (
+from charrnn.models.lm import CharRNN
+from charrnn.inspect.trace import Activations, Probe
+from charrnn.training.telemetry import (
     CheckpointEvent,
     EndEvent,
     EvalEvent,
@@ -29,8 +31,8 @@ from charrnn.telemetry import (
     StartEvent,
     StepEvent,
 )
-from charrnn.tokenizer import CharTokenizer
-from charrnn.train import TrainResult
+from charrnn.data.tokenizer import CharTokenizer
+from charrnn.training.trainer import TrainResult
 
 PROBE_TEXT = "the cat sat on the mat.\nA dog ran under the log!"
 
@@ -40,11 +42,10 @@ def scripted_probe(step: int, text: str = PROBE_TEXT, cell: str = "lstm", layers
     in each signal's own range, and a gradient curve that decays back in time."""
     rng = np.random.default_rng(step)
     T = len(text)
-    spec = CELLS[cell]
     signals = {}
-    for name in spec.signals:
+    for s in registry.get(cell).signals:
         z = rng.normal(size=(layers, T, hidden)).astype(np.float32) * 2
-        signals[name] = 1 / (1 + np.exp(-z)) if name in spec.gates else (np.tanh(z) if name != "c" else z)
+        signals[s.name] = {registry.GATE: 1 / (1 + np.exp(-z)), registry.TANH: np.tanh(z)}.get(s.range, z)
     ids = np.arange(T)
     acts = Activations(
         text=text, ids=ids, tokens=tuple(text), cell=cell, signals=signals,
@@ -141,15 +142,6 @@ def tiny_checkpoint(path: Path, text: str = PROBE_TEXT, cell: str = "lstm", seed
     payload = {"model_config": to_dict(cfg), "tokenizer": tok.to_state(), "model": weights, "step": 0}
     checkpoint.save(path, payload)
     return path
-
-
-async def until(pilot: Any, cond: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
-    """Let the app run until cond() holds (or fail after timeout seconds)."""
-    t0 = time.monotonic()
-    while not cond():
-        if time.monotonic() - t0 > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}")
-        await pilot.pause(0.05)
 
 
 def busy_threads() -> list[str]:

@@ -13,12 +13,12 @@ from scripted import (
     until,
 )
 
-from charrnn import checkpoint
+from charrnn.training import checkpoint
 from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig
 from charrnn.errors import ConfigError
-from charrnn.probe import saturation
-from charrnn.sample import sample_text
-from charrnn.telemetry import ProbeEvent
+from charrnn.inspect.stats import saturation
+from charrnn.tasks.generate import sample_text
+from charrnn.training.telemetry import ProbeEvent
 from charrnn.tui import messages as m
 from charrnn.tui import state as st
 from charrnn.tui.activations_screen import ActivationsScreen
@@ -196,8 +196,16 @@ async def test_explore_generates_like_charrnn_sample(tmp_path):
         expect = sample_text(model, tok, SampleConfig(length=300), torch.Generator().manual_seed(7))
         assert g.text == expect and g.seed == 7
         assert len(g.tokens) == len(expect) and g.signals["h"].shape == (2, len(expect), 16)
-        # the prediction shown for a character is the distribution it was drawn from
-        assert all(len(top) == 8 for top in g.top[1:]) and abs(sum(p for _, p in g.top[1])) <= 1.0
+        # the prediction shown for a character is the model's distribution for its place:
+        # the fused forward over the newline that starts generation, then the text
+        ids = tok.encode(g.text)
+        with torch.no_grad():
+            p = torch.softmax(model(torch.tensor([tok.encode("\n") + ids]))[0][0], -1).numpy()  # (1+T, V)
+        for t in (1, 5, 40):
+            best = np.argsort(-p[t], kind="stable")[:8]  # p[t]: after the start and the first t tokens
+            assert [tok_ for tok_, _ in g.top[t]] == [tok.decode([int(i)]) for i in best]
+            np.testing.assert_allclose([q for _, q in g.top[t]], p[t][best], rtol=1e-4)
+            assert g.chosen_p[t] == pytest.approx(float(p[t][ids[t]]), rel=1e-4)
         preds = str(screen.query_one("#preds").render())
         assert "p=" in preds
 
@@ -274,8 +282,8 @@ async def test_real_training_end_to_end(tmp_path, corpus_file, messages):
     """A real tiny run in the app: loss updates and frames arrive, the view switches
     on real activations, quitting mid-run saves a checkpoint that resumes, and no
     thread is left behind."""
-    from charrnn.corpus import prepare
-    from charrnn.train import Trainer
+    from charrnn.data.corpus import prepare
+    from charrnn.training.trainer import Trainer
     from charrnn.tui.runs import RunRequest, factory
 
     data = DataConfig(paths=(str(corpus_file),))

@@ -12,7 +12,7 @@ from scripted import eval_event, scripted_probe, start_event, step_event
 
 from charrnn.cli import app as cli_app
 from charrnn.errors import ConfigError
-from charrnn.telemetry import (
+from charrnn.training.telemetry import (
     CheckpointEvent,
     EndEvent,
     MessageEvent,

@@ -11,7 +11,7 @@ from scripted import (
     until,
 )
 
-from charrnn.telemetry import CheckpointEvent, ProbeEvent, SampleEvent
+from charrnn.training.telemetry import CheckpointEvent, ProbeEvent, SampleEvent
 from charrnn.tui import messages as m
 from charrnn.tui.app import CharRNNApp
 from charrnn.tui.widgets import Chart, Heatmap

@@ -1,0 +1,161 @@
+"""What every command shares: the Typer app, one-line errors, and option declarations.
+
+Torch is imported inside the commands, never at module level, so that
+`charrnn --help` answers at once. Every option's default comes from config.py.
+Mistakes the user can fix (CharRNNError) end as one red line on stderr and
+exit status 1; a nonsense option as one line and status 2; never a traceback.
+
+Options that more than one command takes are declared here once, as `Annotated`
+types; a command's signature then reads `hidden: HiddenOpt = M.hidden`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+from typing import Annotated, Any, Callable, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup
+
+try:  # typer >= 0.17 carries its own copy of click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover
+    from click.exceptions import UsageError
+
+from ..config import DEFAULT_CHECKPOINTS, Device, ModelConfig, SampleConfig, TrainConfig, Unknown
+from ..errors import CharRNNError, PeerLostError
+from ..models import registry
+from ..tasks import TASKS
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+
+class _OneLineUsageErrors:
+    """A nonsense option gets one line on stderr and exit status 2, like every other
+    mistake, instead of click's usage box."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)  # type: ignore[misc]
+        except UsageError as e:
+            raise _usage(e, info_name) from None
+
+
+def _usage(e: UsageError, name: str | None) -> Exception:
+    if type(e).__name__ == "NoArgsIsHelpError":
+        return e
+    path = e.ctx.command_path if e.ctx is not None else name
+    err.print(f"[red]error:[/] {escape(e.format_message())} (see {escape(str(path))} --help)")
+    return typer.Exit(2)
+
+
+class Command(_OneLineUsageErrors, TyperCommand):
+    pass
+
+
+class Group(_OneLineUsageErrors, TyperGroup):
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as e:
+            raise _usage(e, ctx.info_name) from None
+
+
+app = typer.Typer(
+    cls=Group,
+    name="charrnn",
+    help="Train small recurrent networks on your own text, sample from them, and look inside.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+
+
+def fail(message: str, code: int = 1, every_rank: bool = False) -> typer.Exit:
+    rank = os.environ.get("RANK", "0")
+    if rank == "0":  # under torchrun, rank 0 speaks for all
+        err.print(f"[red]error:[/] {escape(message)}")
+    elif every_rank:
+        err.print(f"[red]error (rank {rank}):[/] {escape(message)}")
+    return typer.Exit(code)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Catch the user's mistakes at the command edge: one line, non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except PeerLostError as e:
+            raise fail(str(e), every_rank=True) from None
+        except CharRNNError as e:
+            raise fail(str(e)) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted.", 130) from None
+        except OSError as e:
+            where = f" {e.filename}" if e.filename else ""
+            raise fail(f"could not read or write{where}: {e.strerror or e}.") from None
+        except MemoryError:
+            raise fail("out of memory; try a smaller --batch-size, --hidden or --seq-len.") from None
+
+    return wrapper
+
+
+def given_options(ctx: typer.Context) -> set[str]:
+    """The parameters the user typed (not left at their defaults)."""
+    return {p.name for p in ctx.command.params if p.name and ctx.get_parameter_source(p.name).name == "COMMANDLINE"}
+
+
+# ------------------------------------------------------------ shared options
+
+M, TC, S = ModelConfig(), TrainConfig(), SampleConfig()
+P_TASK, P_CORPUS, P_MODEL, P_CELL, P_OPT = "Task", "Corpus", "Model", "Cell options", "Optimisation"
+P_EVAL, P_OUT, P_HW, P_SAMPLE = "Evaluation", "Output", "Hardware", "Sampling"
+
+
+def _kinds_help() -> str:
+    return "Recurrent cell: " + "; ".join(f"{k.name} ({k.about})" for k in registry.KINDS.values()) + "."
+
+
+def _tasks_help() -> str:
+    return "What to learn: " + "; ".join(f"{t.name} ({t.about})" for t in TASKS.values()) + "."
+
+
+def _choice(names: Callable[[], tuple[str, ...]]) -> Callable[[str], str]:
+    """A callback that accepts one of a registry's names, read when the option is parsed
+    (so a kind registered after import, by a plugin or a test, is a valid choice)."""
+
+    def check(value: str) -> str:
+        if value not in names():
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(names())}.")
+        return value
+
+    return check
+
+
+RunArg = Annotated[
+    Optional[str], typer.Argument(help="A run folder or checkpoint file (default: the newest run).", show_default=False)
+]
+CheckpointsOpt = Annotated[Path, typer.Option(help="Where runs (and the corpus cache) live.", rich_help_panel=P_OUT)]
+TaskOpt = Annotated[str, typer.Option(help=_tasks_help(), metavar="TASK", callback=_choice(lambda: tuple(TASKS)), rich_help_panel=P_TASK)]
+CellOpt = Annotated[str, typer.Option(help=_kinds_help(), metavar="KIND", callback=_choice(registry.names), rich_help_panel=P_MODEL)]
+LayersOpt = Annotated[int, typer.Option(help="Stacked recurrent layers.", rich_help_panel=P_MODEL)]
+HiddenOpt = Annotated[int, typer.Option(help="Units per layer.", rich_help_panel=P_MODEL)]
+StepsOpt = Annotated[Optional[int], typer.Option(help="Stop after this many steps.", rich_help_panel=P_OPT)]
+TimeOpt = Annotated[
+    Optional[str], typer.Option("--time", help="Stop after this wall-clock time (90s, 3m, 1h); 3m when no limit is given.", rich_help_panel=P_OPT)
+]
+NameOpt = Annotated[Optional[str], typer.Option(help="Run name (default: corpus-cell-time).", rich_help_panel=P_OUT)]
+DeviceOpt = Annotated[Device, typer.Option(help="Where to run.", rich_help_panel=P_HW)]
+ThreadsOpt = Annotated[
+    Optional[int], typer.Option(help="CPU threads (default: torch's choice; 1 is often faster on a busy machine).", rich_help_panel=P_HW)
+]
+UnknownOpt = Annotated[Unknown, typer.Option(help="Characters the model never saw: error, or skip them.")]
+DEFAULT_ROOT = Path(DEFAULT_CHECKPOINTS)

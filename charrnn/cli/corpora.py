@@ -1,0 +1,23 @@
+"""`charrnn corpora`: the built-in corpora (made from this Python, never downloaded)."""
+
+from __future__ import annotations
+
+from ..config import DEFAULT_CORPUS
+from ..data.builtin import BUILTINS
+from .common import Command, app, out, user_errors
+
+
+@app.command(cls=Command)
+@user_errors
+def corpora() -> None:
+    """List the built-in corpora (made from this Python installation, never downloaded)."""
+    from rich.table import Table
+
+    t = Table(box=None, pad_edge=False)
+    t.add_column("name", style="bold")
+    t.add_column("what")
+    for b in BUILTINS.values():
+        default = " (default)" if b.name == DEFAULT_CORPUS else ""
+        t.add_row(b.name + default, b.description)
+    out.print(t)
+    out.print("Train on one with: charrnn train NAME")

@@ -1,0 +1,202 @@
+"""`charrnn inspect`: the inside of a trained model, on a text of the user's choosing.
+
+Like every command it imports torch only when it runs, and its mistakes end as
+one red line. The numbers come from inspect/trace.py and inspect/stats.py, the
+pictures from inspect/view.py, the JSON from inspect/export.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..config import Unknown
+from ..errors import ConfigError, CorpusError, TokenizerError
+from ..models import registry
+from .common import DEFAULT_ROOT, P_OUT, CheckpointsOpt, Command, RunArg, ThreadsOpt, UnknownOpt, app, err, out, user_errors
+
+P_TEXT, P_UNIT, P_MORE = "Text", "Unit (0-based, as in PyTorch)", "Analyses"
+SAMPLED_CHARS = 200  # what inspect reads when given no text
+
+
+def _signals_help() -> str:
+    return "...and this signal of it (default h): " + "; ".join(
+        f"{k.name}: {', '.join(k.signal_names)}" for k in registry.KINDS.values()
+    ) + "."
+
+
+@app.command(cls=Command)
+@user_errors
+def inspect(
+    run_or_checkpoint: RunArg = None,
+    text: Annotated[Optional[str], typer.Option("--text", "-t", help="The text to read.", rich_help_panel=P_TEXT, show_default=False)] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read the text from this UTF-8 file.", rich_help_panel=P_TEXT, show_default=False)] = None,
+    max_chars: Annotated[int, typer.Option(help="Read at most this many characters.", rich_help_panel=P_TEXT)] = 2000,
+    unknown: UnknownOpt = Unknown.error,
+    seed: Annotated[
+        Optional[int],
+        typer.Option(help=f"Without --text or --file, {SAMPLED_CHARS} characters are sampled from the model with this seed.", rich_help_panel=P_TEXT),
+    ] = None,
+    layer: Annotated[Optional[int], typer.Option(help="Colour the text by a unit of this layer (default: the top one).", rich_help_panel=P_UNIT, show_default=False)] = None,
+    unit: Annotated[Optional[int], typer.Option(help="...this unit (default: the one that varies most along the text).", rich_help_panel=P_UNIT, show_default=False)] = None,
+    what: Annotated[Optional[str], typer.Option(help=_signals_help(), metavar="SIGNAL", rich_help_panel=P_UNIT, show_default=False)] = None,
+    at: Annotated[
+        Optional[str],
+        typer.Option(help="Top predictions after this position (0-based), 'end', or 'all' for a row per position.", rich_help_panel=P_MORE, show_default="end"),
+    ] = None,
+    top_k: Annotated[int, typer.Option(help="How many predictions to list.", rich_help_panel=P_MORE)] = 5,
+    find: Annotated[
+        Optional[str],
+        typer.Option(help="Rank the units that best tell characters inside matches of this regex (its first group, if any) from those outside.", rich_help_panel=P_MORE, show_default=False),
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many units --find lists.", rich_help_panel=P_MORE)] = 10,
+    gradients: Annotated[bool, typer.Option("--gradients", help="Plot the gradient through time, |dL_T/dh_t| against T - t, per layer.", rich_help_panel=P_MORE)] = False,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write every array, the text and the tokens to this JSON file.", rich_help_panel=P_OUT, show_default=False)] = None,
+    html_path: Annotated[
+        Optional[Path], typer.Option("--html", help="Also write all of it as one self-contained HTML page (works offline) to this file.", rich_help_panel=P_OUT, show_default=False)
+    ] = None,
+    checkpoints: CheckpointsOpt = DEFAULT_ROOT,
+    threads: ThreadsOpt = None,
+) -> None:
+    """Look inside a model: a text coloured by one unit, the next-character predictions
+    and gate saturation; --find the units that track a pattern; --gradients through time.
+
+    Without --find or --gradients it shows the unit, the predictions and the saturation.
+    """
+    if text is not None and file is not None:
+        raise ConfigError("give the text with --text or --file, not both.")
+    for name, v in (("--max-chars", max_chars), ("--top-k", top_k), ("--top", top), ("--threads", 1 if threads is None else threads)):
+        if v < 1:
+            raise ConfigError(f"{name} must be at least 1, got {v}.")
+    import torch
+
+    from ..inspect import view
+    from ..inspect.export import to_json
+    from ..inspect.stats import busiest_unit, find_units, match_mask, position, saturation, unit_values
+    from ..inspect.trace import activations, gradient_flow
+    from ..training import checkpoint
+    from ..inspect.palette import depth_of
+
+    if threads is not None:
+        torch.set_num_threads(threads)  # the whole process is this one command
+    path = checkpoint.find(run_or_checkpoint, checkpoints)
+    ck = checkpoint.load(path)
+    model, tok = checkpoint.model_from(ck, path)
+    if file is not None:
+        text = _read(file)
+    elif text is None:
+        text = _sampled(model, tok, seed)
+    if len(text) > max_chars:
+        err.print(f"[dim]reading the first {max_chars:,} of {len(text):,} characters (--max-chars)[/]")
+        text = text[:max_chars]
+
+    acts = activations(model, tok, text, unknown=unknown.value)
+    what_ = what if what is not None else "h"
+    layer_ = acts.layers - 1 if layer is None else layer
+    unit_values(acts, what_, layer_, 0 if unit is None else unit)  # names and ranges: fail before printing anything
+    at_ = _position(at, len(acts.ids))
+    if isinstance(at_, int):
+        position(acts, at_)
+    inside = match_mask(acts, find) if find is not None else None
+    found = find_units(acts, inside, top=top) if inside is not None else []
+    flow = gradient_flow(model, tok, text, unknown=unknown.value) if gradients or ((json_path or html_path) and len(acts.ids) > 1) else None
+
+    m = model.cfg
+    depth = depth_of(out.color_system)  # scales of colours this terminal has (256 in tmux, say)
+    out.print(view.header(str(path), acts, f"{m.cell} {m.layers}x{m.hidden}, step {ck['step']:,}"))
+    overview = find is None and not gradients
+    sections = []
+    if overview or layer is not None or unit is not None or what is not None:
+        note = "" if unit is not None else " (the unit that varies most here; choose one with --unit)"
+        sections.append(view.unit_view(acts, what_, layer_, busiest_unit(acts, what_, layer_) if unit is None else unit, note, depth))
+    if overview:
+        sections.append(view.probability_view(acts, depth))
+    if overview or at is not None:
+        sections.append(view.along_table(acts, top_k, depth) if at_ == "all" else view.top_k_table(acts, len(acts.ids) - 1 if at_ is None else at_, top_k))
+    sat = saturation(acts) if overview else {}
+    if sat and model.kind.gates:
+        sections.append(view.saturation_table(sat))
+    elif sat:
+        sections.append(view.saturation_table(sat, "< −0.9", "> 0.9", _no_gates_title(m.cell, sat)))
+    if find is not None:
+        sections.append(view.find_view(acts, find, found, inside, depth))
+    if gradients and flow is not None:
+        bar = max(8, min(30, (out.width - 6) // sum(v.shape[0] for v in flow.values()) - 10))
+        sections.append(view.gradient_view(flow, bar))
+    for s in sections:
+        out.print()
+        out.print(s)
+
+    if json_path is not None:
+        meta = {"checkpoint": str(path), "step": ck["step"], "model_config": dict(ck["model_config"])}
+        doc = to_json(acts, meta, flow, found, find, inside)
+        json_path.write_text(doc, encoding="utf-8")
+        err.print(f"[dim]wrote {json_path} ({len(doc) / 1e6:.1f} MB)[/]")
+    if html_path is not None:
+        if unit is None and found:  # the page opens on the unit that best tracks the pattern
+            shown = (found[0].what, found[0].layer, found[0].unit)
+        else:
+            shown = (what_, layer_, busiest_unit(acts, what_, layer_) if unit is None else unit)
+        _write_html(html_path, acts, str(path), f"{m.cell} {m.layers}x{m.hidden}, step {ck['step']:,}", shown, top_k, flow, found, find, inside)
+
+
+def _no_gates_title(cell: str, sat: dict) -> str:
+    names = ", ".join(sat)
+    return f"no gates in {_a(cell)}; saturation of {names}, where tanh's gradient vanishes: fraction of timesteps per unit"
+
+
+def _write_html(html_path: Path, acts, source: str, model: str, shown: tuple, top_k: int, flow, found, find, inside) -> None:  # type: ignore[no-untyped-def]
+    from ..inspect import html as page
+    from ..inspect.stats import saturation
+
+    sat = saturation(acts)
+    if registry.get(acts.cell).gates:
+        meta = page.PageMeta(source, model, *shown, top_k=top_k)
+    else:
+        meta = page.PageMeta(source, model, *shown, top_k=top_k, saturation_title=_no_gates_title(acts.cell, sat), saturation_low="< −0.9")
+    doc = page.render(acts, meta, sat, flow, found, find, inside)
+    html_path.write_text(doc, encoding="utf-8")
+    err.print(f"[dim]wrote {html_path} ({len(doc.encode('utf-8')) / 1e6:.1f} MB)[/]")
+
+
+def _read(file: Path) -> str:
+    data = file.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise CorpusError(f"{file} is not valid UTF-8 at byte {e.start}; inspect reads UTF-8 text.") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _sampled(model, tok, seed: int | None) -> str:  # type: ignore[no-untyped-def]
+    import torch
+
+    from ..config import SampleConfig
+    from ..tasks.generate import generate, new_seed
+
+    seed = new_seed() if seed is None else seed
+    cfg = SampleConfig(length=SAMPLED_CHARS, seed=seed)
+    text = "".join(generate(model, tok, cfg, torch.Generator().manual_seed(seed)))
+    err.print(f"[dim]no --text or --file: reading {len(text)} characters sampled from the model (--seed {seed} to repeat)[/]")
+    if not text:
+        raise TokenizerError("the model's sample came out empty; give a text with --text or --file.")
+    return text
+
+
+def _a(cell: str) -> str:
+    """'a vanilla RNN' for rnn, else 'a leaky model' (the kind's name)."""
+    return "a vanilla RNN" if cell == "rnn" else f"a {cell} model"
+
+
+def _position(at: str | None, n: int) -> int | str | None:
+    """None for the default (the end), "all", or a 0-based position."""
+    if at is None or at == "end":
+        return None
+    if at == "all":
+        return at
+    try:
+        return int(at)
+    except ValueError:
+        raise ConfigError(f"--at takes a position (0 to {n - 1}), 'end' or 'all', not {at!r}.") from None

@@ -1,0 +1,132 @@
+"""Sinks that render training in the terminal: a Rich progress bar, or plain lines."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn
+
+from ..config import format_duration
+from ..training.telemetry import BaseSink, CheckpointEvent, EndEvent, EvalEvent, MessageEvent, SampleEvent, StartEvent, StepEvent
+
+
+def si(x: float) -> str:
+    for unit, scale in (("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.1f}{unit}"
+    return f"{x:.0f}"
+
+
+def eval_line(e: EvalEvent) -> str:
+    train = f"train {e.train_loss:.4f} | " if e.train_loss is not None else ""
+    tag = "final " if e.final else ""
+    best = " *" if e.best else ""
+    return (
+        f"{tag}step {e.step:,} | {train}val {e.val_loss:.4f} nats/token | {e.val_bpc:.4f} bits/char | "
+        f"ppl {e.val_ppl:.2f} | {si(e.chars_per_s)} chars/s | {format_duration(e.elapsed_s)}{best}"
+    )
+
+
+def start_lines(e: StartEvent) -> list[str]:
+    limits = []
+    if e.total_steps:
+        limits.append(f"{e.total_steps:,} steps")
+    if e.time_budget_s:
+        limits.append(format_duration(e.time_budget_s))
+    resumed = f", resuming at step {e.start_step:,}" if e.start_step else ""
+    return [
+        e.corpus,
+        f"model: {e.model}, {e.params:,} parameters; {e.device}, {e.precision}",
+        f"run: {e.run_dir}; {e.tokens_per_step:,} tokens a step, {e.steps_per_epoch:,} steps an epoch; "
+        f"stops after {' or '.join(limits)}{resumed}",
+    ]
+
+
+def end_line(e: EndEvent) -> str:
+    why = {"steps": "reached --steps", "epochs": "reached --epochs", "time": "time budget spent", "interrupt": "interrupted"}[e.stopped_by]
+    val = ""
+    if e.final_val_loss is not None:
+        val = f"; validation {e.final_val_loss:.4f} nats/token, {e.final_val_bpc:.4f} bits/char"
+    best = f" (best {e.best_val_loss:.4f})" if e.best_val_loss is not None else ""
+    return f"done at step {e.step:,} ({why}, {format_duration(e.elapsed_s)}){val}{best}. Checkpoints in {e.run_dir}"
+
+
+class PlainSink(BaseSink):
+    """--quiet: one plain line per evaluation, no bar, no samples."""
+
+    def __init__(self, console: Console):
+        self.console = console
+
+    def on_start(self, e: StartEvent) -> None:
+        for line in start_lines(e):
+            self.console.print(escape(line), highlight=False)
+
+    def on_eval(self, e: EvalEvent) -> None:
+        self.console.print(eval_line(e), highlight=False)
+
+    def on_message(self, e: MessageEvent) -> None:
+        self.console.print(f"[yellow]{escape(e.text)}[/]" if e.level == "warning" else escape(e.text), highlight=False)
+
+    def on_end(self, e: EndEvent) -> None:
+        self.console.print(escape(end_line(e)), highlight=False)
+
+
+class RichSink(PlainSink):
+    """The progress bar: step, train loss, val loss, bits/char, chars/s, ETA."""
+
+    def __init__(self, console: Console):
+        super().__init__(console)
+        self.progress = Progress(
+            TextColumn("[bold]step {task.fields[step]}"),
+            BarColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("val {task.fields[val]}"),
+            TextColumn("{task.fields[bpc]} bits/char"),
+            TextColumn("{task.fields[speed]} chars/s"),
+            TextColumn("ETA {task.fields[eta]}"),
+            console=console,
+            transient=False,
+            refresh_per_second=5,
+        )
+        self.task = None
+        self.fields = {"step": "0", "loss": "-", "val": "-", "bpc": "-", "speed": "-", "eta": "-"}
+
+    def on_start(self, e: StartEvent) -> None:
+        super().on_start(e)
+        self.total = e.total_steps
+        self.progress.start()
+        self.task = self.progress.add_task("train", total=1000, **self.fields)
+
+    def on_step(self, e: StepEvent) -> None:
+        self.fields.update(
+            step=f"{e.step:,}" + (f"/{e.total_steps:,}" if e.total_steps else ""),
+            loss=f"{e.loss:.3f}",
+            speed=si(e.chars_per_s),
+            eta=format_duration(e.eta_s) if e.eta_s is not None else "-",
+        )
+        self.progress.update(self.task, completed=1000 * e.progress, **self.fields)
+
+    def on_eval(self, e: EvalEvent) -> None:
+        self.fields.update(val=f"{e.val_loss:.3f}", bpc=f"{e.val_bpc:.3f}")
+        self.progress.update(self.task, **self.fields)
+        self.progress.console.print(eval_line(e), highlight=False)
+
+    def on_sample(self, e: SampleEvent) -> None:
+        text = e.text.strip("\n")
+        if text:
+            self.progress.console.print(f"[dim]{escape(text)}[/]", highlight=False)
+
+    def on_checkpoint(self, e: CheckpointEvent) -> None:
+        pass
+
+    def on_end(self, e: EndEvent) -> None:
+        if self.task is not None:
+            self.fields["step"] = f"{e.step:,}" + (f"/{self.total:,}" if self.total else "")
+            self.progress.update(self.task, **self.fields)
+        self.close()
+        super().on_end(e)
+
+    def close(self) -> None:
+        if self.task is not None:
+            self.progress.stop()
+            self.task = None

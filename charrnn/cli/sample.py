@@ -1,0 +1,60 @@
+"""`charrnn sample`: generate text from a trained model, streaming it as it comes."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from ..config import DataConfig, Device, SampleConfig, Unknown
+from .common import DEFAULT_ROOT, P_HW, P_SAMPLE, CheckpointsOpt, Command, RunArg, S, UnknownOpt, app, err, user_errors
+
+
+@app.command(cls=Command)
+@user_errors
+def sample(
+    run_or_checkpoint: RunArg = None,
+    prime: Annotated[str, typer.Option(help="Text to start from; it is printed first.", rich_help_panel=P_SAMPLE)] = S.prime,
+    temperature: Annotated[float, typer.Option(help="Softmax temperature; 0 picks the most likely token.", rich_help_panel=P_SAMPLE)] = S.temperature,
+    top_k: Annotated[Optional[int], typer.Option(help="Sample among the k most likely tokens only.", rich_help_panel=P_SAMPLE)] = S.top_k,
+    top_p: Annotated[Optional[float], typer.Option(help="Sample from the smallest set with this much probability.", rich_help_panel=P_SAMPLE)] = S.top_p,
+    length: Annotated[int, typer.Option(help="At most this many characters after the prime.", rich_help_panel=P_SAMPLE)] = S.length,
+    num: Annotated[int, typer.Option(help="How many samples.", rich_help_panel=P_SAMPLE)] = S.num,
+    seed: Annotated[Optional[int], typer.Option(help="Random seed (default: a new one, printed to stderr).", rich_help_panel=P_SAMPLE)] = S.seed,
+    stop: Annotated[Optional[list[str]], typer.Option(help="Stop at this string (repeatable); it is not printed.", rich_help_panel=P_SAMPLE)] = None,
+    no_stop: Annotated[bool, typer.Option("--no-stop", help="Run past the end-of-document token.", rich_help_panel=P_SAMPLE)] = False,
+    unknown: UnknownOpt = Unknown(S.unknown),
+    checkpoints: CheckpointsOpt = DEFAULT_ROOT,
+    device: Annotated[Device, typer.Option(help="Where to run the model.", rich_help_panel=P_HW)] = Device.cpu,
+) -> None:
+    """Generate text from a trained model, streaming it as it comes."""
+    cfg = SampleConfig(
+        prime=prime, temperature=temperature, top_k=top_k, top_p=top_p, length=length, num=num, seed=seed,
+        stop=tuple(stop or ()), stop_at_eos=not no_stop, unknown=unknown.value,
+    ).validate()  # fmt: skip
+    import torch
+
+    from ..config import from_dict
+    from ..tasks.generate import eos_text, generate, new_seed
+    from ..training import checkpoint
+    from ..training.hardware import pick_device
+
+    path = checkpoint.find(run_or_checkpoint, checkpoints)
+    ck = checkpoint.load(path)
+    model, tok = checkpoint.model_from(ck, path)
+    model.to(pick_device(device.value))
+    doc_sep = from_dict(DataConfig, ck.get("data_config", {})).doc_sep
+    tok.encode(cfg.prime, unknown=cfg.unknown)  # unknown characters: fail before printing anything
+    seed_used = cfg.seed if cfg.seed is not None else new_seed()
+    gen = torch.Generator().manual_seed(seed_used)
+    for i in range(cfg.num):
+        if i:
+            sys.stdout.write("\n\n")
+        for piece in generate(model, tok, cfg, gen, eos_text(doc_sep)):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+    if cfg.seed is None:
+        err.print(f"[dim]seed {seed_used} (pass --seed {seed_used} to get this text again)[/]")

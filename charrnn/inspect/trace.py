@@ -1,0 +1,140 @@
+"""Tracing a text through a model: every internal signal and the gradient through time, as numpy.
+
+Everything here runs the per-step path (`CharRNN.trace`) on one short text and
+hands back plain arrays, so the inspector, the TUI and other tools read the same
+numbers. A text is read the way sampling reads it: for a model with documents,
+from the start-of-document state (the end-of-document token fed first, not shown).
+
+Indices are 0-based, as in PyTorch: layer 0 is nearest the input, position t is
+the t-th token of the text, and a signal at t is the value after reading token t.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..data.tokenizer import Tokenizer
+from ..errors import TokenizerError
+from ..models.lm import CharRNN
+
+
+@dataclass(frozen=True)
+class Activations:
+    text: str
+    ids: np.ndarray  # (T,) token ids of the text
+    tokens: tuple[str, ...]  # (T,) how each token reads
+    cell: str
+    signals: dict[str, np.ndarray]  # name -> (L, T, H) float32: h, c, gates...
+    probs: np.ndarray  # (T, V) float32: the next-token distribution after each token
+    vocab: tuple[str, ...] = ()  # (V,) how each token id reads, for prediction tables
+    offsets: np.ndarray | None = field(default=None, compare=False)  # (T+1,) where token t starts in `text`
+
+    @property
+    def layers(self) -> int:
+        return next(iter(self.signals.values())).shape[0]
+
+    @property
+    def hidden(self) -> int:
+        return next(iter(self.signals.values())).shape[2]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the training loop sends to a UI about once a second."""
+
+    step: int
+    acts: Activations
+    grad_flow: dict[str, np.ndarray]  # "h" (and "c") -> (L, T): |dL_T / d h_t|
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode for the block, then back in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def _ids(tokenizer: Tokenizer, text: str, unknown: str) -> list[int]:
+    ids = tokenizer.encode(text, unknown=unknown)
+    if not ids:
+        raise TokenizerError("the text is empty; give a few characters the model knows.")
+    return ids
+
+
+def token_texts(tokenizer: Tokenizer, ids: list[int]) -> tuple[str, ...]:
+    """How each id reads on its own ("<eod>" for the end-of-document token)."""
+    show = getattr(tokenizer, "token_text", None)
+    return tuple(show(i) if show else tokenizer.decode([i]) for i in ids)
+
+
+def _context(model: CharRNN, tokenizer: Tokenizer, ids: list[int]) -> torch.Tensor:
+    start = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+    return torch.tensor([start + ids], dtype=torch.long, device=model.head.weight.device)  # (1, S+T)
+
+
+def activations(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error") -> Activations:
+    ids = _ids(tokenizer, text, unknown)
+    skip = int(tokenizer.eos_id is not None)
+    with evaluating(model), torch.no_grad():
+        tr = model.trace(_context(model, tokenizer, ids))
+    signals = {k: v[:, 0, skip:].float().cpu().numpy() for k, v in tr.signals.items()}  # (L, T, H)
+    probs = torch.softmax(tr.logits[0, skip:].float(), -1).cpu().numpy()  # (T, V)
+    text = tokenizer.decode(ids)
+    vocab = token_texts(tokenizer, list(range(tokenizer.vocab_size)))
+    return Activations(
+        text, np.array(ids), token_texts(tokenizer, ids), model.cfg.cell, signals, probs, vocab, _offsets(tokenizer, ids, text)
+    )
+
+
+def _offsets(tokenizer: Tokenizer, ids: list[int], text: str) -> np.ndarray:
+    """(T+1,) character offsets of the tokens in the decoded text, so that a pattern
+    matched on the text can be mapped back to token positions."""
+    dec = tokenizer.stream_decoder()
+    lengths = [len(dec.push(i)) for i in ids]
+    if sum(lengths) != len(text):  # a decoder that holds text back: decode every prefix (slow, exact)
+        lengths = np.diff([0] + [len(tokenizer.decode(ids[: t + 1])) for t in range(len(ids))]).tolist()
+    return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error") -> dict[str, np.ndarray]:
+    """|dL_T / d s_t| for every state tensor s the kind carries (h; an LSTM's cell c
+    too), every layer and every t <= T, where L_T is the loss of the last prediction
+    in the text (its last token, predicted from the rest). Index t reads "T - t steps
+    back" from the end: the vanishing (or exploding) gradient of section 10.7,
+    measured on this model."""
+    ids = _ids(tokenizer, text, unknown)
+    if len(ids) < 2:
+        raise TokenizerError("the text needs at least two tokens to measure gradients through time.")
+    skip = int(tokenizer.eos_id is not None)
+    with evaluating(model), torch.enable_grad():
+        idx = _context(model, tokenizer, ids)
+        tr = model.trace(idx[:, :-1])
+        loss = torch.nn.functional.cross_entropy(tr.logits[0, -1:].float(), idx[0, -1:])
+        names = [n for n in model.kind.state if n in tr.steps]
+        flat = [t for n in names for layer in tr.steps[n] for t in layer]
+        grads = torch.autograd.grad(loss, flat, allow_unused=True)
+    out, i = {}, 0
+    L, T = model.cfg.layers, idx.shape[1] - 1
+    for n in names:
+        norms = np.zeros((L, T), dtype=np.float32)
+        for k in range(L):
+            for t in range(T):
+                g = grads[i]
+                norms[k, t] = 0.0 if g is None else float(g.norm())
+                i += 1
+        out[n] = norms[:, skip:]
+    return out
+
+
+def probe(model: CharRNN, tokenizer: Tokenizer, text: str, step: int) -> Probe:
+    return Probe(step, activations(model, tokenizer, text, unknown="skip"), gradient_flow(model, tokenizer, text, unknown="skip"))

@@ -1,0 +1,40 @@
+"""Long short-term memory (section 10.10.1), on PyTorch's fused nn.LSTM.
+
+Gate rows in PyTorch's order i, f, g, o:
+
+    input gate  i = sigmoid(b_i + U_i x + W_i h)
+    forget gate f = sigmoid(b_f + U_f x + W_f h)     (how much of the old cell to keep)
+    candidate   g = tanh(b_g + U_g x + W_g h)
+    output gate o = sigmoid(b_o + U_o x + W_o h)
+    cell        c' = f * c + i * g                   (the self-loop with a learned time constant)
+    hidden      h' = o * tanh(c')
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..config import ModelConfig
+from .core import FusedCore, LayerState, Signals
+
+
+class LSTMCore(FusedCore, nn.LSTM):
+    def __init__(self, cfg: ModelConfig, input_size: int):
+        nn.LSTM.__init__(self, input_size, cfg.hidden, cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
+        self._init_kind(cfg)
+
+    def project(self, x: Tensor, p: tuple[Tensor, ...]) -> Tensor:
+        U, W, b_ih, b_hh = p
+        return F.linear(x, U, b_ih + b_hh)  # (..., 4H)
+
+    def recur(self, xp: Tensor, state: LayerState, p: tuple[Tensor, ...]) -> tuple[LayerState, Signals]:
+        W = p[1]
+        h, c = state
+        gates = torch.addmm(xp, h, W.t())  # (B, 4H)
+        i, f, g, o = gates.chunk(4, dim=1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c = f * c + i * g
+        h = o * torch.tanh(c)
+        return (h, c), {"h": h, "c": c, "input": i, "forget": f, "candidate": g, "output": o}

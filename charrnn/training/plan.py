@@ -1,0 +1,87 @@
+"""What a run is before it starts: its configs, its folder, the checkpoint it resumes.
+
+`charrnn train` and the TUI's new-run form both come here, so a run is named,
+guarded and resumed by one set of rules: a new run never overwrites a run
+folder; a resumed run keeps its own model, data and optimisation settings and
+may change only how long it goes on and a few operational options.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import LIMITS, RESUMABLE, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from ..errors import ConfigError
+from ..tasks import task_spec
+from . import checkpoint, distributed
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig
+    run_dir: Path
+    root: Path  # where runs and the corpus cache live
+    resume: dict[str, Any] | None = None  # the loaded checkpoint a resumed run continues
+
+
+def new_run(
+    data: DataConfig, model: ModelConfig, train: TrainConfig, root: Path, name: str | None = None, out_dir: Path | None = None,
+    dist: distributed.Dist = distributed.SINGLE,
+) -> RunPlan:  # fmt: skip
+    """A fresh run in `out_dir`, or `root/name`, or `root/<corpus>-<cell>-<time>`."""
+    data.validate()
+    model.validate()
+    train.validate()
+    stem = (Path(data.paths[0]).stem if data.paths else "") or "corpus"
+    run_dir = Path(out_dir) if out_dir else Path(root) / (name or f"{stem}-{model.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run_dir = distributed.broadcast(dist, run_dir)  # one name for all ranks, whatever their clocks say
+    if (run_dir / checkpoint.LAST).exists():
+        raise ConfigError(f"{run_dir} already holds a run; resume it (--resume {run_dir}) or choose another name.")
+    return RunPlan(model, data, train, run_dir, Path(root))
+
+
+def resume_run(
+    target: str | Path, root: Path, changes: dict[str, Any] | None = None, paths: tuple[str, ...] | None = None,
+    out_dir: Path | None = None,
+) -> RunPlan:  # fmt: skip
+    """Continue the run a folder or checkpoint holds. `changes` may set RESUMABLE
+    fields; a new limit replaces all the old ones. `paths` points at a moved corpus."""
+    changes = dict(changes or {})
+    if set(changes) - set(RESUMABLE):
+        raise ConfigError(f"a resumed run cannot change {', '.join(sorted(set(changes) - set(RESUMABLE)))}.")
+    if changes.keys() & set(LIMITS):
+        changes = {**dict.fromkeys(LIMITS), **changes}
+    path = checkpoint.find(target, root, prefer=checkpoint.LAST)
+    ck = checkpoint.load(path)
+    model, data, old = checkpoint.configs_from(ck)
+    if paths:
+        data = DataConfig(**{**to_dict(data), "paths": tuple(paths)})
+    train = from_dict(TrainConfig, {**to_dict(old), **changes}).validate()
+    return RunPlan(model, data, train, Path(out_dir) if out_dir else path.parent, Path(root), ck)
+
+
+def open_data(plan: RunPlan, dist: distributed.Dist = distributed.SINGLE) -> Any:
+    """Read (and cache) what the run's task trains on: rank 0 first, the others then open its cache."""
+    task = task_spec(plan.model.task).load()
+    if not dist.main:
+        distributed.barrier(dist)
+    data = task.open(plan.data, plan.root, plan.resume)
+    if dist.main:
+        distributed.barrier(dist)
+    return data
+
+
+def trainer(
+    plan: RunPlan, sinks: list[Any], stop: threading.Event, data: Any = None, dist: distributed.Dist = distributed.SINGLE
+):  # type: ignore[no-untyped-def]
+    """The Trainer for a plan (opening its data unless given)."""
+    from .trainer import Trainer
+
+    data = data if data is not None else open_data(plan, dist)
+    return Trainer(plan.model, plan.data, plan.train, data, plan.run_dir, sinks=sinks, stop=stop, resume=plan.resume, dist=dist)

@@ -1,0 +1,51 @@
+"""Helpers the tests share: tiny generated corpora, tiny training options, and the
+checks every CLI test makes of a one-line error. Fixtures live in conftest.py."""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any, Callable
+
+WORDS = "the a cat dog sat ran on under mat log and quickly slowly big small red blue".split()
+
+# training options small enough for a test to take a second or two
+TINY = ["--layers", "1", "--hidden", "32", "--embed", "16", "--seq-len", "16", "--batch-size", "4",
+        "--eval-every", "10", "--eval-tokens", "512", "--sample-chars", "20", "--warmup", "5"]  # fmt: skip
+
+
+def make_text(n_lines: int = 400, seed: int = 0) -> str:
+    """Lines of a toy grammar: structured enough for a tiny model to learn something."""
+    rng = random.Random(seed)
+    lines = []
+    for _ in range(n_lines):
+        n = rng.randint(3, 8)
+        words = [rng.choice(WORDS) for _ in range(n)]
+        lines.append(" ".join(words).capitalize() + rng.choice([".", "!", "?"]))
+    return "\n".join(lines) + "\n"
+
+
+def no_traceback(text: str) -> None:
+    assert "Traceback" not in text, text
+    assert 'File "' not in text, text
+
+
+def one_line_error(result, *fragments, code=1):  # type: ignore[no-untyped-def]
+    """A CliRunner result that failed as a user mistake should: exit `code`, no
+    traceback, exactly one line on stderr starting 'error: ' and holding every fragment."""
+    assert result.exit_code == code, result.output
+    no_traceback(result.output)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    return lines[0]
+
+
+async def until(pilot: Any, cond: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    """Let the app run until cond() holds (or fail after timeout seconds)."""
+    t0 = time.monotonic()
+    while not cond():
+        if time.monotonic() - t0 > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}")
+        await pilot.pause(0.05)

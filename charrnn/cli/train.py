@@ -193,7 +193,7 @@ def run(
             changes = {f: getattr(tcfg, f) for f in RESUMABLE_SETTINGS if (f + "_" if f == "time" else f) in given}
             p = plan.resume_run(resume, root, changes, data.paths if "paths" in given else None, out_dir)
         else:
-            p = plan.new_run(data, model, tcfg, root, name, out_dir, d)
+            p = plan.new_run(data, model, tcfg, root, name, out_dir, d, given=given)
         opened = plan.open_data(p, d)
         if tui:
             _train_in_app(p, opened)

@@ -46,13 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHAKESPEARE, header, machine, median  # noqa: E402
 from quality import carried_loss, plain_reference, window_loss  # noqa: E402
 
-from charrnn import checkpoint  # noqa: E402
-from charrnn.batches import StreamBatcher  # noqa: E402
 from charrnn.config import DataConfig, ModelConfig, SampleConfig, TrainConfig  # noqa: E402
-from charrnn.corpus import prepare  # noqa: E402
-from charrnn.evaluate import evaluate  # noqa: E402
-from charrnn.model import CharRNN  # noqa: E402
-from charrnn.sample import sample_text  # noqa: E402
+from charrnn.data.batches import StreamBatcher  # noqa: E402
+from charrnn.data.corpus import prepare  # noqa: E402
+from charrnn.models.lm import CharRNN  # noqa: E402
+from charrnn.tasks.generate import sample_text  # noqa: E402
+from charrnn.tasks.lm import evaluate  # noqa: E402
+from charrnn.training import checkpoint  # noqa: E402
 
 CACHE = Path(tempfile.gettempdir()) / "charrnn-fp32-sweep"
 

@@ -79,3 +79,20 @@ def test_train_and_info_say_so_and_a_resumed_run_keeps_it(runner, workdir, corpu
     assert "fp32 on a CPU" not in r.stderr and "dropout 0.1" in r.stderr
     info = json.loads(runner.invoke(app, ["info", "checkpoints/b", "--json"]).stdout)
     assert (info["recipe"], info["recipe_note"], info["lr"]) == ([], None, 0.002)
+
+
+def test_the_apps_new_run_form_follows_train(cpu_without_bf16, tmp_path, monkeypatch):
+    from charrnn.tui.runs import RunRequest, factory
+
+    made, new_run = {}, plan.new_run
+
+    def spy(*args, **kwargs):  # the factory plans the run at once and builds it later: keep the plans
+        p = new_run(*args, **kwargs)
+        made[p.run_dir.name] = p
+        return p
+
+    monkeypatch.setattr(plan, "new_run", spy)
+    factory(RunRequest(corpus=("x.txt",), name="a"), tmp_path)  # the form left at its defaults
+    factory(RunRequest(corpus=("x.txt",), layers=3, name="b"), tmp_path)
+    assert (made["a"].model.layers, made["a"].train.recipe) == (1, ("layers", "hidden", "dropout", "lr"))
+    assert (made["b"].model.layers, made["b"].train.recipe) == (3, ("hidden", "dropout", "lr"))

@@ -31,6 +31,7 @@ class StartEvent:
     world: int = 1
     trained_params: int | None = None  # None: all of them train
     unit: str = "token"  # what tokens_per_step counts (the task's unit: a token, a tree)
+    recipe: str | None = None  # which settings came from the fp32 CPU recipe (training/recipe.py)
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,10 @@ class ModelConfig:
         from .tasks import task_spec
 
         kind, task = registry.get(self.cell), task_spec(self.task)
+        if kind.structure != task.structure:
+            fits = ", ".join(registry.names(task.structure))
+            reads = "composes trees" if kind.structure == registry.TREE else "reads sequences"
+            raise ConfigError(f"--cell {self.cell} {reads}; --task {self.task} takes --cell {fits}.")
         owned = set(kind.option_fields()) | set(task.option_fields())
         stray = sorted(set(self.options) - owned)
         if stray:

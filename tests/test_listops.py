@@ -81,3 +81,15 @@ def test_tree_set_files(tmp_path):
     assert [(e.label, e.tree) for e in read_tree_examples([val_path])] == [(e.label, e.tree) for e in val]
     with pytest.raises(ConfigError, match="unknown tree set 'sst'; the built-in ones are listops."):
         tree_set_files("sst", tmp_path)
+
+
+def test_a_tree_set_takes_its_depth_arity_and_size_from_its_name(tmp_path):
+    train_path, val_path = tree_set_files("listops:depth=2,val-depth=4,args=2,train=100,val=20", tmp_path)
+    train, val = read_tree_examples([train_path]), read_tree_examples([val_path])
+    assert len(train) == 100 and len(val) == 20
+    assert max(height(e.tree) for e in train) == 2 and sorted({height(e.tree) for e in val}) == [1, 2, 3, 4]
+    assert all(len(n.children) in (0, 2) for e in train + val for n in nodes(e.tree))  # args=2: binary
+    assert tree_set_files("listops:train=100,val=20,args=2,val-depth=4,depth=2", tmp_path) == (train_path, val_path)
+    for bad in ("listops:depth", "listops:depth=x", "listops:size=3", "listops:depth=2,"):
+        with pytest.raises(ConfigError, match="is not a setting of listops; write listops:key=N,... with key one of depth, val-depth, args, train, val"):
+            tree_set_files(bad, tmp_path)

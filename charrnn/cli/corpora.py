@@ -13,11 +13,16 @@ def corpora() -> None:
     """List the built-in corpora (made from this Python installation, never downloaded)."""
     from rich.table import Table
 
+    from ..data.listops import SIZES, TREE_SETS  # (numpy, through the data layer: not for --help)
+
     t = Table(box=None, pad_edge=False)
     t.add_column("name", style="bold")
     t.add_column("what")
     for b in BUILTINS.values():
         default = " (default)" if b.name == DEFAULT_CORPUS else ""
         t.add_row(b.name + default, b.description)
+    for ts in TREE_SETS.values():
+        keys = ",".join(f"{k}=N" for k, _ in ts.settings + SIZES)
+        t.add_row(ts.name, f"{ts.description} (trees: --task tree; {ts.name}:{keys} to change the set)")
     out.print(t)
-    out.print("Train on one with: charrnn train NAME")
+    out.print("Train on one with: charrnn train NAME (a tree set: charrnn train NAME --task tree)")

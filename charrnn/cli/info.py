@@ -57,6 +57,7 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "tokenizer": tok.get("kind"),
         "spm_type": tok.get("type") if tok.get("kind") == "spm" else None,
         "vocab_size": m["vocab_size"],
+        "classes": len(ck["labels"]["labels"]) if isinstance(ck.get("labels"), dict) and "labels" in ck["labels"] else None,
         "end_of_document_token": bool(tok.get("eos", False)) if tok.get("kind") == "char" else tok.get("eos_id") is not None,
         "chars_per_token": round(chars / tokens, 4) if tokens else None,
         "corpus": list(d.get("paths", [])),
@@ -71,6 +72,7 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "best_val_ppl": math.exp(best) if best is not None else None,
         "last_val_loss": last.get("val_loss"),
         "last_val_bpc": last.get("val_bpc"),
+        "last_val_accuracy": last.get("accuracy"),
         "seq_len": t.get("seq_len"),
         "batch_size": t.get("batch_size"),
         "lr": t.get("lr"),
@@ -106,19 +108,28 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
     row("parameters", f"{s['parameters']:,}" + (f" ({s['trained_parameters']:,} trained, {frozen:,} frozen)" if frozen else ""))
     eod = "with an end-of-document token" if s["end_of_document_token"] else "no documents"
     kind = f"sentencepiece {s['spm_type']} with byte fallback" if s["tokenizer"] == "spm" else f"{s['tokenizer']} tokenizer"
-    row("vocabulary", f"{s['vocab_size']} ({kind}, {eod})")
+    if s["tokenizer"] == "tree":
+        row("vocabulary", f"{s['vocab_size']} node labels; {s['classes']} classes")
+    else:
+        row("vocabulary", f"{s['vocab_size']} ({kind}, {eod})")
     if s["chars_per_token"]:
         row("chars/token", f"{s['chars_per_token']:.3f}")
     corpus = ", ".join(s["corpus"]) or "?"
     sizes = f" ({s['train_chars']:,} train / {s['val_chars']:,} validation chars)" if s["train_chars"] is not None else ""
     row("corpus", corpus + sizes + (f", documents by {s['doc_sep']!r}" if s["doc_sep"] else ""))
     row("trained", f"{s['step']:,} steps, epoch {s['epoch']}, {format_duration(s['elapsed_s'])}")
-    row("batch", f"{s['batch_size']} x {s['seq_len']}, lr {s['lr']}, {s['precision']} on {s['device_trained_on']}")
+    shape = f"{s['batch_size']} trees" if s["task"] == "tree" else f"{s['batch_size']} x {s['seq_len']}"
+    row("batch", f"{shape}, lr {s['lr']}, {s['precision']} on {s['device_trained_on']}")
     if s["recipe_note"]:
         row("defaults", s["recipe_note"])
     if s["best_val_loss"] is not None:
-        bpc = f", {s['best_val_bpc']:.4f} bits/char" if s["best_val_bpc"] is not None else ""
-        row("best val", f"{s['best_val_loss']:.4f} nats/token{bpc}, perplexity {s['best_val_ppl']:.2f}")
-    if s["last_val_loss"] is not None:
+        if s["best_val_bpc"] is not None:
+            row("best val", f"{s['best_val_loss']:.4f} nats/token, {s['best_val_bpc']:.4f} bits/char, perplexity {s['best_val_ppl']:.2f}")
+        else:
+            row("best val", f"{s['best_val_loss']:.4f} nats")
+    if s["last_val_loss"] is not None and s["last_val_bpc"] is not None:
         row("last val", f"{s['last_val_loss']:.4f} nats/token, {s['last_val_bpc']:.4f} bits/char")
+    elif s["last_val_loss"] is not None:  # a task that scores examples (trees, labels): nats per example
+        acc = f", accuracy {s['last_val_accuracy']:.1%}" if s["last_val_accuracy"] is not None else ""
+        row("last val", f"{s['last_val_loss']:.4f} nats{acc}")
     console.print(table)

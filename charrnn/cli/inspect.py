@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from ..config import Unknown
 from ..errors import ConfigError, CorpusError, TokenizerError
@@ -86,7 +87,11 @@ def inspect(
     model, tok = checkpoint.model_from(ck, path)
     if file is not None:
         text = _read(file)
-    elif text is None:
+    if model.cfg.task == "tree":  # a tree's nodes, not a text's positions
+        unfit = [flag for flag, on in (("--find", find is not None), ("--at", at is not None), ("--seed", seed is not None),
+                 ("--unknown skip", unknown != Unknown.error), ("--html", html_path is not None)) if on]  # fmt: skip
+        return _inspect_tree(path, ck, model, text, what, layer, unit, top_k, gradients, json_path, unfit)
+    if text is None:
         text = _sampled(model, tok, seed)
     if len(text) > max_chars:
         err.print(f"[dim]reading the first {max_chars:,} of {len(text):,} characters (--max-chars)[/]")
@@ -159,6 +164,59 @@ def _write_html(html_path: Path, acts, source: str, model: str, shown: tuple, to
     doc = page.render(acts, meta, sat, flow, found, find, inside)
     html_path.write_text(doc, encoding="utf-8")
     err.print(f"[dim]wrote {html_path} ({len(doc.encode('utf-8')) / 1e6:.1f} MB)[/]")
+
+
+def _inspect_tree(path: Path, ck: dict, model, text: str | None, what: str | None, layer: int | None, unit: int | None,  # type: ignore[no-untyped-def]
+                  top_k: int, gradients: bool, json_path: Path | None, unfit: list[str]) -> None:  # fmt: skip
+    """inspect on a tree run: the node states of a tree the user types, drawn as the tree."""
+    import numpy as np
+
+    from ..data.labels import LabelSet
+    from ..data.treedata import TreeVocab
+    from ..inspect import treeview, view
+    from ..inspect.stats import saturation, unit_values
+    from ..inspect.treetrace import by_depth, read_tree, tree_activations
+
+    if unfit:
+        raise ConfigError(f"{', '.join(unfit)} {'reads' if len(unfit) == 1 else 'read'} a text's positions; a tree run "
+                          "shows its nodes (--what, --layer, --unit, --top-k, --gradients, --json).")  # fmt: skip
+    if text is None:
+        text = ck.get("probe_tree") or ""
+        if not text:
+            raise ConfigError("give a tree to read with --text, such as --text '[MAX 2 9 [MIN 4 7 ] 0 ]'.")
+        err.print(f"[dim]no --text or --file: reading a validation tree of the run, {escape(text[:60])}[/]")
+    vocab, classes = TreeVocab.from_state(ck["tokenizer"]), LabelSet.from_state(ck.get("labels"))
+    acts = tree_activations(model, vocab, classes, read_tree(text))
+    what_ = what if what is not None else "h"
+    layer_ = acts.layers - 1 if layer is None else layer
+    unit_values(acts, what_, layer_, 0 if unit is None else unit)  # names and ranges: fail before printing anything
+    m = model.cfg
+    layers = "layer 0" if acts.layers == 1 else f"layers 0-{acts.layers - 1}"
+    out.print(f"[bold]inspect[/] {escape(str(path))}: {m.cell} {m.layers}x{m.hidden}, step {ck['step']:,}; {len(acts.tokens)} nodes, "
+              f"height {int(acts.depth.max())}; {layers}, units 0-{acts.hidden - 1} (0-based)", highlight=False)  # fmt: skip
+    sections = []
+    if not gradients or what is not None or layer is not None or unit is not None:
+        values = np.nan_to_num(acts.signals[what_][layer_])  # a forget gate has no value at the root
+        pick = unit if unit is not None else int(np.argmax(values.std(axis=0)))  # stats.busiest_unit, NaN-safe
+        note = "" if unit is not None else " (the unit that varies most over the nodes; choose one with --unit)"
+        sections.append(treeview.state_view(acts, what_, layer_, pick, note))
+    if not gradients:
+        sections.append(treeview.answer_table(acts, top_k))
+        sat = saturation(acts)
+        if sat:
+            low, high, names = ("< 0.1", "> 0.9", "gate") if model.kind.gates else ("< −0.9", "> 0.9", ", ".join(sat))
+            sections.append(view.saturation_table(sat, low, high, f"{names} saturation: fraction of nodes per unit"))
+    else:
+        flow = by_depth(acts)
+        bar = max(8, min(30, (out.width - 8) // max(1, sum(v.shape[0] for v in flow.values())) - 10))
+        sections.append(treeview.depth_gradients(flow, bar))
+    for s in sections:
+        out.print()
+        out.print(s)
+    if json_path is not None:
+        doc = treeview.tree_json(acts, {"checkpoint": str(path), "step": ck["step"], "model_config": dict(ck["model_config"])})
+        json_path.write_text(doc, encoding="utf-8")
+        err.print(f"[dim]wrote {json_path} ({len(doc) / 1e6:.1f} MB)[/]")
 
 
 def _read(file: Path) -> str:

@@ -17,12 +17,23 @@ def si(x: float) -> str:
     return f"{x:.0f}"
 
 
+def score(e: EvalEvent, digits: int = 4) -> str:
+    """The figure beside the loss: bits/char for a model of text, else the accuracy."""
+    if e.val_bpc is not None:
+        return f"{e.val_bpc:.{digits}f} bits/char"
+    acc = e.metrics.get("accuracy")
+    return f"accuracy {acc:.{max(1, digits - 3)}%}" if acc is not None else ""
+
+
 def eval_line(e: EvalEvent) -> str:
     train = f"train {e.train_loss:.4f} | " if e.train_loss is not None else ""
     tag = "final " if e.final else ""
     best = " *" if e.best else ""
+    if e.val_bpc is None:  # a task that scores examples, not text: nats per example
+        return (f"{tag}step {e.step:,} | {train}val {e.val_loss:.4f} nats | {score(e)} | {si(e.chars_per_s)} chars/s | "
+                f"{format_duration(e.elapsed_s)}{best}")  # fmt: skip
     return (
-        f"{tag}step {e.step:,} | {train}val {e.val_loss:.4f} nats/token | {e.val_bpc:.4f} bits/char | "
+        f"{tag}step {e.step:,} | {train}val {e.val_loss:.4f} nats/token | {score(e)} | "
         f"ppl {e.val_ppl:.2f} | {si(e.chars_per_s)} chars/s | {format_duration(e.elapsed_s)}{best}"
     )
 
@@ -38,7 +49,7 @@ def start_lines(e: StartEvent) -> list[str]:
         e.corpus,
         f"model: {e.model}, {e.params:,} parameters; {e.device}, {e.precision}",
         *([e.recipe] if e.recipe else []),
-        f"run: {e.run_dir}; {e.tokens_per_step:,} tokens a step, {e.steps_per_epoch:,} steps an epoch; "
+        f"run: {e.run_dir}; {e.tokens_per_step:,} {e.unit}s a step, {e.steps_per_epoch:,} steps an epoch; "
         f"stops after {' or '.join(limits)}{resumed}",
     ]
 
@@ -46,8 +57,10 @@ def start_lines(e: StartEvent) -> list[str]:
 def end_line(e: EndEvent) -> str:
     why = {"steps": "reached --steps", "epochs": "reached --epochs", "time": "time budget spent", "interrupt": "interrupted"}[e.stopped_by]
     val = ""
-    if e.final_val_loss is not None:
+    if e.final_val_loss is not None and e.final_val_bpc is not None:
         val = f"; validation {e.final_val_loss:.4f} nats/token, {e.final_val_bpc:.4f} bits/char"
+    elif e.final_val_loss is not None:
+        val = f"; validation {e.final_val_loss:.4f} nats"
     best = f" (best {e.best_val_loss:.4f})" if e.best_val_loss is not None else ""
     return f"done at step {e.step:,} ({why}, {format_duration(e.elapsed_s)}){val}{best}. Checkpoints in {e.run_dir}"
 
@@ -82,7 +95,7 @@ class RichSink(PlainSink):
             BarColumn(),
             TextColumn("loss {task.fields[loss]}"),
             TextColumn("val {task.fields[val]}"),
-            TextColumn("{task.fields[bpc]} bits/char"),
+            TextColumn("{task.fields[score]}"),
             TextColumn("{task.fields[speed]} chars/s"),
             TextColumn("ETA {task.fields[eta]}"),
             console=console,
@@ -90,7 +103,7 @@ class RichSink(PlainSink):
             refresh_per_second=5,
         )
         self.task = None
-        self.fields = {"step": "0", "loss": "-", "val": "-", "bpc": "-", "speed": "-", "eta": "-"}
+        self.fields = {"step": "0", "loss": "-", "val": "-", "score": "", "speed": "-", "eta": "-"}
 
     def on_start(self, e: StartEvent) -> None:
         super().on_start(e)
@@ -108,7 +121,7 @@ class RichSink(PlainSink):
         self.progress.update(self.task, completed=1000 * e.progress, **self.fields)
 
     def on_eval(self, e: EvalEvent) -> None:
-        self.fields.update(val=f"{e.val_loss:.3f}", bpc=f"{e.val_bpc:.3f}")
+        self.fields.update(val=f"{e.val_loss:.3f}", score=score(e, 3))
         self.progress.update(self.task, **self.fields)
         self.progress.console.print(eval_line(e), highlight=False)
 

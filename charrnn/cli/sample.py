@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..config import DataConfig, Device, SampleConfig, Unknown
+from ..errors import ConfigError
 from .common import DEFAULT_ROOT, P_HW, P_SAMPLE, CheckpointsOpt, Command, RunArg, S, UnknownOpt, app, err, user_errors
 
 
@@ -42,6 +43,9 @@ def sample(
 
     path = checkpoint.find(run_or_checkpoint, checkpoints)
     ck = checkpoint.load(path)
+    task = ck["model_config"].get("task", "lm")
+    if task != "lm":
+        raise ConfigError(f"{path} is a {task} run, not a language model; ask it with `charrnn predict`.")
     model, tok = checkpoint.model_from(ck, path)
     model.to(pick_device(device.value))
     doc_sep = from_dict(DataConfig, ck.get("data_config", {})).doc_sep

@@ -29,11 +29,13 @@ from ..config import (
     SpmType,
     TokenizerKind,
     TrainConfig,
+    option_flag,
 )
 from ..config import (
     RESUMABLE as RESUMABLE_SETTINGS,
 )
 from ..errors import ConfigError, PeerLostError
+from ..tasks import task_spec
 from .common import (
     DEFAULT_ROOT,
     P_CORPUS,
@@ -147,8 +149,15 @@ def train(
     """Train a recurrent network: a language model by default (--task lm), of any cell kind (--cell)."""
     params = dict(locals())
     given = given_options(ctx)
+    spec = task_spec(task)
+    unfit = sorted(given & set(spec.unused))
+    if unfit:
+        flags = ", ".join(option_flag(k) for k in unfit)
+        raise ConfigError(f"{flags} {'does' if len(unfit) == 1 else 'do'} not fit --task {task}.")
+    if "cell" not in given and spec.default_cell:
+        cell = spec.default_cell
     data = DataConfig(
-        paths=tuple(paths or [DEFAULT_CORPUS]), glob=glob, encoding=encoding, errors=errors, doc_sep=doc_sep, val_frac=val_frac,
+        paths=tuple(paths or [spec.default_data or DEFAULT_CORPUS]), glob=glob, encoding=encoding, errors=errors, doc_sep=doc_sep, val_frac=val_frac,
         tokenizer=tokenizer.value, vocab_size=vocab_size, spm_type=spm_type.value,
         label_from=label_from.value if label_from is not None else None,
     )  # fmt: skip

@@ -130,30 +130,56 @@ class TreeSet:
 
     name: str
     description: str
-    make: Callable[[int, int, int], tuple[list[TreeExample], list[TreeExample]]]  # (seed, n_train, n_val)
+    make: Callable[..., tuple[list[TreeExample], list[TreeExample]]]  # (seed, n_train, n_val, **settings)
     n_train: int = 50_000
     n_val: int = 2_000
+    settings: tuple[tuple[str, str], ...] = ()  # (what a user writes, make's keyword) for NAME:key=value,...
 
 
 TREE_SETS: dict[str, TreeSet] = {
     "listops": TreeSet(
         "listops",
         "ListOps trees (Nangia & Bowman 2018: MIN MAX MED SM over digits) -> their value; validation deeper than training",
-        lambda seed, n_train, n_val: make_listops(seed, n_train, n_val),
+        lambda seed, n_train, n_val, **kw: make_listops(seed, n_train, n_val, **kw),
+        settings=(("depth", "train_depth"), ("val-depth", "val_depth"), ("args", "max_args")),
     )
 }
+SIZES = (("train", "n_train"), ("val", "n_val"))  # settings every set takes
+
+
+def is_tree_set(name: str) -> bool:
+    """Whether `name` names a built-in tree set, with or without settings (`listops:depth=3`)."""
+    return name.partition(":")[0] in TREE_SETS
+
+
+def tree_set_spec(name: str) -> tuple[TreeSet, dict[str, int]]:
+    """The set `NAME` or `NAME:key=value,...` names and its settings, as make()'s keywords
+    (for listops: depth, val-depth, args, and for every set train, val: the number of trees)."""
+    base, _, rest = name.partition(":")
+    spec = TREE_SETS.get(base)
+    if spec is None:
+        raise ConfigError(f"unknown tree set {base!r}; the built-in ones are {', '.join(TREE_SETS)}.")
+    known = dict(spec.settings + SIZES)
+    settings: dict[str, int] = {}
+    for item in rest.split(",") if rest else []:
+        key, eq, value = item.partition("=")
+        if key not in known or not eq or not value.isdigit():
+            raise ConfigError(f"{name}: {item!r} is not a setting of {base}; write {base}:key=N,... with key one of "
+                              f"{', '.join(known)}.")  # fmt: skip
+        settings[known[key]] = int(value)
+    return spec, settings
 
 
 def tree_set_files(name: str, folder: Path, seed: int = 0, n_train: int | None = None, n_val: int | None = None) -> tuple[Path, Path]:
-    """(train.tsv, val.tsv) of a built-in tree set as label<TAB>tree lines under `folder`, written on first use."""
-    spec = TREE_SETS.get(name)
-    if spec is None:
-        raise ConfigError(f"unknown tree set {name!r}; the built-in ones are {', '.join(TREE_SETS)}.")
-    n_train = spec.n_train if n_train is None else n_train
-    n_val = spec.n_val if n_val is None else n_val
+    """(train.tsv, val.tsv) of a built-in tree set (`NAME` or `NAME:key=value,...`) as
+    label<TAB>tree lines under `folder`, written on first use."""
+    spec, settings = tree_set_spec(name)
+    n_train = settings.pop("n_train", spec.n_train if n_train is None else n_train)
+    n_val = settings.pop("n_val", spec.n_val if n_val is None else n_val)
+    stem = f"{spec.name}-seed{seed}-{n_train}x{n_val}" + "".join(f"-{k}{v}" for k, v in sorted(settings.items()))
 
     def rows() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        train, val = spec.make(seed, n_train, n_val)
+        train, val = spec.make(seed, n_train, n_val, **settings)
         return [(e.label, format_listops(e.tree)) for e in train], [(e.label, format_listops(e.tree)) for e in val]
 
-    return cached_split(folder, f"{name}-seed{seed}-{n_train}x{n_val}", rows)
+    return cached_split(folder, stem, rows)

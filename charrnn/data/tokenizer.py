@@ -140,7 +140,11 @@ class _CharStream:
 
 # kind -> class, or "module:Class" imported the first time a state of that kind is
 # read (so sentencepiece loads only for a model that needs it)
-_KINDS: dict[str, Any] = {"char": CharTokenizer, "spm": "charrnn.data.spm:SentencePieceTokenizer"}
+_KINDS: dict[str, Any] = {
+    "char": CharTokenizer,
+    "spm": "charrnn.data.spm:SentencePieceTokenizer",
+    "tree": "charrnn.data.treedata:TreeVocab",  # the labels of a tree set's nodes (--task tree)
+}
 
 
 def register_tokenizer(kind: str, cls: Any) -> None:

@@ -227,9 +227,13 @@ def distances(n: int) -> list[int]:
     return out
 
 
-def gradient_view(flow: dict[str, np.ndarray], bar: int = 24) -> RenderableType:
+def gradient_view(
+    flow: dict[str, np.ndarray], bar: int = 24, title: str = "gradient through time: ‖∂L_T/∂h_t‖, L_T the loss of the last character",
+    axis: str = "T−t", step: str = "step back",
+) -> RenderableType:  # fmt: skip
     """|dL_T/dh_t| against T - t, one column per layer (and c for an LSTM), as bars
-    on a log scale shared by all columns."""
+    on a log scale shared by all columns. (A tree's gradient by depth below the root
+    reads the same way: another title, axis and step.)"""
     series = [(f"{n} layer {k}", v[k][::-1]) for n, v in flow.items() for k in range(v.shape[0])]  # by distance
     if not series or len(series[0][1]) == 0:
         return Text("no gradients: the text is too short.")
@@ -239,7 +243,7 @@ def gradient_view(flow: dict[str, np.ndarray], bar: int = 24) -> RenderableType:
     lo = float(pos.min()) if len(pos) else 1.0
     span = max(math.log10(hi) - math.log10(lo), 1e-9)
     table = Table(box=None, pad_edge=False)
-    table.add_column("T−t", justify="right")
+    table.add_column(axis, justify="right")
     for name, _ in series:
         table.add_column(name)
     for d in distances(len(series[0][1])):
@@ -255,14 +259,14 @@ def gradient_view(flow: dict[str, np.ndarray], bar: int = 24) -> RenderableType:
     rates = []
     for _, s in series:
         r = decay_per_step(s[::-1])
-        rates.append("" if r is None else f"×{r:.3f} a step back")
+        rates.append("" if r is None else f"×{r:.3f} a {step}")
     table.add_row(Text("fit", style="bold"), *[Text(r, style="bold") for r in rates])
     foot = Text(
-        f"log scale: a bar runs from {lo:.1e} to {hi:.1e}; 'fit' is the geometric rate of change per step back "
+        f"log scale: a bar runs from {lo:.1e} to {hi:.1e}; 'fit' is the geometric rate of change per {step} "
         "(below 1 the gradient vanishes, above 1 it explodes)",
         style="dim",
     )
-    return Group(titled("gradient through time: ‖∂L_T/∂h_t‖, L_T the loss of the last character", table), foot)
+    return Group(titled(title, table), foot)
 
 
 def titled(title: str, table: Table) -> RenderableType:

@@ -12,6 +12,11 @@ Everything that lists cells or signals reads this registry: `--cell` choices,
 `inspect --what`, the TUI's colours, saturation statistics, the JSON trace
 format. A new cell is one module (its `Core` subclass, see core.py) and one
 `register(Kind(...))` call; nothing else changes.
+
+Tree cells (`recursive`, `treelstm`) are kinds too, with `structure = TREE`: they
+share the registry's names, signals and ranges (so `inspect --what`, colours and
+saturation treat them alike) but not the recurrent core; their implementation is
+a `recursive.TreeCore`, and only `--task tree` takes them.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+
+# What a kind reads: a sequence, step by step (the recurrent core, core.py), or a
+# tree, node by node bottom-up (recursive.py). A task takes one structure (its TaskSpec says which).
+SEQUENCE, TREE = "sequence", "tree"
 
 # The range a signal lives in: it decides how it is coloured and when it counts as saturated.
 GATE = "gate"  # (0, 1): a sigmoid gate; shut below 0.1, open above 0.9
@@ -47,6 +56,7 @@ class Kind:
     core: Any  # "module:Class" (imported on first use) or the Core subclass itself
     options: type | None = None  # a frozen dataclass of the kind's own settings, all with defaults
     fused: bool = False  # trains through a fused PyTorch module (cuDNN / oneDNN); else the generic unrolled core
+    structure: str = "sequence"  # what it reads: SEQUENCE (a core.py core over time) or TREE (recursive.py, --task tree)
 
     def signal(self, name: str) -> Signal:
         for s in self.signals:
@@ -84,6 +94,8 @@ def register(kind: Kind) -> Kind:
     for s in kind.signals:
         if s.range not in RANGES:
             raise ValueError(f"signal {s.name!r} of {kind.name!r}: range must be one of {RANGES}")
+    if kind.structure not in (SEQUENCE, TREE):
+        raise ValueError(f"{kind.name!r}: structure must be {SEQUENCE!r} or {TREE!r}")
     if not kind.state or kind.signals[0].name != kind.state[0]:
         raise ValueError(f"{kind.name!r}: the first signal must be the first state tensor (h)")
     KINDS[kind.name] = kind
@@ -97,8 +109,9 @@ def get(name: str) -> Kind:
         raise ConfigError(f"unknown cell {name!r}; choose one of {', '.join(KINDS)}.") from None
 
 
-def names() -> tuple[str, ...]:
-    return tuple(KINDS)
+def names(structure: str | None = None) -> tuple[str, ...]:
+    """Every kind's name, or those that read one structure (SEQUENCE or TREE)."""
+    return tuple(k.name for k in KINDS.values() if structure is None or k.structure == structure)
 
 
 def all_signals() -> tuple[str, ...]:
@@ -133,4 +146,19 @@ register(Kind(
     "gru", "gated recurrent unit: reset and update gates", ("h",),
     (_H, Signal("reset", GATE, "reset gate"), Signal("update", GATE, "update gate"), Signal("new", TANH, "candidate state")),
     "charrnn.models.gru:GRUCore", fused=True,
+))  # fmt: skip
+
+# Tree cells (recursive.py): they compose a node from its children, level by level
+# over a batch of trees, and serve --task tree only (ModelConfig.validate says so).
+register(Kind(
+    "recursive", "the recursive unit over a binarised tree: h = tanh(b + W [h_left; h_right])", ("h",),
+    (_H, Signal("a", FREE, "pre-activation b + W [h_left; h_right] (at a leaf d + V x)")),
+    "charrnn.models.recursive:RecursiveUnit", structure=TREE,
+))  # fmt: skip
+register(Kind(
+    "treelstm", "Child-Sum Tree-LSTM: a cell c and one forget gate per child", ("h", "c"),
+    (_H, Signal("c", FREE, "memory cell"), Signal("input", GATE, "input gate"),
+     Signal("forget", GATE, "forget gate its parent applied to this node's cell (none at the root)"),
+     Signal("candidate", TANH, "candidate cell value"), Signal("output", GATE, "output gate")),
+    "charrnn.models.recursive:ChildSumTreeLSTM", structure=TREE,
 ))  # fmt: skip

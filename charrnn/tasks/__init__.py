@@ -23,6 +23,10 @@ class TaskSpec:
     impl: Any  # "module:Class" (imported on first use) or the Task subclass itself
     options: type | None = None  # a frozen dataclass of the task's own settings, all with defaults
     view: str | None = None  # "module:function" drawing a Prediction's details for the terminal (cli side)
+    structure: str = "sequence"  # what its model kinds read (models.registry.SEQUENCE or TREE)
+    default_cell: str | None = None  # --cell when none is given, if ModelConfig's default does not fit
+    default_data: str | None = None  # the built-in data when no path is given, if the default corpus does not fit
+    unused: tuple[str, ...] = ()  # `charrnn train` parameters that mean nothing here: giving one is an error
 
     def load(self) -> type:
         if isinstance(self.impl, str):
@@ -53,4 +57,17 @@ def task_names() -> tuple[str, ...]:
     return tuple(TASKS)
 
 
+@dataclass(frozen=True)
+class TreeOptions:
+    """--task tree's own settings (here, not in tasks/tree.py, so that naming the task imports no torch)."""
+
+    classes: int = 0  # the labels the head tells apart: set from the training data when a run starts
+
+
 register_task(TaskSpec("lm", "language modelling: predict each next token of a text", "charrnn.tasks.lm:LanguageModelling"))
+register_task(TaskSpec(
+    "tree", "a label for each tree (label<TAB>tree lines, or listops), composed bottom-up by a tree cell",
+    "charrnn.tasks.tree:TreeTask", options=TreeOptions, view="charrnn.inspect.treeview:prediction_view",
+    structure="tree", default_cell="treelstm", default_data="listops",
+    unused=("seq_len", "doc_state", "doc_sep", "tokenizer", "vocab_size", "spm_type", "label_from"),
+))  # fmt: skip

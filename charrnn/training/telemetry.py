@@ -30,6 +30,7 @@ class StartEvent:
     tokens_per_step: int
     world: int = 1
     trained_params: int | None = None  # None: all of them train
+    unit: str = "token"  # what tokens_per_step counts (the task's unit: a token, a tree)
     recipe: str | None = None  # which settings came from the fp32 CPU recipe (training/recipe.py)
 
 

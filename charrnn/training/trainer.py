@@ -321,5 +321,6 @@ class Trainer:
             tokens_per_step=self.task.units_per_step,
             world=self.dist.world,
             trained_params=trained,
+            unit=self.task.unit,
             recipe=recipe.describe(self.model_cfg, self.cfg),
         )

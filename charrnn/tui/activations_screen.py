@@ -65,6 +65,7 @@ class ActivationsScreen(Screen):
         yield Heatmap(id="heatmap")
         with Horizontal(id="act-bottom"):
             yield TokenText(id="unit-text")
+            yield Static(id="tree-nodes")  # a tree run's probe: the nodes where the tree puts them
             yield Chart(id="grad", log_y=True, empty="the gradient through time appears with the first frame")
         yield Footer(show_command_palette=False, compact=True)
 
@@ -73,6 +74,7 @@ class ActivationsScreen(Screen):
         self.query_one(TokenText).empty = "Activations appear about a second after training starts. e: edit the probe text."
         self.query_one("#heatmap").border_title = "activations"
         self.query_one("#grad").border_title = "gradient back through time"
+        self.query_one("#tree-nodes").display = False
         self.sync(self.app.state)  # type: ignore[attr-defined]
 
     # ----------------------------------------------------------------- data
@@ -106,17 +108,26 @@ class ActivationsScreen(Screen):
         kind = colors.kind_of(acts.cell, self.sel_signal)
         values = acts.signals[self.sel_signal][self.sel_layer]  # (T, H)
         labels = ("shut", "open") if kind == colors.GATE else ("-1", "+1")
+        tree = hasattr(acts, "parent")  # a tree run's TreeActivations: nodes as written (pre-order) instead of characters
         heat.show(values, acts.tokens, kind, colors.saturation(kind, values), labels)
         heat.select_unit(self.sel_unit)
-        heat.border_title = f"{self.sel_signal}, layer {self.sel_layer + 1}: characters across, units down"
-        text.show(acts.tokens, values[:, self.sel_unit], kind)
-        text.border_title = f"text by {self.sel_signal} of unit {self.sel_unit}, layer {self.sel_layer + 1}"
+        heat.border_title = f"{self.sel_signal}, layer {self.sel_layer + 1}: {'nodes' if tree else 'characters'} across, units down"
+        nodes = self.query_one("#tree-nodes", Static)
+        text.display, nodes.display = not tree, tree
+        if tree:
+            from ..inspect.treeview import tree_view, unit_labels  # (torch is loaded: a model is training)
+
+            nodes.update(tree_view(acts, unit_labels(acts, self.sel_signal, self.sel_layer, self.sel_unit)))
+            nodes.border_title = f"the tree by {self.sel_signal} of unit {self.sel_unit}, layer {self.sel_layer + 1}; → each subtree's value"
+        else:
+            text.show(acts.tokens, values[:, self.sel_unit], kind)
+            text.border_title = f"text by {self.sel_signal} of unit {self.sel_unit}, layer {self.sel_layer + 1}"
         flow = self.probe.grad_flow
         grad.plot([Series.of(f"|dL/d{n}|", list(zip(range(v.shape[1]), v[self.sel_layer])), GRAD_COLORS.get(n, "white"))
                    for n, v in flow.items()])  # fmt: skip
         names = " · ".join(f"[{GRAD_COLORS.get(n, 'white')}]{n}[/]" for n in flow)
-        grad.border_title = f"gradient back through time: {names}"
-        extra = f"probe at step {self.probe.step:,} · {len(acts.tokens)} tokens"
+        grad.border_title = f"gradient down the tree, by depth: {names}" if tree else f"gradient back through time: {names}"
+        extra = f"probe at step {self.probe.step:,} · {len(acts.tokens)} {'nodes' if tree else 'tokens'}"
         self.query_one("#act-bar", Static).update(
             signal_bar(self.signals, self.sel_signal, self.sel_layer, acts.layers, self.sel_unit, acts.hidden, extra),
             layout=False,

@@ -11,6 +11,7 @@ returns, and only then does the app exit, so no thread outlives it.
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -230,7 +231,8 @@ class CharRNNApp(App):
         e = message.event
         self.state.evaluated(e)
         what = "final" if e.final else f"step {e.step:,}"
-        self.state.note(f"{what}: val {e.val_bpc:.3f} bits/char ({e.val_loss:.4f} nats){' *' if e.best else ''}", "")
+        score = f"{e.val_bpc:.3f} bits/char" if e.val_bpc is not None else f"accuracy {e.metrics.get('accuracy', math.nan):.1%}"
+        self.state.note(f"{what}: val {score} ({e.val_loss:.4f} nats){' *' if e.best else ''}", "")
 
     def on_sample_update(self, message: m.SampleUpdate) -> None:
         self.state.sampled(message.event)

@@ -43,7 +43,7 @@ class RunForm(ModalScreen[RunRequest | None]):
                 yield Input(" ".join(r.corpus), placeholder="files, folders or a built-in corpus", id="corpus", compact=True)
             with Horizontal(classes="row"):
                 yield Label("cell", classes="key")
-                yield Select([(c, c) for c in registry.names()], value=r.cell, allow_blank=False, id="cell", compact=True)
+                yield Select([(c, c) for c in registry.names(registry.SEQUENCE)], value=r.cell, allow_blank=False, id="cell", compact=True)
                 yield Label("layers", classes="key")
                 yield Input(str(r.layers), id="layers", type="integer", compact=True)
                 yield Label("hidden", classes="key")

@@ -70,11 +70,12 @@ class RunState:
 
     def evaluated(self, e: EvalEvent) -> None:
         self.last_eval = e
-        if math.isfinite(e.val_bpc):
+        bpc = curve_bpc(e)
+        if math.isfinite(bpc):
             if not e.final or not self.val_pts or self.val_pts[-1][0] != e.step:
-                _append(self.val_pts, (e.step, e.val_bpc))
-            if self.best_bpc is None or e.val_bpc < self.best_bpc:
-                self.best_bpc = e.val_bpc
+                _append(self.val_pts, (e.step, bpc))
+            if self.best_bpc is None or bpc < self.best_bpc:
+                self.best_bpc = bpc
         self.touch()
 
     def sampled(self, e: SampleEvent) -> None:
@@ -102,6 +103,16 @@ class RunState:
     @property
     def active(self) -> bool:
         return self.phase in (PREPARING, TRAINING, STOPPING)
+
+
+def curve_bpc(e: EvalEvent) -> float:
+    """The validation point on the bits-per-character curve. A task that scores whole
+    examples (a tree, a label) has no bits/char of its own: its loss is spread over the
+    examples' characters, as the training curve's is (chars/s over units/s), so the
+    two curves share a scale."""
+    if e.val_bpc is not None:
+        return e.val_bpc
+    return e.val_loss / LN2 / (e.chars / e.tokens) if e.chars > 0 and e.tokens > 0 else math.nan
 
 
 def _append(points: list[tuple[int, float]], p: tuple[int, float]) -> None:

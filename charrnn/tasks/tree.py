@@ -1,0 +1,225 @@
+"""Trees: one label per tree, computed bottom-up by a recursive network (section 10.6).
+
+Each example is `label<TAB>tree` (or a built-in set: listops); the model
+(models/recursive.py) embeds every node's token, composes each node from its
+children with a tree cell (`--cell recursive|treelstm`), level by level over the
+batch, and a linear head reads the root: the loss is the cross-entropy of the
+root's label, in nats per tree. Scores add accuracy, overall and by the tree's
+depth (its height), since the chapter's point is how composition copes with depth.
+
+A batch is `--batch-size` trees drawn without replacement from a permutation of
+the training split made from the seed and the epoch, so a resumed run draws
+exactly the trees an uninterrupted one would. Evaluation scores a fixed prefix of
+the validation split, as many trees as fit in --eval-tokens nodes during training
+and --final-eval-tokens nodes at the end (all of it, for the built-in sets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import DataConfig, ModelConfig, TrainConfig
+from ..data.labels import LabelSet
+from ..data.treebatch import batch_flat
+from ..data.treedata import TreeData, TreeSource, TreeSplit, TreeVocab
+from ..errors import ConfigError
+from ..models import registry
+from ..models.recursive import TreeLevels, TreeNet
+from ..training import distributed
+from ..training.hardware import autocast
+from .base import Prediction, PredictOptions, Predictor, Scores, Task
+
+EVAL_TREES = 256  # trees scored in one batch
+
+
+class TreeTask(Task):
+    name = "tree"
+    unit = "tree"
+
+    def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, data: TreeSource,
+                 dist: distributed.Dist, device: torch.device, amp: torch.dtype | None):  # fmt: skip
+        super().__init__(model_cfg, data_cfg, cfg, data, dist, device, amp)
+        binary = registry.get(model_cfg.cell).load().binary
+        self.trees: TreeData = data.load(binary)
+        self.train, self.val = self.trees.train, self.trees.val
+        options = {**model_cfg.options, "classes": len(self.trees.classes)}
+        self.model_cfg = dataclasses.replace(model_cfg, vocab_size=self.trees.vocab.vocab_size, options=options).validate()
+        n, per_rank = len(self.train), cfg.batch_size
+        self.per_rank = min(per_rank, max(1, n // dist.world))
+        self.steps_per_epoch = max(1, n // (self.per_rank * dist.world))
+        self.units_per_step = self.per_rank * dist.world
+        self._perm: tuple[int, np.ndarray] | None = None
+
+    @classmethod
+    def open(cls, data_cfg: DataConfig, root: Any, resume: dict[str, Any] | None) -> TreeSource:
+        source = TreeSource.of(data_cfg, root)
+        if resume is not None:
+            source = dataclasses.replace(source, vocab=TreeVocab.from_state(resume["tokenizer"]),
+                                         classes=LabelSet.from_state(resume.get("labels")))  # fmt: skip
+        return source
+
+    def summary(self) -> str:
+        t, v = self.train, self.val
+        depths = f"depth {t.depth.min()}-{t.depth.max()}" + (f" / {v.depth.min()}-{v.depth.max()}" if len(v) else "")
+        binary = "; binarised for the recursive unit" if self.trees.binary else ""
+        return (f"trees: {self.trees.source}: {len(t):,} train / {len(v):,} validation trees, {depths}, "
+                f"{self.trees.vocab.vocab_size} node labels, {len(self.trees.classes)} classes{binary}")  # fmt: skip
+
+    @classmethod
+    def model_for(cls, model_cfg: ModelConfig) -> TreeNet:
+        return TreeNet(model_cfg)
+
+    def chars_per_unit(self) -> float:
+        return float(self.train.chars.mean())  # chars/s counts the trees' text, as a sequence model would read it
+
+    # ------------------------------------------------------------ training
+
+    def _batch(self, split: TreeSplit, idx: np.ndarray) -> tuple[TreeLevels, torch.Tensor]:
+        lv = TreeLevels.of(batch_flat([split.flats[i] for i in idx]), self.device)
+        return lv, torch.from_numpy(split.labels[idx]).to(self.device)
+
+    def batch(self, epoch: int, i: int) -> tuple[TreeLevels, torch.Tensor]:
+        if self._perm is None or self._perm[0] != epoch:
+            rng = np.random.default_rng([self.cfg.seed, epoch])
+            self._perm = (epoch, rng.permutation(len(self.train)))
+        B, r = self.per_rank, self.dist.rank
+        start = (i * self.dist.world + r) * B
+        return self._batch(self.train, self._perm[1][start : start + B])
+
+    def loss(self, net: nn.Module, batch: tuple[TreeLevels, torch.Tensor]) -> torch.Tensor:
+        lv, y = batch
+        _, loss = net(lv, y)
+        return loss
+
+    # ---------------------------------------------------------- evaluation
+
+    @torch.inference_mode()
+    def evaluate(self, model: nn.Module, final: bool) -> Scores | None:
+        val = self.val
+        if len(val) == 0:
+            return None
+        budget = self.cfg.final_eval_tokens if final else self.cfg.eval_tokens
+        n = max(1, int(np.searchsorted(np.cumsum(val.nodes), budget, side="right")))
+        D = int(val.depth.max()) + 1
+        sums = np.zeros(3 + 2 * D)  # nats, trees, characters, correct by depth, trees by depth
+        was_training = model.training
+        model.eval()
+        chunks = range(0, n, EVAL_TREES)
+        for j, lo in enumerate(chunks):
+            if j % self.dist.world != self.dist.rank:
+                continue
+            idx = np.arange(lo, min(n, lo + EVAL_TREES))
+            lv, y = self._batch(val, idx)
+            with autocast(self.device, self.amp):
+                logits, _ = model(lv)
+            nll = torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+            right = (logits.argmax(1) == y).cpu().numpy()
+            depth = val.depth[idx]
+            sums[:3] += (float(nll), len(idx), float(val.chars[idx].sum()))
+            sums[3 : 3 + D] += np.bincount(depth, weights=right, minlength=D)
+            sums[3 + D :] += np.bincount(depth, minlength=D)
+        model.train(was_training)
+        total = distributed.sum_(self.dist, torch.from_numpy(sums).to(self.device)).cpu().numpy()
+        nats, trees, chars = total[:3]
+        right, count = total[3 : 3 + D], total[3 + D :]
+        metrics = {"accuracy": float(right.sum() / trees)}
+        for d in np.flatnonzero(count):
+            metrics[f"accuracy_depth_{d}"] = float(right[d] / count[d])
+            metrics[f"trees_depth_{d}"] = float(count[d])
+        return Scores(float(nats / trees), None, int(trees), float(chars), metrics)
+
+    @torch.inference_mode()
+    def sample(self, model: nn.Module, step: int) -> str:
+        """A few validation trees with the model's answers: '9 ✓ [MAX 2 9 ...]'."""
+        k = min(3, len(self.val.texts))
+        if k == 0:
+            return ""
+        was_training = model.training
+        model.eval()
+        idx = np.arange(k)
+        logits, _ = model(self._batch(self.val, idx)[0])
+        model.train(was_training)
+        names = self.trees.classes
+        lines = []
+        for i, p in zip(idx, logits.argmax(1).tolist()):
+            truth = names.label(int(self.val.labels[i]))
+            mark = "✓" if names.label(p) == truth else f"✗ (true {truth})"
+            line = f"{names.label(p)} {mark}  {self.val.texts[i]}"
+            lines.append(line if len(line) <= self.cfg.sample_chars else line[: self.cfg.sample_chars - 1] + "…")
+        return "\n".join(lines)
+
+    def default_probe_text(self) -> str:
+        """A small validation tree two or more levels deep (else the first one)."""
+        texts = self.val.texts or self.train.texts
+        split = self.val if self.val.texts else self.train
+        for i, text in enumerate(texts):
+            if split.depth[i] >= 2 and split.nodes[i] <= 24:
+                return text
+        return texts[0] if texts else ""
+
+    def probe(self, model: nn.Module, text: str, step: int) -> Any:
+        from ..inspect.treetrace import probe
+
+        return probe(model, self.trees.vocab, self.trees.classes, text, step)  # type: ignore[arg-type]
+
+    # ---------------------------------------------------------- prediction
+
+    @classmethod
+    def predictor(cls, ck: dict[str, Any], model: nn.Module, opts: PredictOptions) -> Predictor:
+        given = [flag for flag, on in (("--trace", opts.trace), ("--beam", opts.beam is not None), ("--top", opts.top != 1),
+                 ("--attention-map", opts.attention_map), ("--temperature", opts.temperature is not None),
+                 ("--seed", opts.seed is not None)) if on]  # fmt: skip
+        if given:
+            raise ConfigError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not fit a tree run; "
+                              "predict prints its answer and the value it gives every node.")  # fmt: skip
+        return TreePredictor(model, TreeVocab.from_state(ck["tokenizer"]), LabelSet.from_state(ck.get("labels")))  # type: ignore[arg-type]
+
+    # --------------------------------------------------------- checkpoints
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        return {
+            "tokenizer": self.trees.vocab.to_state(),
+            "labels": self.trees.classes.to_state(),
+            "world": self.dist.world,
+            "steps_per_epoch": self.steps_per_epoch,
+            "corpus": {"chars_train": int(self.train.chars.sum()), "chars_val": int(self.val.chars.sum())},
+            "trees": {"train": len(self.train), "val": len(self.val)},
+            "probe_tree": self.default_probe_text(),  # what `charrnn inspect` reads when given no tree
+        }
+
+    def restore(self, ck: dict[str, Any], epoch: int, batch_i: int) -> tuple[int, int]:
+        old = ck.get("steps_per_epoch") or self.steps_per_epoch
+        if old != self.steps_per_epoch:  # another batch layout (processes): keep the place in the epoch
+            batch_i = batch_i * self.steps_per_epoch // old
+        if batch_i >= self.steps_per_epoch:
+            epoch, batch_i = epoch + 1, 0
+        return epoch, batch_i
+
+
+class TreePredictor(Predictor):
+    """`charrnn predict` on a tree run: the root's label, and every node's."""
+
+    def __init__(self, model: TreeNet, vocab: TreeVocab, classes: LabelSet):
+        self.model, self.vocab, self.classes = model, vocab, classes
+
+    def predict(self, text: str) -> Prediction:
+        from ..inspect.treetrace import read_tree, tree_activations
+
+        acts = tree_activations(self.model, self.vocab, self.classes, read_tree(text), gradients=False)
+        pred = acts.predicted
+        p = acts.probs.max(1)
+        nodes = [
+            {"label": acts.tokens[t], "depth": int(acts.depth[t]), "predicted": pred[t], "p": round(float(p[t]), 6),
+             "value": acts.truth[t]}
+            for t in range(len(acts.tokens))
+        ]  # fmt: skip
+        line = f"{pred[0]}  (p {p[0]:.3f})"
+        return Prediction(line, acts, {"answer": pred[0], "p": round(float(p[0]), 6), "nodes": nodes})
+
+
+__all__ = ["TreeTask", "TreePredictor"]

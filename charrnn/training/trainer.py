@@ -46,6 +46,7 @@ __all__ = ["Trainer", "TrainResult", "lr_at"]
 
 STEP_HZ = 10.0  # step statistics to the sinks, at most
 PROBE_PERIOD_S = 1.0  # activation probes, at most once per this
+PROBE_IDLE_S = 0.25  # how often to ask again whether a probing sink is watching (tui: the activations screen shown)
 STOPS = (None, "steps", "epochs", "time", "interrupt")
 
 
@@ -276,10 +277,13 @@ class Trainer:
         return ev
 
     def _probe(self) -> float:
-        """Trace the probe text between optimizer steps (no_grad for activations,
-        one small backward for the gradient curve); returns when to probe next, so
-        that probing costs at most ~2% of the time, and at most once a second."""
+        """Trace the probe text between optimizer steps (one traced pass and one small
+        backward for the gradient curve); returns when to probe next, so that probing
+        costs at most ~2% of the time, and at most once a second. Only while a sink that
+        wants probes is `watching` (the app: while its activations screen is shown)."""
         t = time.monotonic()
+        if not any(getattr(s, "watching", True) for s in self.out.sinks if getattr(s, "wants_probes", False)):
+            return t + PROBE_IDLE_S  # no frame is on screen now: none is made (ask again soon)
         try:
             p = self.task.probe(self.model, self.probe_text, self.step)
         except CharRNNError as e:  # e.g. a probe text with nothing the model knows

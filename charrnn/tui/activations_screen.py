@@ -75,6 +75,12 @@ class ActivationsScreen(Screen):
         self.query_one("#grad").border_title = "gradient back through time"
         self.sync(self.app.state)  # type: ignore[attr-defined]
 
+    def on_screen_resume(self) -> None:
+        self.app.watching_probes = True  # type: ignore[attr-defined]
+
+    def on_screen_suspend(self) -> None:
+        self.app.watching_probes = False  # type: ignore[attr-defined]
+
     # ----------------------------------------------------------------- data
 
     def sync(self, state) -> None:  # type: ignore[no-untyped-def]

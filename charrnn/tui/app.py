@@ -11,6 +11,7 @@ returns, and only then does the app exit, so no thread outlives it.
 
 from __future__ import annotations
 
+import gc
 import threading
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,13 @@ class CharRNNApp(App):
         self._train_worker: Worker | None = None
         self._quit_when_done = False
         self._drawn: dict[int, int] = {}
+        self.watching_probes = False  # the activations screen is shown: the trainer makes frames (bridge.py)
 
     def on_mount(self) -> None:
+        # Everything alive now (torch, Textual, the screens: ~200k objects) lives as long
+        # as the app. Out of the collector's sight, a full collection no longer takes
+        # ~250 ms holding the GIL, which the training thread waits out (bench/RESULTS.md).
+        gc.freeze()
         self.set_interval(1.0 / REDRAW_HZ, self.redraw)
         if self._explore_request is not None:
             self.switch_mode("explore")

@@ -38,7 +38,7 @@ from _common import header, median, words_corpus  # noqa: E402
 
 from charrnn.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from charrnn.data.corpus import prepare  # noqa: E402
-from charrnn.training.trainer import Trainer  # noqa: E402
+from charrnn.training.trainer import PROBE_SHARE, Trainer  # noqa: E402
 
 
 class Pauses:
@@ -182,7 +182,7 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
         costs.append(time.perf_counter() - t0)
     probe = statistics.median(costs[2:])
     print(f"training thread: a step {step * 1e3:.1f} ms; a probe of {len(frame.acts.tokens)} characters {probe * 1e3:.1f} ms "
-          f"= {probe / step:.1f} steps (the trainer spaces probes to cost at most 2%: one every {max(1.0, 50 * probe):.1f} s)")  # fmt: skip
+          f"= {probe / step:.1f} steps (the trainer spaces probes to cost at most {PROBE_SHARE:.0%}: one every {max(1.0, probe / PROBE_SHARE):.1f} s)")  # fmt: skip
 
     # 2. the UI thread: frames posted one after another, each waited for until drawn
     frames = 20

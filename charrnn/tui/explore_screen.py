@@ -268,11 +268,11 @@ class ExploreScreen(Screen):
     def distribution_label(self, g) -> str:  # type: ignore[no-untyped-def]
         """Which distribution the predictions panel shows (r switches)."""
         if self.raw:
-            return "the model's own (T 1; r: as drawn)"
+            return "the model's own, T 1 · r: as drawn"
         how = [f"T {g.temperature:g}"]
         how += [f"top-k {g.top_k}"] if g.top_k is not None else []
         how += [f"top-p {g.top_p:g}"] if g.top_p is not None else []
-        return f"as drawn: {', '.join(how)} (r: the model's own)"
+        return f"drawn at {', '.join(how)} · r: raw"
 
     def action_raw(self) -> None:
         self.raw = not self.raw

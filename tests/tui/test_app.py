@@ -210,7 +210,7 @@ async def test_explore_generates_like_charrnn_sample(tmp_path):
                 np.testing.assert_allclose([q for _, q in top[t]], p[t][best], rtol=1e-4)
                 assert chosen[t] == pytest.approx(float(p[t][ids[t]]), rel=1e-4)
         preds = str(screen.query_one("#preds").render())
-        assert "p=" in preds and "as drawn: T 0.8" in preds
+        assert "p=" in preds and "drawn at T 0.8 · r: raw" in preds
         await pilot.press("r")
         assert "the model's own" in str(screen.query_one("#preds").render()) and screen.raw
         await pilot.press("r")

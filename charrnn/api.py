@@ -126,14 +126,16 @@ def train(corpus: str | Path | list[str | Path], name: str | None = None, checkp
     """Train a new run on files, folders or a built-in corpus (`charrnn corpora`) with
     `charrnn train`'s options as keywords (steps=500, cell="gru", hidden=128,
     tokenizer="spm", ...); returns the trained Model (its best checkpoint), whose
-    `.result` says how the run ended. progress=True prints a line per evaluation."""
+    `.result` says how the run ended. progress=True prints a line per evaluation. As
+    with `charrnn train`, a run in fp32 on a CPU takes the fp32 recipe for the
+    settings not given (training/recipe.py)."""
     from .training import plan
 
     paths = tuple(str(p) for p in (corpus if isinstance(corpus, (list, tuple)) else [corpus]))
     data_kw, model_kw, train_kw = _split(options)
     data = DataConfig(paths=paths, **{k: v for k, v in data_kw.items() if k != "paths"})
     model, tcfg = ModelConfig(**model_kw), TrainConfig(**train_kw)
-    p = plan.new_run(data, model, tcfg, Path(checkpoints), name)
+    p = plan.new_run(data, model, tcfg, Path(checkpoints), name, given=set(options))  # the fp32 recipe, as `charrnn train`
     sinks: list[Any] = []
     if progress:
         from rich.console import Console

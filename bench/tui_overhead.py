@@ -2,18 +2,31 @@
 
 Both runs train the same model on the same generated corpus from the same seed.
 The app run is the real thing: the trainer in the App's thread worker, the
-bridge posting every event, activation probes about once a second (which the
-plain run does not pay for), and the screen redrawing at up to 10 Hz, rendered
-by Textual's headless driver. Speed is steps / the trainer's own elapsed time
-(corpus preparation excluded, in both). Runs alternate; medians are compared.
+bridge posting every event, activation probes about once a second while the
+activations screen is shown (which the plain run does not pay for), and the
+screen redrawing at up to 10 Hz, rendered by Textual's headless driver. Speed is
+steps / the trainer's own elapsed time (corpus preparation excluded, in both).
+Runs alternate; medians are compared. Each app run also reports the CPU its UI
+thread used, the probes the trainer made, and the garbage collections that ran
+in the UI thread (each holds the GIL, so the training thread waits it out).
+
+--profile says where the time goes instead, piece by piece, with no run to
+compare: what one probe costs the training thread (in steps), what one
+activation frame costs the UI thread on each screen, the UI thread's busiest
+functions while it draws frames (cProfile), and a full garbage collection in a
+running app before and after the app freezes what it holds at start-up.
 
     python bench/tui_overhead.py [--steps 1500] [--repeats 3] [--layers 2] [--hidden 128] [--screen train|activations]
+    python bench/tui_overhead.py --profile [--hidden 128]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import io
+import statistics
 import sys
 import tempfile
 import threading
@@ -25,7 +38,29 @@ from _common import header, median, words_corpus  # noqa: E402
 
 from charrnn.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from charrnn.data.corpus import prepare  # noqa: E402
-from charrnn.training.trainer import Trainer  # noqa: E402
+from charrnn.training.trainer import PROBE_SHARE, Trainer  # noqa: E402
+
+
+class Pauses:
+    """Garbage collections in one thread, timed through gc.callbacks."""
+
+    def __init__(self, thread: int):
+        self.thread, self.t0, self.times = thread, 0.0, []
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if threading.get_ident() != self.thread:
+            return
+        if phase == "start":
+            self.t0 = time.perf_counter()
+        else:
+            self.times.append(time.perf_counter() - self.t0)
+
+    def __enter__(self) -> "Pauses":
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
 
 
 def main() -> None:
@@ -38,8 +73,9 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=64)
     ap.add_argument("--threads", type=int, default=None, help="torch threads for both runs (default: torch's choice)")
     ap.add_argument("--screen", choices=("train", "activations"), default="train", help="the screen shown while training")
+    ap.add_argument("--profile", action="store_true", help="where the time goes, piece by piece (no runs compared)")
     args = ap.parse_args()
-    header("TUI overhead: steps/s in the app (headless) / steps/s with no UI")
+    header("TUI overhead: " + ("where the time goes" if args.profile else "steps/s in the app (headless) / steps/s with no UI"))
 
     tmp = Path(tempfile.mkdtemp(prefix="charrnn-tui-bench-"))
     data = DataConfig(paths=(str(words_corpus(tmp / "corpus.txt", 2_000_000)),))
@@ -49,9 +85,25 @@ def main() -> None:
     tcfg = TrainConfig(seq_len=args.seq_len, batch_size=args.batch_size, steps=args.steps, eval_every=args.steps,
                        eval_tokens=8192, final_eval_tokens=8192, sample_chars=50, seed=1, threads=args.threads)  # fmt: skip
     runs = iter(range(10**6))
+    probes: list[float] = []  # seconds, of the current run
 
     def trainer(sinks: list, stop: threading.Event) -> Trainer:
-        return Trainer(model, data, tcfg, corpus, tmp / f"run{next(runs)}", sinks=sinks, stop=stop)
+        t = Trainer(model, data, tcfg, corpus, tmp / f"run{next(runs)}", sinks=sinks, stop=stop)
+        probe = t.task.probe
+
+        def timed(*a: object) -> object:
+            t0 = time.perf_counter()
+            try:
+                return probe(*a)
+            finally:
+                probes.append(time.perf_counter() - t0)
+
+        t.task.probe = timed
+        return t
+
+    if args.profile:
+        profile(trainer, tmp, args)
+        return
 
     def plain() -> float:
         # In a thread of its own, as in the app: on a busy machine torch's intra-op
@@ -62,41 +114,34 @@ def main() -> None:
         t.join()
         return out[0].step / out[0].elapsed_s
 
-    def in_app() -> tuple[float, int, float]:
-        """steps/s, activation frames shown, and the UI thread's CPU use (share of one core)."""
-        from charrnn.tui import messages as m
+    def in_app() -> tuple[float, float, list[float]]:
+        """steps/s, the UI thread's CPU use (share of one core), its garbage-collection pauses."""
         from charrnn.tui.app import CharRNNApp
 
-        frames = []
-
-        def hook(msg: object) -> None:
-            if isinstance(msg, m.ProbeFrame):
-                frames.append(1)
-
-        async def go() -> tuple[float, float]:
+        async def go() -> tuple[float, float, list[float]]:
             app = CharRNNApp(trainer, root=tmp)
-            async with app.run_test(size=(120, 40), message_hook=hook) as pilot:
+            async with app.run_test(size=(120, 40)) as pilot:
                 if args.screen == "activations":
                     await pilot.press("2")
-                cpu0, wall0 = time.thread_time(), time.perf_counter()
-                while app.training or app.result is None:
-                    await asyncio.sleep(0.05)
-                ui = (time.thread_time() - cpu0) / (time.perf_counter() - wall0)
-            return app.result.step / app.result.elapsed_s, ui
+                with Pauses(threading.get_ident()) as pauses:
+                    cpu0, wall0 = time.thread_time(), time.perf_counter()
+                    while app.training or app.result is None:
+                        await asyncio.sleep(0.05)
+                    ui = (time.thread_time() - cpu0) / (time.perf_counter() - wall0)
+            return app.result.step / app.result.elapsed_s, ui, pauses.times
 
-        speed, ui = asyncio.run(go())
-        return speed, len(frames), ui
+        return asyncio.run(go())
 
     plain()  # warm up: first-touch costs, thread pools
-    base, ui, probes = [], [], []
+    base, ui = [], []
     for i in range(args.repeats):
         base.append(plain())
-        speed, n, cpu = in_app()
+        probes.clear()
+        speed, cpu, pauses = in_app()
         ui.append(speed)
-        probes.append(n)
         print(
-            f"repeat {i + 1}: no UI {base[-1]:.1f} steps/s, app {ui[-1]:.1f} steps/s "
-            f"({n} activation frames shown; the UI thread used {cpu:.0%} of a core)",
+            f"repeat {i + 1}: no UI {base[-1]:.1f} steps/s, app {ui[-1]:.1f} steps/s (the UI thread used {cpu:.1%} of a core; "
+            f"{len(probes)} probes, {sum(probes):.2f} s; {len(pauses)} collections in the UI thread, longest {max(pauses, default=0) * 1e3:.0f} ms)",
             flush=True,
         )
     b, u = median(base), median(ui)
@@ -104,6 +149,93 @@ def main() -> None:
         f"model: lstm {args.layers}x{args.hidden}, batch {args.batch_size} x {args.seq_len}, {args.steps} steps; app screen: {args.screen}"
     )
     print(f"median: no UI {b:.1f} steps/s, app {u:.1f} steps/s; ratio app / no UI = {u / b:.3f}")
+
+
+def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
+    """Each piece of the app's cost on its own: the training thread's probe, the UI
+    thread's frame, the collector."""
+    import cProfile
+    import pstats
+
+    from charrnn.inspect.trace import Probe
+    from charrnn.tui import messages as m
+    from charrnn.tui.app import CharRNNApp
+    from charrnn.training.telemetry import ProbeEvent
+
+    # 1. the training thread: a step, and a probe of the default probe text
+    t = trainer([], threading.Event())
+    task, net = t.task, t.model
+    steps = []
+    for i in range(30):
+        t0 = time.perf_counter()
+        x, y = task.batch(0, i)
+        _, loss, _ = net(x, None, y)
+        t.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        t.optimizer.step()
+        steps.append(time.perf_counter() - t0)
+    step = statistics.median(steps[5:])
+    costs = []
+    for _ in range(12):
+        t0 = time.perf_counter()
+        frame = task.probe(net, t.probe_text, 0)
+        costs.append(time.perf_counter() - t0)
+    probe = statistics.median(costs[2:])
+    print(f"training thread: a step {step * 1e3:.1f} ms; a probe of {len(frame.acts.tokens)} characters {probe * 1e3:.1f} ms "
+          f"= {probe / step:.1f} steps (the trainer spaces probes to cost at most {PROBE_SHARE:.0%}: one every {max(1.0, probe / PROBE_SHARE):.1f} s)")  # fmt: skip
+
+    # 2. the UI thread: frames posted one after another, each waited for until drawn
+    frames = 20
+
+    async def draw(screen: str, prof: cProfile.Profile | None) -> float:
+        app = CharRNNApp(root=tmp)
+        async with app.run_test(size=(120, 40)) as pilot:
+            if screen == "activations":
+                await pilot.press("2")
+            await pilot.pause(0.3)
+            cpu = []
+            for i in range(frames):
+                p = Probe(i, frame.acts, frame.grad_flow)
+                t0 = time.thread_time()
+                if prof is not None:
+                    prof.enable()
+                app.post_message(m.ProbeFrame(ProbeEvent(i, p)))
+                while app.state.probe is not p or (screen == "activations" and app.screen.probe is not p):
+                    await asyncio.sleep(0.001)
+                await pilot.pause(0.15)  # the redraw timer and the compositor's refresh
+                if prof is not None:
+                    prof.disable()
+                cpu.append(time.thread_time() - t0)
+        return statistics.median(cpu)
+
+    idle = asyncio.run(draw("train", None))
+    shown = asyncio.run(draw("activations", None))
+    print(f"UI thread per frame (CPU, median of {frames}): train screen {idle * 1e3:.1f} ms, activations screen {shown * 1e3:.1f} ms")
+    prof = cProfile.Profile()
+    asyncio.run(draw("activations", prof))
+    s = io.StringIO()
+    pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(12)
+    print("the UI thread drawing frames on the activations screen, busiest functions (cProfile; times include its overhead):")
+    print("\n".join(line for line in s.getvalue().splitlines() if line.strip() and not line.startswith(("   Ordered", "   List"))))
+
+    # 3. the collector in a running app
+    async def collect() -> tuple[float, float, int]:
+        app = CharRNNApp(root=tmp)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause(0.3)
+            frozen = gc.get_freeze_count()
+            gc.unfreeze()
+            t0 = time.perf_counter()
+            gc.collect()
+            before = time.perf_counter() - t0
+            gc.freeze()
+            t0 = time.perf_counter()
+            gc.collect()
+            return before, time.perf_counter() - t0, frozen
+
+    before, after, frozen = asyncio.run(collect())
+    print(f"a full garbage collection in a running app: {before * 1e3:.0f} ms, {after * 1e3:.1f} ms with what it holds at start-up frozen "
+          f"(the app freezes {frozen:,} objects when it mounts)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -82,6 +82,25 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
     assert {pick(logits, 1.0, None, 0.85, g) for _ in range(400)} == {0, 1, 2}
 
 
+def test_distribution_is_what_pick_draws_from_row_by_row():
+    """distribution() (the explore screen's "as drawn") over a batch of rows equals the
+    one pick() samples from for each row, and each row is a distribution."""
+    from charrnn.tasks.generate import distribution
+
+    logits = torch.randn(6, 9, generator=torch.Generator().manual_seed(1)) * 3
+    for T, k, p in [(1.0, None, None), (0.5, 3, None), (1.3, None, 0.6), (0.8, 4, 0.7)]:
+        d = distribution(logits, T, k, p)
+        assert d.shape == (6, 9) and torch.allclose(d.sum(-1), torch.ones(6))
+        for row in range(6):
+            assert torch.equal(d[row], distribution(logits[row], T, k, p))
+            kept = set(torch.nonzero(d[row]).flatten().tolist())
+            g = torch.Generator().manual_seed(row)
+            assert {pick(logits[row], T, k, p, g) for _ in range(300)} <= kept  # never a token it leaves out
+            if k is not None:
+                assert len(kept) <= k
+    assert torch.equal(distribution(logits, 0.0).argmax(-1), logits.argmax(-1)) and (distribution(logits, 0.0).sum(-1) == 1).all()
+
+
 def test_stops_at_end_of_document_unless_told_not_to(tok, monkeypatch):
     a, b, eos = tok.stoi["a"], tok.stoi["b"], tok.eos_id
     scripted(monkeypatch, [a, b, eos, a, a, a])

@@ -318,3 +318,22 @@ def test_lstm_and_gru_gradients_outlive_the_vanilla_rnns():
         assert at["lstm, forget bias 1"] > 1e3 * at["rnn"], (seed, at)
         rates = {k: decay_per_step(v[::-1]) for k, v in flows.items()}
         assert rates["rnn"] < rates["gru"] < 1 and rates["rnn"] < rates["lstm"] < rates["lstm, forget bias 1"] < 1, rates
+
+
+def test_the_tui_probe_is_activations_and_gradient_flow_from_one_pass():
+    """trace.probe (one traced pass under autograd, the TUI's frame) gives what
+    activations() and gradient_flow() give separately, for every cell."""
+    from charrnn.inspect.trace import activations, probe
+
+    tok = CharTokenizer("abcdefghijk")
+    text = "abcabkdjeifhgaa"
+    for cell in CELLS:
+        m = tiny(cell, 2)
+        p = probe(m, tok, text, step=7)
+        acts, flow = activations(m, tok, text), gradient_flow(m, tok, text)
+        assert p.step == 7 and set(p.grad_flow) == set(flow) and set(p.acts.signals) == set(acts.signals)
+        for n in flow:
+            np.testing.assert_allclose(p.grad_flow[n], flow[n], rtol=1e-6, atol=1e-12, err_msg=f"{cell} {n}")
+        for n in acts.signals:
+            np.testing.assert_allclose(p.acts.signals[n], acts.signals[n], rtol=1e-6, atol=1e-12, err_msg=f"{cell} {n}")
+        np.testing.assert_allclose(p.acts.probs, acts.probs, rtol=1e-6, atol=1e-12)

@@ -232,12 +232,12 @@ def _train_in_app(p: Any, opened: Any) -> None:
     from ..tui.app import train_in_app
 
     # The app owns the training thread, its sinks and its stop event.
-    result = train_in_app(lambda sinks, stop: plan.trainer(p, sinks, stop, opened), root=p.root)
+    result, quit_by_user = train_in_app(lambda sinks, stop: plan.trainer(p, sinks, stop, opened), root=p.root)
     if result is not None:
         how = "stopped" if result.stopped_by == "interrupt" else "done"
         out.print(f"{how} at step {result.step:,}; checkpoints in {result.run_dir} (continue: charrnn train --resume {result.run_dir})")
-    if result is not None and result.stopped_by == "interrupt":
-        raise typer.Exit(130)
+    if result is not None and result.stopped_by == "interrupt" and not quit_by_user:
+        raise typer.Exit(130)  # q (or x, then q) is a deliberate stop after a clean save: 0; a signal stays 130
 
 
 def _train_here(p: Any, opened: Any, quiet: bool, d: Any) -> None:

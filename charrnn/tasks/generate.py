@@ -31,22 +31,29 @@ def new_seed() -> int:
     return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
 
 
-def pick(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, gen: torch.Generator) -> int:
-    """One token id from logits (V,): greedy at temperature 0, else softmax(logits / T)
-    restricted to the k most likely and/or the smallest set with mass >= top_p."""
+def distribution(logits: Tensor, temperature: float, top_k: int | None = None, top_p: float | None = None) -> Tensor:
+    """The distribution a token is drawn from, over the last dimension of logits (..., V):
+    softmax(logits / T) restricted to the k most likely and/or the smallest set with
+    mass >= top_p (renormalised); at temperature 0, all the mass on the most likely."""
     logits = logits.detach().float().cpu()
     if temperature == 0:
-        return int(torch.argmax(logits))
+        return torch.nn.functional.one_hot(torch.argmax(logits, -1), logits.shape[-1]).float()
     logits = logits / temperature
-    if top_k is not None and top_k < logits.numel():
-        kth = torch.topk(logits, top_k).values[-1]
+    if top_k is not None and top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, -math.inf)
     if top_p is not None and top_p < 1.0:
-        probs, order = torch.sort(torch.softmax(logits, -1), descending=True)
-        drop = torch.cumsum(probs, 0) - probs >= top_p  # mass before this token already reaches p
-        logits[order[drop]] = -math.inf
-    probs = torch.softmax(logits, -1)
-    return int(torch.multinomial(probs, 1, generator=gen))
+        probs, order = torch.sort(torch.softmax(logits, -1), dim=-1, descending=True)
+        drop = torch.cumsum(probs, -1) - probs >= top_p  # mass before this token already reaches p
+        logits = logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), -math.inf)
+    return torch.softmax(logits, -1)
+
+
+def pick(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, gen: torch.Generator) -> int:
+    """One token id from logits (V,): greedy at temperature 0, else drawn from `distribution`."""
+    if temperature == 0:
+        return int(torch.argmax(logits.detach().float().cpu()))
+    return int(torch.multinomial(distribution(logits, temperature, top_k, top_p), 1, generator=gen))
 
 
 @torch.inference_mode()

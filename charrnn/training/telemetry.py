@@ -122,7 +122,8 @@ class EndEvent:
 class BaseSink:
     """The interface of a sink, ignoring everything: a sink overrides what it shows.
     The loop calls these from its own thread; a sink that draws elsewhere hands
-    the (frozen) event over rather than drawing here."""
+    the (frozen) event over rather than drawing here. A sink with `wants_probes = True`
+    gets activation probes (on_probe) while its `watching` is true (read before each probe)."""
 
     def on_start(self, e: StartEvent) -> None: ...
     def on_step(self, e: StepEvent) -> None: ...

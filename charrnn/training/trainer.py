@@ -46,6 +46,12 @@ __all__ = ["Trainer", "TrainResult", "lr_at"]
 
 STEP_HZ = 10.0  # step statistics to the sinks, at most
 PROBE_PERIOD_S = 1.0  # activation probes, at most once per this
+# ... and at most this share of the training thread's time. Each frame also costs the UI
+# thread about as much again to draw, and on a 2-core machine that CPU (and the GIL it
+# holds) comes out of training too: 2% gave the activations screen 0.938x, 1% (a frame
+# every ~2 s for a 2x128 LSTM on 2 cores) 0.950x (bench/RESULTS.md, issue 18).
+PROBE_SHARE = 0.01
+PROBE_IDLE_S = 0.25  # how often to ask again whether a probing sink is watching (tui: the activations screen shown)
 STOPS = (None, "steps", "epochs", "time", "interrupt")
 
 
@@ -276,10 +282,13 @@ class Trainer:
         return ev
 
     def _probe(self) -> float:
-        """Trace the probe text between optimizer steps (no_grad for activations,
-        one small backward for the gradient curve); returns when to probe next, so
-        that probing costs at most ~2% of the time, and at most once a second."""
+        """Trace the probe text between optimizer steps (one traced pass and one small
+        backward for the gradient curve); returns when to probe next, so that probing
+        costs at most PROBE_SHARE of the time, and at most once a second. Only while a sink that
+        wants probes is `watching` (the app: while its activations screen is shown)."""
         t = time.monotonic()
+        if not any(getattr(s, "watching", True) for s in self.out.sinks if getattr(s, "wants_probes", False)):
+            return t + PROBE_IDLE_S  # no frame is on screen now: none is made (ask again soon)
         try:
             p = self.task.probe(self.model, self.probe_text, self.step)
         except CharRNNError as e:  # e.g. a probe text with nothing the model knows
@@ -287,7 +296,7 @@ class Trainer:
             return t + 5.0
         self.out.emit("on_probe", ProbeEvent(self.step, p))
         cost = time.monotonic() - t
-        return t + max(PROBE_PERIOD_S, 50.0 * cost)
+        return t + max(PROBE_PERIOD_S, cost / PROBE_SHARE)
 
     def _step_event(self, loss: float, lr: float, gnorm: float, units_per_s: float) -> StepEvent:
         steps_per_s = units_per_s / self.task.units_per_step

@@ -77,6 +77,13 @@ class ActivationsScreen(Screen):
         self.query_one("#tree-nodes").display = False
         self.sync(self.app.state)  # type: ignore[attr-defined]
 
+    def on_screen_resume(self) -> None:
+        self.app.watching_probes = True  # type: ignore[attr-defined]
+        self.app.trace_loaded()  # type: ignore[attr-defined]  (no run training: the loaded checkpoint's frame)
+
+    def on_screen_suspend(self) -> None:
+        self.app.watching_probes = False  # type: ignore[attr-defined]
+
     # ----------------------------------------------------------------- data
 
     def sync(self, state) -> None:  # type: ignore[no-untyped-def]
@@ -89,6 +96,14 @@ class ActivationsScreen(Screen):
         elif self.probe is None:
             self.redraw()
 
+    def waiting(self) -> str:
+        app = self.app
+        if getattr(app, "training", False):
+            return "waiting for the first frame"
+        if getattr(app, "explorer", None) is not None:
+            return "tracing the loaded checkpoint…"
+        return "no run is training and no checkpoint is loaded: 3 then o opens one, 1 then n starts a run"
+
     @property
     def signals(self) -> tuple[str, ...]:
         return colors.signals_of(self.probe.acts.cell, self.probe.acts.signals) if self.probe is not None else ("h",)
@@ -97,7 +112,7 @@ class ActivationsScreen(Screen):
         heat, text, grad = self.query_one(Heatmap), self.query_one(TokenText), self.query_one("#grad", Chart)
         if self.probe is None:
             self.query_one("#act-bar", Static).update(
-                signal_bar(("h",), "h", 0, 1, 0, 1, "waiting for the first frame"), layout=False
+                signal_bar(("h",), "h", 0, 1, 0, 1, self.waiting()), layout=False
             )
             return
         acts = self.probe.acts

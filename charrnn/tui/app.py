@@ -11,6 +11,7 @@ returns, and only then does the app exit, so no thread outlives it.
 
 from __future__ import annotations
 
+import gc
 import math
 import threading
 from pathlib import Path
@@ -23,6 +24,7 @@ from textual.worker import Worker, WorkerState
 
 from ..config import DEFAULT_CHECKPOINTS
 from ..errors import CharRNNError
+from ..training.telemetry import MessageEvent, ProbeEvent
 from . import messages as m
 from . import state as st
 from .activations_screen import ActivationsScreen
@@ -78,8 +80,16 @@ class CharRNNApp(App):
         self._train_worker: Worker | None = None
         self._quit_when_done = False
         self._drawn: dict[int, int] = {}
+        self.watching_probes = False  # the activations screen is shown: the trainer makes frames (bridge.py)
+        self.explorer: Any = None  # the checkpoint the explore screen loaded (explorer.Explorer)
+        self._traced: tuple | None = None  # what trace_loaded() traced last: (checkpoint, step, probe text)
+        self.quit_by_user = False  # q / ctrl+q: a deliberate quit (the run saved: exit status 0, not 130)
 
     def on_mount(self) -> None:
+        # Everything alive now (torch, Textual, the screens: ~200k objects) lives as long
+        # as the app. Out of the collector's sight, a full collection no longer takes
+        # ~250 ms holding the GIL, which the training thread waits out (bench/RESULTS.md).
+        gc.freeze()
         self.set_interval(1.0 / REDRAW_HZ, self.redraw)
         if self._explore_request is not None:
             self.switch_mode("explore")
@@ -194,9 +204,33 @@ class CharRNNApp(App):
         trainer = self._trainer
         if trainer is not None:
             trainer.probe_text = text or trainer.default_probe_text()  # read by the training thread at its next probe
+        if not self.training and self.explorer is not None:
+            self.trace_loaded()
+            self.notify(f"probe text set: traced with {self.explorer.path}.")
+            return
         self.notify("probe text set: the next frame traces it." if self.training else "probe text set for the next run.")
 
+    def trace_loaded(self) -> None:
+        """With no run training, the activations screen shows the loaded checkpoint (the
+        explore screen's) on the probe text: traced here, once per model and text. While a
+        run trains, its own frames come from the trainer instead."""
+        ex = self.explorer
+        if self.training or ex is None:
+            return
+        key = (str(ex.path), ex.step, self._probe_text)
+        if key != self._traced:
+            self._traced = key
+            self._trace_loaded(ex, self._probe_text)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="trace-loaded")
+    def _trace_loaded(self, explorer: Any, text: str | None) -> None:
+        try:
+            self.post_message(m.ProbeFrame(ProbeEvent(explorer.step, explorer.probe(text))))
+        except CharRNNError as e:
+            self.post_message(m.TrainNote(MessageEvent("warning", f"probe skipped: {e}")))
+
     async def action_quit(self) -> None:
+        self.quit_by_user = True
         if not self.training:
             self.exit(self.result)
             return
@@ -308,14 +342,15 @@ class CharRNNApp(App):
         self.push_screen(HelpScreen(sections))  # type: ignore[arg-type]
 
 
-def train_in_app(make_trainer: TrainerFactory, root: Path | str = DEFAULT_CHECKPOINTS) -> Any:
-    """`charrnn train ... --tui`: train in the app; returns the run's TrainResult (None if it never ran)."""
+def train_in_app(make_trainer: TrainerFactory, root: Path | str = DEFAULT_CHECKPOINTS) -> tuple[Any, bool]:
+    """`charrnn train ... --tui`: train in the app; returns the run's TrainResult (None
+    if it never ran) and whether the user quit it (q), as opposed to an interrupt."""
     app = CharRNNApp(make_trainer, root=root)
     try:
         app.run()
     finally:
         app.shutdown_training()  # whatever ended the app, the run saves and its thread returns
-    return app.result
+    return app.result, app.quit_by_user
 
 
 def open_app(explore: str | None = None, root: Path | str = DEFAULT_CHECKPOINTS, request: RunRequest | None = None) -> Any:

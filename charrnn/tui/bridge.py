@@ -35,6 +35,12 @@ class Bridge(BaseSink):
     def __init__(self, target: Any):
         self.target = target  # the App (anything with post_message)
 
+    @property
+    def watching(self) -> bool:
+        """Whether a frame would be seen now (the app's activations screen is shown):
+        the trainer makes no probe otherwise, so the other screens cost it nothing."""
+        return bool(getattr(self.target, "watching_probes", True))
+
     def _post(self, message: Message) -> None:
         try:
             self.target.post_message(message)

@@ -55,6 +55,7 @@ class ExploreScreen(Screen):
         Binding("l", "layer(1)", "Layer", show=False),
         Binding("c", "colour", "Colour by the unit, or not", show=False),
         Binding("e", "eos", "Stop at EOS", show=False),
+        Binding("r", "raw", "Predictions as drawn, or the model's own", show=False),
         Binding("i", "edit_prime", "Prime"),
         Binding("o", "app.open_checkpoint", "Open"),
         Binding("escape", "leave_input", "Leave the input", show=False),
@@ -70,6 +71,7 @@ class ExploreScreen(Screen):
         self.top_p: float | None = None
         self.stop_at_eos = True
         self.coloured = True
+        self.raw = False  # the predictions panel: the distribution each character was drawn from, or (r) the model's own
         self.cursor = 0
         self.sel_signal, self.sel_layer, self.sel_unit = "h", 0, 0
         self.seed = 0
@@ -128,6 +130,7 @@ class ExploreScreen(Screen):
 
     def on_explorer_ready(self, message: ExplorerReady) -> None:
         self.explorer, self.loading_target, self.generation = message.explorer, None, None
+        self.app.explorer = message.explorer  # type: ignore[attr-defined]  (the activations screen traces it when no run trains)
         self.action_generate(self.app.explore_seed)  # type: ignore[attr-defined]
 
     def on_explore_failed(self, message: ExploreFailed) -> None:
@@ -245,13 +248,15 @@ class ExploreScreen(Screen):
         out = Text()
         out.append(f"…{before}", style="dim")
         out.append(glyph(g.tokens[t]), style="bold reverse")
-        out.append(f"  p={fmt_p(g.chosen_p[t]).strip()}", style="bold")
+        top, chosen_p = (g.top_raw, g.chosen_raw) if self.raw else (g.top, g.chosen_p)
+        out.append(f"  p={fmt_p(chosen_p[t]).strip()}", style="bold")
         out.append("  prime" if t < g.prime_len else "", style="dim")
         out.append("\n")
-        if not g.top[t]:
+        out.append(self.distribution_label(g) + "\n", style="dim")
+        if not top[t]:
             out.append("(the first character has no context)", style="dim")
-        scale = max((p for _, p in g.top[t]), default=1.0) or 1.0  # bars relative to the likeliest
-        for tok, p in g.top[t]:
+        scale = max((p for _, p in top[t]), default=1.0) or 1.0  # bars relative to the likeliest
+        for tok, p in top[t]:
             chosen = tok == g.tokens[t]
             shown = "␣" if tok == " " else glyph(tok) if len(tok) == 1 else tok[:5]
             out.append(f"{shown:>5} ", style="bold" if chosen else "")
@@ -259,6 +264,19 @@ class ExploreScreen(Screen):
             out.append(bar(p / scale, 12).ljust(12), style="#ffaf00" if chosen else "#5fafff")
             out.append(" ◀\n" if chosen else "\n")
         return out
+
+    def distribution_label(self, g) -> str:  # type: ignore[no-untyped-def]
+        """Which distribution the predictions panel shows (r switches)."""
+        if self.raw:
+            return "the model's own, T 1 · r: as drawn"
+        how = [f"T {g.temperature:g}"]
+        how += [f"top-k {g.top_k}"] if g.top_k is not None else []
+        how += [f"top-p {g.top_p:g}"] if g.top_p is not None else []
+        return f"drawn at {', '.join(how)} · r: raw"
+
+    def action_raw(self) -> None:
+        self.raw = not self.raw
+        self.redraw()
 
     def redraw(self) -> None:
         self.query_one("#explore-bar", Static).update(self.settings_text(), layout=False)

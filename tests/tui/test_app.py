@@ -196,18 +196,24 @@ async def test_explore_generates_like_charrnn_sample(tmp_path):
         expect = sample_text(model, tok, SampleConfig(length=300), torch.Generator().manual_seed(7))
         assert g.text == expect and g.seed == 7
         assert len(g.tokens) == len(expect) and g.signals["h"].shape == (2, len(expect), 16)
-        # the prediction shown for a character is the model's distribution for its place:
-        # the fused forward over the newline that starts generation, then the text
+        # the prediction shown for a character is the distribution it was drawn from (T 0.8),
+        # r: the model's own (T 1); both from the fused forward over the newline that
+        # starts generation, then the text
         ids = tok.encode(g.text)
         with torch.no_grad():
-            p = torch.softmax(model(torch.tensor([tok.encode("\n") + ids]))[0][0], -1).numpy()  # (1+T, V)
-        for t in (1, 5, 40):
-            best = np.argsort(-p[t], kind="stable")[:8]  # p[t]: after the start and the first t tokens
-            assert [tok_ for tok_, _ in g.top[t]] == [tok.decode([int(i)]) for i in best]
-            np.testing.assert_allclose([q for _, q in g.top[t]], p[t][best], rtol=1e-4)
-            assert g.chosen_p[t] == pytest.approx(float(p[t][ids[t]]), rel=1e-4)
+            logits = model(torch.tensor([tok.encode("\n") + ids]))[0][0]  # (1+T, V)
+        for top, chosen, temperature in ((g.top, g.chosen_p, 0.8), (g.top_raw, g.chosen_raw, 1.0)):
+            p = torch.softmax(logits / temperature, -1).numpy()
+            for t in (1, 5, 40):
+                best = np.argsort(-p[t], kind="stable")[:8]  # p[t]: after the start and the first t tokens
+                assert [tok_ for tok_, _ in top[t]] == [tok.decode([int(i)]) for i in best]
+                np.testing.assert_allclose([q for _, q in top[t]], p[t][best], rtol=1e-4)
+                assert chosen[t] == pytest.approx(float(p[t][ids[t]]), rel=1e-4)
         preds = str(screen.query_one("#preds").render())
-        assert "p=" in preds
+        assert "p=" in preds and "drawn at T 0.8 · r: raw" in preds
+        await pilot.press("r")
+        assert "the model's own" in str(screen.query_one("#preds").render()) and screen.raw
+        await pilot.press("r")
 
         text = screen.query_one(TokenText)
         assert text.cursor == 0
@@ -279,7 +285,8 @@ async def test_larger_terminals_show_more(tmp_path):
 
 
 async def test_real_training_end_to_end(tmp_path, corpus_file, messages):
-    """A real tiny run in the app: loss updates and frames arrive, the view switches
+    """A real tiny run in the app: loss updates arrive, frames once the activations screen
+    is shown, the view switches
     on real activations, quitting mid-run saves a checkpoint that resumes, and no
     thread is left behind."""
     from charrnn.data.corpus import prepare
@@ -296,17 +303,17 @@ async def test_real_training_end_to_end(tmp_path, corpus_file, messages):
         lambda sinks, stop: Trainer(model, data, tcfg, corpus, run_dir, sinks=sinks, stop=stop), root=tmp_path / "ck"
     )
     async with app.run_test(size=(80, 24), message_hook=messages.append) as pilot:
-        await until(
-            pilot, lambda: of(messages, m.ProbeFrame) and len(of(messages, m.StepUpdate)) >= 3, timeout=60, what="training"
-        )
+        await until(pilot, lambda: len(of(messages, m.StepUpdate)) >= 3, timeout=60, what="training")
+        assert not of(messages, m.ProbeFrame)  # no frame is made while none is on screen: the train screen costs no probes
         await pilot.press("2")
-        await until(pilot, lambda: app.screen.probe is not None)
+        await until(pilot, lambda: app.screen.probe is not None, timeout=60, what="a frame")
         assert app.screen.probe.acts.cell == "gru" and app.screen.probe.acts.signals["h"].shape[::2] == (2, 16)
         await pilot.press("s")
         assert app.screen.sel_signal == "reset" and app.screen.query_one(Heatmap).kind == "gate"
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running, timeout=60, what="exit")
     assert app.return_value is app.result and app.result.stopped_by == "interrupt"
+    assert app.quit_by_user  # charrnn train --tui exits 0 after it (tests/test_runs_cli.py)
     assert busy_threads() == []
     ck = checkpoint.load(run_dir / "last.pt")
     assert ck["step"] == app.result.step > 0
@@ -333,3 +340,33 @@ async def test_open_another_checkpoint(tmp_path):
         await until(pilot, lambda: screen.generation is not None and screen.generation.cell == "gru", what="the second model")
         assert app.screen is screen and screen.explorer.path == tmp_path / "two" / "best.pt"
         assert app.run_to_resume() == str(tmp_path / "two")
+
+
+async def test_a_finished_run_s_activations_are_traced_with_the_loaded_model(tmp_path):
+    """`charrnn tui RUN` with nothing training: the activations screen traces the probe
+    text with the checkpoint the explore screen loaded (its own writing by default, or
+    the text typed in), instead of waiting for a training frame."""
+    from charrnn.inspect.trace import activations, gradient_flow
+
+    path = tiny_checkpoint(tmp_path / "done" / "best.pt")
+    app = CharRNNApp(root=tmp_path, explore=str(tmp_path / "done"))
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: app.screen.generation is not None, what="the checkpoint")
+        await pilot.press("2")
+        screen = app.screen
+        assert isinstance(screen, ActivationsScreen)
+        await until(pilot, lambda: screen.probe is not None, what="a frame of the loaded model")
+        model, tok = checkpoint.model_from(checkpoint.load(path))
+        acts = screen.probe.acts
+        assert len(acts.text) > 10 and screen.probe.step == 0 and acts.cell == "lstm"
+        np.testing.assert_allclose(acts.signals["h"], activations(model, tok, acts.text).signals["h"], atol=1e-6)
+        np.testing.assert_allclose(screen.probe.grad_flow["c"], gradient_flow(model, tok, acts.text)["c"], rtol=1e-4, atol=1e-9)
+        first = screen.probe
+        await pilot.press("e")
+        screen.query_one("#probe-input").value = "the cat sat on the mat."
+        await pilot.press("enter")
+        await until(pilot, lambda: screen.probe is not first, what="the new probe text traced")
+        assert screen.probe.acts.text == "the cat sat on the mat."
+        await pilot.press("q")
+    assert app.quit_by_user and app.result is None
+    await no_threads_left()

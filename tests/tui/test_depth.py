@@ -46,8 +46,9 @@ async def test_heatmap_draws_with_the_terminal_s_colours(monkeypatch, depth):
         for kind, values in grid.items():
             heat.show(values.astype(np.float32), tuple("abcdefghij" * 4), kind)
             await pilot.pause()
-            cells = [seg for y in range(1, H + 1) for seg in heat._line(y) if seg.style and seg.style.bgcolor]
-            assert len(cells) >= T * (H - 1)
+            own = heat.rich_style.bgcolor  # the widget's background: the gutter's, not a cell's
+            cells = [seg for y in range(1, H + 1) for seg in heat.render_line(y) if seg.style.bgcolor != own]
+            assert sum(len(seg.text) for seg in cells) >= T * (H - 1)  # a run of cells of one colour is one segment
             # what Textual does before writing: named ANSI colours to its theme's RGB
             shown = ANSIToTruecolor(app.ansi_theme_dark).apply(cells, heat.styles.background)
             used = set()

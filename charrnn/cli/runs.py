@@ -1,0 +1,71 @@
+"""`charrnn runs`: the runs in the checkpoints folder as a table, newest first."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..config import format_duration
+from .common import DEFAULT_ROOT, CheckpointsOpt, Command, app, out, user_errors
+
+
+def run_rows(root: Path) -> list[dict[str, Any]]:
+    """One row per run folder under root (its last checkpoint, else its best), newest
+    first; a checkpoint that cannot be read is a row that says so, not an error."""
+    from ..errors import CharRNNError
+    from ..training import checkpoint
+    from ..tui.runs import list_runs
+    from .info import summarize
+
+    rows = []
+    for r in list_runs(root, limit=10**6):
+        row: dict[str, Any] = {"name": r.path.name, "path": str(r.path), "modified": r.modified}
+        try:
+            path = checkpoint.find(r.path, root, prefer=checkpoint.LAST)
+            s = summarize(path, checkpoint.load(path))
+        except CharRNNError as e:
+            row["error"] = str(e)
+        else:
+            corpus = ", ".join(Path(p).name or p for p in s["corpus"]) or "?"
+            row.update(
+                model=f"{s['cell']} {s['layers']}x{s['hidden']}" + ("" if s["task"] == "lm" else f" ({s['task']})"),
+                tokenizer=s["tokenizer"] if s["tokenizer"] != "spm" else f"spm {s['vocab_size']}",
+                corpus=corpus, step=s["step"], elapsed_s=s["elapsed_s"], best_val_bpc=s["best_val_bpc"],
+            )  # fmt: skip
+        rows.append(row)
+    return rows
+
+
+@app.command(cls=Command)
+@user_errors
+def runs(
+    checkpoints: CheckpointsOpt = DEFAULT_ROOT,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
+) -> None:
+    """List the runs in the checkpoints folder, newest first: model, corpus, steps, time, best validation bits/char."""
+    rows = run_rows(checkpoints)
+    if as_json:
+        out.print_json(json.dumps(rows))
+        return
+    if not rows:
+        out.print(f"no runs under {escape(str(checkpoints))}/; train one with `charrnn train`.")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for name, justify in [("run", "left"), ("model", "left"), ("tokenizer", "left"), ("corpus", "left"), ("steps", "right"),
+                          ("time", "right"), ("best val bits/char", "right"), ("modified", "left")]:  # fmt: skip
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for r in rows:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["modified"]))
+        if "error" in r:
+            table.add_row(escape(r["name"]), f"[red]{escape(r['error'])}[/]", "", "", "", "", "", when)
+            continue
+        bpc = f"{r['best_val_bpc']:.4f}" if r["best_val_bpc"] is not None else "-"
+        table.add_row(escape(r["name"]), escape(r["model"]), escape(r["tokenizer"]), escape(r["corpus"]), f"{r['step']:,}",
+                      format_duration(r["elapsed_s"]), bpc, when)  # fmt: skip
+    out.print(table)

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import header, machine, median  # noqa: E402
+from _common import header, median  # noqa: E402
 
 from charrnn.config import ModelConfig, SampleConfig  # noqa: E402
 from charrnn.data.tokenizer import CharTokenizer  # noqa: E402
@@ -65,8 +65,6 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     header("sampling: loop over bare step; N streams as one batch over one stream")
-    print("command: python " + " ".join(sys.argv))
-    print("machine: " + machine())
     device = torch.device(args.device)
     tok = CharTokenizer("".join(chr(c) for c in range(32, 96)) + "\n")
     torch.manual_seed(0)

@@ -197,6 +197,7 @@ class TrainConfig:
     final_eval_tokens: int = 2_000_000  # the end-of-run evaluation; covers the whole split up to this
     sample_chars: int = 200
     save_every: int | None = None  # steps; None: at every evaluation
+    save_interval: float = 60.0  # seconds of wall clock between checkpoints at the latest (0: only the above)
     doc_state: str = DocState.reset.value
     seed: int = 1337
     device: str = Device.auto.value
@@ -234,6 +235,8 @@ class TrainConfig:
         _positive("--final-eval-tokens", self.final_eval_tokens)
         if self.save_every is not None:
             _positive("--save-every", self.save_every)
+        if not (self.save_interval >= 0 and math.isfinite(self.save_interval)):
+            raise ConfigError(f"--save-interval must be a number of seconds >= 0, got {self.save_interval}.")
         if self.sample_chars < 0:
             raise ConfigError(f"--sample-chars must be >= 0, got {self.sample_chars}.")
         if self.doc_state not in {d.value for d in DocState}:
@@ -291,7 +294,7 @@ class SampleConfig:
 # TrainConfig fields a resumed run may change (everything else is the run's own);
 # the limits change together: a new one replaces all the old ones
 RESUMABLE = ("steps", "epochs", "time", "eval_every", "eval_tokens", "final_eval_tokens", "sample_chars", "save_every",
-             "device", "precision", "threads")  # fmt: skip
+             "save_interval", "device", "precision", "threads")  # fmt: skip
 LIMITS = ("steps", "epochs", "time")
 
 DEFAULT_TIME = "3m"

@@ -1,4 +1,5 @@
-"""Distributed training with real multi-process torchrun runs (gloo on the CPU)."""
+"""Distributed training with real multi-process torchrun runs: gloo on the CPU (`--device cpu`,
+so a machine with GPUs runs the same tests)."""
 
 import json
 import os
@@ -18,13 +19,13 @@ MODEL = ["--layers", "1", "--hidden", "24", "--embed", "8", "--seq-len", "16", "
 
 def torchrun(cwd, nproc, *args, timeout=240):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc), "-m", "charrnn", "train",
-           *args, "--quiet", "--threads", "1"]  # fmt: skip
+           *args, "--quiet", "--threads", "1", "--device", "cpu"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def single(cwd, *args, timeout=240):
-    cmd = [sys.executable, "-m", "charrnn", "train", *args, "--quiet", "--threads", "1"]
+    cmd = [sys.executable, "-m", "charrnn", "train", *args, "--quiet", "--threads", "1", "--device", "cpu"]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout)
 
 
@@ -47,7 +48,7 @@ def test_two_processes_train_and_the_checkpoint_samples_alone(tmp_path, corpus):
     lines = (tmp_path / "checkpoints" / "d" / "metrics.jsonl").read_text().splitlines()
     losses = [json.loads(x)["val_loss"] for x in lines]
     assert len(losses) == 4 and losses[-1] < losses[0] - 0.3  # it learns
-    s = subprocess.run([sys.executable, "-m", "charrnn", "sample", "d", "--length", "30", "--seed", "1"], cwd=tmp_path,
+    s = subprocess.run([sys.executable, "-m", "charrnn", "sample", "d", "--length", "30", "--seed", "1", "--device", "cpu"], cwd=tmp_path,
                        capture_output=True, text=True, timeout=120)  # fmt: skip
     assert s.returncode == 0 and len(s.stdout) == 31
     # resume with one process instead of two
@@ -108,7 +109,7 @@ def _children_by_rank(parent: int) -> dict[int, int]:
 def test_a_rank_that_dies_ends_the_run_and_keeps_the_checkpoint(tmp_path, corpus):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "charrnn", "train",
            str(corpus), *MODEL, "--batch-size", "4", "--steps", "100000", "--save-every", "5", "--eval-every", "1000",
-           "--quiet", "--threads", "1", "--name", "k"]  # fmt: skip
+           "--quiet", "--threads", "1", "--device", "cpu", "--name", "k"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     last = tmp_path / "checkpoints" / "k" / "last.pt"
@@ -124,3 +125,19 @@ def test_a_rank_that_dies_ends_the_run_and_keeps_the_checkpoint(tmp_path, corpus
     assert "error: another process of this run stopped" in err
     ck = checkpoint.load(last)  # whole, and it opens
     assert ck["step"] >= 10
+
+
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_more_ranks_than_gpus_is_one_line(monkeypatch, device):
+    """torchrun --nproc-per-node 2 on a machine with one GPU: the error says how many there are and what to run."""
+    from charrnn.errors import ConfigError
+    from charrnn.training import distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: False)
+    with pytest.raises(ConfigError, match="2 processes on this machine but it has 1 CUDA GPU: run --nproc-per-node 1, or add --device cpu"):
+        distributed.init(device)

@@ -14,7 +14,7 @@ from charrnn.training.telemetry import BaseSink, CheckpointEvent, EndEvent, Eval
 from charrnn.training.trainer import Trainer, lr_at
 
 MODEL = ModelConfig(cell="lstm", layers=1, hidden=32, embed=16)
-FAST = dict(seq_len=16, batch_size=4, eval_every=10, eval_tokens=512, sample_chars=20, warmup=5)
+FAST = dict(seq_len=16, batch_size=4, eval_every=10, eval_tokens=512, sample_chars=20, warmup=5, device="cpu")  # CPU arithmetic: exact resume is a CPU guarantee
 
 
 def trainer(tmp_path, corpus_file, run="run", model=MODEL, sinks=None, stop=None, resume=None, data=None, **kw):
@@ -184,3 +184,23 @@ def test_probes_only_for_sinks_that_want_them(tmp_path, corpus_file):
     p = probes[0].payload
     assert p.acts.text == t.probe_text and p.acts.signals["forget"].shape == (1, len(t.probe_text), 32)
     assert p.grad_flow["h"].shape == (1, len(t.probe_text) - 1)
+
+
+def test_checkpoint_by_wall_clock(tmp_path, corpus_file):
+    """With no evaluation and no --save-every in sight, --save-interval still writes last.pt,
+    so a run killed early has something to resume; the default is every minute."""
+    assert TrainConfig().save_interval == 60.0
+    stop = threading.Event()
+    sink = ListSink()
+
+    class StopAtFirst(BaseSink):
+        def on_checkpoint(self, e):
+            stop.set()
+
+    r = trainer(tmp_path, corpus_file, sinks=[sink, StopAtFirst()], stop=stop, steps=10**6, eval_every=10**6, save_interval=0.3).run()
+    first = sink.of(CheckpointEvent)[0]
+    assert r.stopped_by == "interrupt" and 0 < first.step < 10**6 and first.kind == "last"
+    assert not sink.of(EvalEvent)  # the checkpoint came from the clock
+    assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] >= first.step
+    with pytest.raises(ConfigError, match="--save-interval"):
+        TrainConfig(save_interval=-1).validate()

@@ -21,7 +21,7 @@ def sample(
     top_k: Annotated[Optional[int], typer.Option(help="Sample among the k most likely tokens only.", rich_help_panel=P_SAMPLE)] = S.top_k,
     top_p: Annotated[Optional[float], typer.Option(help="Sample from the smallest set with this much probability.", rich_help_panel=P_SAMPLE)] = S.top_p,
     length: Annotated[int, typer.Option(help="At most this many characters after the prime.", rich_help_panel=P_SAMPLE)] = S.length,
-    num: Annotated[int, typer.Option(help="How many samples.", rich_help_panel=P_SAMPLE)] = S.num,
+    num: Annotated[int, typer.Option(help="How many samples (run as one batch, printed when all have ended).", rich_help_panel=P_SAMPLE)] = S.num,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (default: a new one, printed to stderr).", rich_help_panel=P_SAMPLE)] = S.seed,
     stop: Annotated[Optional[list[str]], typer.Option(help="Stop at this string (repeatable); it is not printed.", rich_help_panel=P_SAMPLE)] = None,
     no_stop: Annotated[bool, typer.Option("--no-stop", help="Run past the end-of-document token.", rich_help_panel=P_SAMPLE)] = False,
@@ -37,7 +37,7 @@ def sample(
     import torch
 
     from ..config import from_dict
-    from ..tasks.generate import eos_text, generate, new_seed
+    from ..tasks.generate import eos_text, generate, generate_batch, new_seed
     from ..training import checkpoint
     from ..training.hardware import pick_device
 
@@ -52,12 +52,12 @@ def sample(
     tok.encode(cfg.prime, unknown=cfg.unknown)  # unknown characters: fail before printing anything
     seed_used = cfg.seed if cfg.seed is not None else new_seed()
     gen = torch.Generator().manual_seed(seed_used)
-    for i in range(cfg.num):
-        if i:
-            sys.stdout.write("\n\n")
+    if cfg.num == 1:
         for piece in generate(model, tok, cfg, gen, eos_text(doc_sep)):
             sys.stdout.write(piece)
             sys.stdout.flush()
+    else:  # one batch of num streams, printed when all have ended
+        sys.stdout.write("\n\n".join(generate_batch(model, tok, cfg, cfg.num, gen, eos_text(doc_sep))))
     sys.stdout.write("\n")
     sys.stdout.flush()
     if cfg.seed is None:

@@ -132,6 +132,7 @@ def train(
     out_dir: Annotated[Optional[Path], typer.Option("--out", help="Run folder (default: CHECKPOINTS/NAME).", rich_help_panel=P_OUT)] = None,
     checkpoints: CheckpointsOpt = DEFAULT_ROOT,
     save_every: Annotated[Optional[int], typer.Option(help="Also checkpoint every N steps.", rich_help_panel=P_OUT)] = TC.save_every,
+    save_interval: Annotated[float, typer.Option(help="Also checkpoint when this many seconds have passed since the last checkpoint (0: never), so a killed run loses at most that much.", rich_help_panel=P_OUT)] = TC.save_interval,
     resume: Annotated[Optional[str], typer.Option(help="Continue a run (folder or checkpoint file).", rich_help_panel=P_OUT)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.", rich_help_panel=P_OUT)] = False,
     tui: Annotated[bool, typer.Option("--tui", help="Watch training in the interactive terminal app.", rich_help_panel=P_OUT)] = False,
@@ -166,7 +167,7 @@ def train(
     tcfg = TrainConfig(
         seq_len=seq_len, batch_size=batch_size, lr=lr, min_lr=min_lr, warmup=warmup, weight_decay=weight_decay, clip=clip,
         steps=steps, epochs=epochs, time=time_, eval_every=eval_every, eval_tokens=eval_tokens,
-        final_eval_tokens=final_eval_tokens, sample_chars=sample_chars, save_every=save_every, doc_state=doc_state.value,
+        final_eval_tokens=final_eval_tokens, sample_chars=sample_chars, save_every=save_every, save_interval=save_interval, doc_state=doc_state.value,
         seed=seed, device=device.value, precision=precision.value, threads=threads,
     )  # fmt: skip
     run(data, model, tcfg, given, name=name, out_dir=out_dir, root=checkpoints, resume=resume, quiet=quiet, tui=tui)

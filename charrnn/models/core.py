@@ -37,7 +37,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import PackedSequence
 
 from ..config import ModelConfig
 from . import registry
@@ -195,12 +195,13 @@ class Recurrent(Unrolled, nn.Module):
 class FusedCore(Unrolled):
     """A mixin placed before nn.RNN / nn.LSTM / nn.GRU: forward() runs the fused module.
 
-    With document starts inside a batch, each row is cut where a document starts
-    and the pieces run as one packed batch, the first piece of a row from the
-    carried state and every other piece from zeros. `use_fused = False` switches
+    A window with document starts after its first step goes to documents.py,
+    which picks the cheapest exact path for it (spans of the fused module, the
+    kind's hand-written scan, or packed sequences). `use_fused = False` switches
     training to the generic unrolled path (parity tests and the benchmark use it)."""
 
     use_fused = True
+    _cpu_half = True  # False once oneDNN has said it has no half-precision kernel for this CPU
 
     def _init_kind(self, cfg: ModelConfig) -> None:
         self.kind = registry.get(cfg.cell)
@@ -209,48 +210,47 @@ class FusedCore(Unrolled):
         """U (weight_ih), W (weight_hh), b_ih, b_hh of layer k, as PyTorch names and lays them out."""
         return tuple(getattr(self, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))  # type: ignore[return-value]
 
-    def _to_module(self, state: State) -> Any:
-        return state if len(state) > 1 else state[0]
-
-    def _from_module(self, s: Any) -> State:
-        return tuple(s) if isinstance(s, tuple) else (s,)
-
-    def _fused(self, x: Any, hx: Any) -> tuple[Any, Any]:
-        return super(FusedCore, self).forward(x, hx)  # type: ignore[misc]  # the nn.RNNBase subclass's own forward
+    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Any, ...], keep: Tensor, cols: frozenset[int]) -> tuple[Tensor, LayerState]:
+        """One layer over xp (T, B, G), time-major, the state times keep (T, B, 1) at the steps in
+        cols, backward by hand (scan.py): -> out (T, B, H), the layer's last state."""
+        raise NotImplementedError
 
     def forward(self, x: Tensor, state: State, reset: Tensor | None = None) -> tuple[Tensor, State]:
         if not self.use_fused:
             return self.unrolled(x, state, reset)
         if reset is not None and bool(reset[:, 1:].any()):
-            return self._segments(x, state, reset)
+            from . import documents
+
+            return documents.forward(self, x, state, reset)
         if reset is not None:
             state = keep_rows(state, ~reset[:, 0], 1)
-        out, s = self._fused(x, self._to_module(state))  # (B, T, H)
-        return out, self._from_module(s)
+        return self.whole(x, state)
 
-    def _segments(self, x: Tensor, state: State, reset: Tensor) -> tuple[Tensor, State]:
-        B, T, _ = x.shape
-        starts = reset.clone()
-        starts[:, 0] = True  # every row starts a segment at t = 0
-        flat = starts.reshape(-1)
-        seg = torch.cumsum(flat.long(), 0) - 1  # (B*T,) segment of each position
-        S = int(seg[-1]) + 1
-        t = torch.arange(T, device=x.device).repeat(B)
-        seg_start = torch.cummax(torch.where(flat, t, torch.zeros_like(t)).view(B, T), dim=1).values.reshape(-1)
-        pos = t - seg_start  # position inside its segment
-        lengths = torch.bincount(seg, minlength=S)
-        padded = x.new_zeros(S, int(lengths.max()), x.shape[2])
-        padded[seg, pos] = x.reshape(B * T, -1)
-        first = seg.view(B, T)[:, 0]  # (B,) the first segment of each row
-        last = seg.view(B, T)[:, -1]  # (B,) the last segment of each row
-        carried = keep_rows(state, ~reset[:, 0], 1)
-        init = []
-        for s in carried:  # (L, B, H) -> (L, S, H): the carried state into each row's first segment
-            z = s.new_zeros(s.shape[0], S, *s.shape[2:])
-            z[:, first] = s
-            init.append(z)
-        packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, s_n = self._fused(packed, self._to_module(tuple(init)))
-        out, _ = pad_packed_sequence(out, batch_first=True)  # (S, Lmax, H)
-        out = out[seg, pos].view(B, T, -1)
-        return out, tuple(s[:, last] for s in self._from_module(s_n))
+    def whole(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """The fused module over x (B, T, I) from `state`: -> out (B, T, H), final state."""
+        return self.fused(x, state)
+
+    def fused(self, x: Any, state: State) -> tuple[Any, State]:
+        """One call of the nn.RNNBase subclass's own forward (x a tensor or a PackedSequence).
+
+        The state goes in the input's dtype: under autocast the carried state is fp32
+        while activations may be half, and each call must see one dtype (the CUDA
+        crash of issue 16 was a mix). oneDNN has no half-precision LSTM kernel on a
+        CPU without AVX-512 BF16 / AMX, so there the call falls back to fp32."""
+        data = x.data if isinstance(x, PackedSequence) else x
+        hx = tuple(s.to(data.dtype) for s in state)
+        if data.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            if FusedCore._cpu_half:
+                try:
+                    return self._call(x, hx)
+                except RuntimeError as e:
+                    if "primitive" not in str(e):
+                        raise
+                    FusedCore._cpu_half = False
+            with torch.autocast("cpu", enabled=False):
+                return self._call(x.float(), tuple(h.float() for h in hx))
+        return self._call(x, hx)
+
+    def _call(self, x: Any, hx: State) -> tuple[Any, State]:
+        out, s = super(FusedCore, self).forward(x, hx if len(hx) > 1 else hx[0])  # type: ignore[misc]
+        return out, (tuple(s) if isinstance(s, tuple) else (s,))

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from .core import FusedCore, LayerState, Signals
+from .scan import gru_layer
 
 
 class GRUCore(FusedCore, nn.GRU):
@@ -38,3 +39,8 @@ class GRUCore(FusedCore, nn.GRU):
         n = torch.tanh(xn + r * hn)
         h = (1 - z) * n + z * h
         return (h,), {"h": h, "reset": r, "update": z, "new": n}
+
+    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Tensor, ...], keep: Tensor, cols: frozenset[int]) -> tuple[Tensor, LayerState]:
+        (h,) = state
+        out, h = gru_layer(xp, p[1], p[3], h, keep, cols)
+        return out, (h,)

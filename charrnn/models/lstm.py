@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from .core import FusedCore, LayerState, Signals
+from .scan import lstm_layer
 
 
 class LSTMCore(FusedCore, nn.LSTM):
@@ -38,3 +39,8 @@ class LSTMCore(FusedCore, nn.LSTM):
         c = f * c + i * g
         h = o * torch.tanh(c)
         return (h, c), {"h": h, "c": c, "input": i, "forget": f, "candidate": g, "output": o}
+
+    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Tensor, ...], keep: Tensor, cols: frozenset[int]) -> tuple[Tensor, LayerState]:
+        h, c = state
+        out, h, c = lstm_layer(xp, p[1], h, c, keep, cols)
+        return out, (h, c)

@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ..config import ModelConfig
 from .core import FusedCore, LayerState, Signals
+from .scan import rnn_layer
 
 
 class RNNCore(FusedCore, nn.RNN):
@@ -32,3 +33,8 @@ class RNNCore(FusedCore, nn.RNN):
         a = torch.addmm(xp, h, W.t())  # (B, H)  a = b + W h + U x
         h = torch.tanh(a)
         return (h,), {"h": h, "a": a}
+
+    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Tensor, ...], keep: Tensor, cols: frozenset[int]) -> tuple[Tensor, LayerState]:
+        (h,) = state
+        out, h = rnn_layer(xp, p[1], h, keep, cols)
+        return out, (h,)

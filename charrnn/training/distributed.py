@@ -69,10 +69,21 @@ def init(device: str) -> Dist:
     if use_cuda:
         if not torch.cuda.is_available():
             raise ConfigError("--device cuda: no CUDA GPU is available here; use --device cpu for gloo.")
+        check_gpus(int(os.environ.get("LOCAL_WORLD_SIZE", local + 1)), torch.cuda.device_count())
         torch.cuda.set_device(local)
     # A generous timeout: a rank that dies is noticed by torchrun, which ends the others.
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=datetime.timedelta(minutes=10))
     return Dist(dist.get_rank(), dist.get_world_size(), local)
+
+
+def check_gpus(procs: int, gpus: int) -> None:
+    """One process a GPU: more processes on this machine than GPUs is a one-line error
+    (every rank raises it, rank 0 prints it) instead of rank N's 'invalid device ordinal'."""
+    if procs > gpus:
+        raise ConfigError(
+            f"torchrun started {procs} processes on this machine but it has {gpus} CUDA GPU{'s' if gpus != 1 else ''}: "
+            f"run --nproc-per-node {gpus}, or add --device cpu to train on the CPU with gloo."
+        )
 
 
 def shutdown(clean: bool = True) -> None:

@@ -188,10 +188,12 @@ class Trainer:
         loss_sum = torch.zeros((), device=self.device)  # stays on the device between reports
         loss_n, eval_sum, eval_n, bad = 0, 0.0, 0, 0
         train_time, units_timed = 0.0, 0
+        saved_at: float | None = None  # the run's clock at its last checkpoint, as the ranks agree on it (`elapsed`)
         while True:
             stopped_by, elapsed = self._done()
             if stopped_by is not None:
                 break
+            saved_at = elapsed if saved_at is None else saved_at
             t_step = time.monotonic()
             batch = task.batch(self.epoch, self.batch_i)
             lr = lr_at(cfg, self.step, self._progress(elapsed))
@@ -245,8 +247,13 @@ class Trainer:
             if self.step % cfg.eval_every == 0:
                 self._evaluate(eval_sum / eval_n if eval_n else None, units_timed / max(train_time, 1e-9), final=False)
                 eval_sum, eval_n = 0.0, 0
+                saved_at = elapsed
             if cfg.save_every and self.step % cfg.save_every == 0:
                 self.save()
+                saved_at = elapsed
+            elif cfg.save_interval and elapsed - saved_at >= cfg.save_interval:  # type: ignore[operator]  # by wall clock: a kill loses at most this
+                self.save()
+                saved_at = elapsed
 
         final_loss = final_bpc = None
         if stopped_by != "interrupt":

@@ -1,0 +1,97 @@
+"""Sampling: the loop's cost over the bare step, and N samples as one batch against one stream.
+
+Two figures of issue 16, each against a baseline measured in the same run:
+  - the sampling loop: generate() (picking with temperature / top-k / top-p, stop
+    strings, decoding) in characters a second, against the bare batch-1 step it
+    calls (model.step_layers) in steps a second; target within 10% (>= 0.90x);
+  - batched sampling: generate_batch() of N streams (`charrnn sample --num N`) in
+    characters a second of all N together, against one stream; target >= 0.8 N x.
+
+    python bench/sample_batch.py [--repeats 5] [--length 1000] [--device cpu] [--max-n 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import header, median  # noqa: E402
+
+from charrnn.config import ModelConfig, SampleConfig  # noqa: E402
+from charrnn.data.tokenizer import CharTokenizer  # noqa: E402
+from charrnn.models.lm import CharRNN  # noqa: E402
+from charrnn.tasks.generate import generate, generate_batch  # noqa: E402
+
+
+def bare_steps(m: CharRNN, n: int, device: torch.device) -> float:
+    idx = torch.zeros(1, dtype=torch.long, device=device)
+    layers = m.split_state(m.init_state(1))
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        for _ in range(n):
+            logits, layers = m.step_layers(idx, layers)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return n / (time.perf_counter() - t0)
+
+
+def loop_speed(m: CharRNN, tok, cfg: SampleConfig) -> float:
+    t0 = time.perf_counter()
+    text = "".join(generate(m, tok, cfg, torch.Generator().manual_seed(0)))
+    return len(text) / (time.perf_counter() - t0)
+
+
+def batch_speed(m: CharRNN, tok, cfg: SampleConfig, n: int) -> float:
+    t0 = time.perf_counter()
+    texts = generate_batch(m, tok, cfg, n, torch.Generator().manual_seed(0))
+    return sum(map(len, texts)) / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--length", type=int, default=1000)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--hidden", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--max-n", type=int, default=32)
+    p.add_argument("--threads", type=int, default=None)
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    header("sampling: loop over bare step; N streams as one batch over one stream")
+    device = torch.device(args.device)
+    tok = CharTokenizer("".join(chr(c) for c in range(32, 96)) + "\n")
+    torch.manual_seed(0)
+    m = CharRNN(ModelConfig(cell="lstm", layers=args.layers, hidden=args.hidden, embed=64, vocab_size=tok.vocab_size)).to(device).eval()
+    print(f"model: lstm {args.layers}x{args.hidden}, vocabulary {tok.vocab_size}, {device}; {args.length} characters a sample; "
+          f"medians of {args.repeats} runs, alternating")  # fmt: skip
+    plain = SampleConfig(length=args.length, temperature=0.8, stop_at_eos=False)
+    full = SampleConfig(length=args.length, temperature=0.8, top_k=40, top_p=0.95, stop=("\n\n\n", "THE END"), stop_at_eos=False)
+    ns = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= args.max_n]
+    runs: dict[str, list[float]] = {k: [] for k in ("bare", "plain", "full", *[f"n{n}" for n in ns])}
+    bare_steps(m, 200, device), loop_speed(m, tok, plain), batch_speed(m, tok, plain, 4)  # warm up
+    for _ in range(args.repeats):
+        runs["bare"].append(bare_steps(m, args.length, device))
+        runs["plain"].append(loop_speed(m, tok, plain))
+        runs["full"].append(loop_speed(m, tok, full))
+        for n in ns:
+            runs[f"n{n}"].append(batch_speed(m, tok, plain, n))
+    base = median(runs["bare"])
+    print(f"\nbare step, batch 1 (model.step_layers):          {base:>9,.0f} steps/s  1.00x")
+    print(f"generate(), temperature 0.8:                     {median(runs['plain']):>9,.0f} chars/s  {median(runs['plain']) / base:.2f}x")
+    print(f"generate(), + top-k 40, top-p 0.95, 2 stop strings: {median(runs['full']):>6,.0f} chars/s  {median(runs['full']) / base:.2f}x")
+    one = median(runs["n1"])
+    print(f"\n{'N':>4} {'chars/s (all N)':>16} {'x one stream':>13} {'/ N':>6}")
+    for n in ns:
+        v = median(runs[f"n{n}"])
+        print(f"{n:>4} {v:>16,.0f} {v / one:>13.2f} {v / one / n:>6.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -77,7 +77,18 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "limits": {k: t.get(k) for k in ("steps", "epochs", "time")},
         "device_trained_on": ck.get("trained_on", t.get("device")),
         "precision": ck.get("trained_precision", t.get("precision")),
+        "frozen": list(ck.get("frozen", ())),
+        "kind": _kind_facts(ck, cfg),
     }
+
+
+def _kind_facts(ck: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
+    """What the model's kind says about these weights (a reservoir's measured spectral radius, ...)."""
+    from ..models import registry
+
+    if cfg.cell not in registry.KINDS:
+        return {}
+    return registry.get(cfg.cell).load().describe(ck["model"], cfg)
 
 
 def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = False) -> None:
@@ -111,4 +122,6 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
         row("best val", f"{s['best_val_loss']:.4f} nats/token{bpc}, perplexity {s['best_val_ppl']:.2f}")
     if s["last_val_loss"] is not None:
         row("last val", f"{s['last_val_loss']:.4f} nats/token, {s['last_val_bpc']:.4f} bits/char")
+    for k, v in s["kind"].items():
+        row(k, v)
     console.print(table)

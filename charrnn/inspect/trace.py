@@ -34,6 +34,7 @@ class Activations:
     probs: np.ndarray  # (T, V) float32: the next-token distribution after each token
     vocab: tuple[str, ...] = ()  # (V,) how each token id reads, for prediction tables
     offsets: np.ndarray | None = field(default=None, compare=False)  # (T+1,) where token t starts in `text`
+    units: dict[str, np.ndarray] = field(default_factory=dict, compare=False)  # name -> (L, H): per-unit constants (a leaky unit's tau)
 
     @property
     def layers(self) -> int:
@@ -91,8 +92,9 @@ def activations(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = 
     probs = torch.softmax(tr.logits[0, skip:].float(), -1).cpu().numpy()  # (T, V)
     text = tokenizer.decode(ids)
     vocab = token_texts(tokenizer, list(range(tokenizer.vocab_size)))
+    units = {k: v.detach().float().cpu().numpy() for k, v in model.core.unit_info().items()}
     return Activations(
-        text, np.array(ids), token_texts(tokenizer, ids), model.cfg.cell, signals, probs, vocab, _offsets(tokenizer, ids, text)
+        text, np.array(ids), token_texts(tokenizer, ids), model.cfg.cell, signals, probs, vocab, _offsets(tokenizer, ids, text), units
     )
 
 
@@ -118,7 +120,9 @@ def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str 
     skip = int(tokenizer.eos_id is not None)
     with evaluating(model), torch.enable_grad():
         idx = _context(model, tokenizer, ids)
-        tr = model.trace(idx[:, :-1])
+        # from a start state that asks for gradients, so that h_t does even where no weight
+        # of the recurrence trains (a frozen reservoir)
+        tr = model.trace(idx[:, :-1], tuple(s.requires_grad_() for s in model.init_state(1)))
         loss = torch.nn.functional.cross_entropy(tr.logits[0, -1:].float(), idx[0, -1:])
         names = [n for n in model.kind.state if n in tr.steps]
         flat = [t for n in names for layer in tr.steps[n] for t in layer]

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..models import registry
-from .stats import UnitScore, decay_per_step, next_token_probs, top_predictions
+from .stats import UNIT_NAMES, UnitScore, decay_per_step, next_token_probs, reach, top_predictions
 from .trace import Activations
 
 BLUE, WHITE, RED = (31, 119, 180), (255, 255, 255), (214, 39, 40)
@@ -82,7 +82,8 @@ def unit_view(acts: Activations, what: str, layer: int, unit: int, note: str = "
     v = acts.signals[what][layer, :, unit]  # (T,)
     range_ = registry.range_of(acts.cell, what)
     how = f", coloured by tanh({what})" if range_ == registry.FREE else ""
-    title = Text.assemble((f"layer {layer}, unit {unit}, {what}", "bold"), f"{how}{note}")
+    consts = "".join(f", {UNIT_NAMES.get(n, n)} {v[layer, unit]:.3g}" for n, v in acts.units.items())  # a leaky unit's τ
+    title = Text.assemble((f"layer {layer}, unit {unit}, {what}{consts}", "bold"), f"{how}{note}")
     text = colored_text(acts.tokens, [diverging(x) for x in scaled(range_, v)])
     return Group(title, text, legend(range_, v))
 
@@ -245,9 +246,13 @@ def gradient_view(flow: dict[str, np.ndarray], bar: int = 24) -> RenderableType:
         r = decay_per_step(s[::-1])
         rates.append("" if r is None else f"×{r:.3f} a step back")
     table.add_row(Text("fit", style="bold"), *[Text(r, style="bold") for r in rates])
+    falls = [reach(s[::-1]) for _, s in series]
+    table.add_row(
+        Text("÷1000", style="bold"), *[Text(f"at {d} step{'s' if d != 1 else ''} back" if d else f"not within {len(s) - 1} steps", style="bold") for d, (_, s) in zip(falls, series)]
+    )
     foot = Text(
         f"log scale: a bar runs from {lo:.1e} to {hi:.1e}; 'fit' is the geometric rate of change per step back "
-        "(below 1 the gradient vanishes, above 1 it explodes)",
+        "(below 1 the gradient vanishes, above 1 it explodes); '÷1000' is where it has first fallen 1000x below its value at T",
         style="dim",
     )
     return Group(titled("gradient through time: ‖∂L_T/∂h_t‖, L_T the loss of the last character", table), foot)

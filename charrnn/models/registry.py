@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from .options import ESNOptions, JordanOptions, LeakyOptions
 
 # The range a signal lives in: it decides how it is coloured and when it counts as saturated.
 GATE = "gate"  # (0, 1): a sigmoid gate; shut below 0.1, open above 0.9
@@ -133,4 +134,19 @@ register(Kind(
     "gru", "gated recurrent unit: reset and update gates", ("h",),
     (_H, Signal("reset", GATE, "reset gate"), Signal("update", GATE, "update gate"), Signal("new", TANH, "candidate state")),
     "charrnn.models.gru:GRUCore", fused=True,
+))  # fmt: skip
+register(Kind(
+    "leaky", "leaky units, time constants 1 to --tau-max, skip connections through time (--delays)", ("h", "past"),
+    (_H, Signal("candidate", TANH, "tanh(b + sum_d W_d h(t-d) + U x): what the unit leaks toward")),
+    "charrnn.models.leaky:LeakyCore", options=LeakyOptions,
+))  # fmt: skip
+register(Kind(
+    "esn", "echo state network: a fixed random reservoir, only the readout learns", ("h",),
+    (_H, Signal("a", FREE, "pre-activation b + W h + U x (all fixed)")),
+    "charrnn.models.esn:ESNCore", options=ESNOptions,
+))  # fmt: skip
+register(Kind(
+    "jordan", "output-to-hidden recurrence: h = tanh(b + W o(t-1) + U x)", ("h",),
+    (_H, Signal("a", FREE, "pre-activation b + W o(t-1) + U x"), Signal("fed", FREE, "W o(t-1): the fed-back output's share")),
+    "charrnn.models.jordan:JordanCore", options=JordanOptions,
 ))  # fmt: skip

@@ -66,8 +66,9 @@ class JordanCore(Recurrent):
 
     def _output(self, h_top: Tensor) -> Tensor:
         """softmax(o(t-1)) (B, V) from the top layer's h(t-1): what the model itself said."""
-        logits = self._head[0](h_top)
-        return torch.softmax(logits.float(), -1).to(logits.dtype)
+        logits = self._head[0](h_top)  # (B, V)
+        wide = logits.float() if logits.dtype in (torch.bfloat16, torch.float16) else logits  # a softmax in half precision loses mass
+        return torch.softmax(wide, -1).to(logits.dtype)
 
     # ------------------------------------------------------------ the paths
 

@@ -93,8 +93,10 @@ class LanguageModelling(Task):
 
     def warm_start(self, model: nn.Module, should_stop: Any) -> str | None:
         """The model's core fits what it fits in closed form over one pass of the training
-        split: this rank's share of 64+ contiguous streams, the state carried, reset at documents."""
-        streams, world, rank = max(self.cfg.batch_size, 64), self.dist.world, self.dist.rank
+        split: this rank's share of 64 or more contiguous streams (the same ones whatever the
+        number of processes), the state carried, reset at documents."""
+        world, rank = self.dist.world, self.dist.rank
+        streams = max(self.cfg.batch_size, -(-64 // world))
         rows = slice(rank * streams, (rank + 1) * streams)
 
         def batches() -> Any:

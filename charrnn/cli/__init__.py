@@ -7,7 +7,7 @@ imports them all. Nothing here imports torch: `charrnn --help` answers at once.
 from __future__ import annotations
 
 # isort: off  (the order of these imports is the order of the commands in --help)
-from . import train, sample, info, corpora, inspect, tui  # noqa: F401
+from . import train, sample, info, corpora, inspect, compare, tui  # noqa: F401
 from .common import app
 
 # isort: on

@@ -117,9 +117,15 @@ def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str 
     ids = _ids(tokenizer, text, unknown)
     if len(ids) < 2:
         raise TokenizerError("the text needs at least two tokens to measure gradients through time.")
-    skip = int(tokenizer.eos_id is not None)
+    start = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+    return gradient_flow_ids(model, start + ids, len(start))
+
+
+def gradient_flow_ids(model: CharRNN, ids: list[int], skip: int = 0) -> dict[str, np.ndarray]:
+    """gradient_flow() over token ids, the first `skip` of them read but not reported
+    (a start-of-document token)."""
     with evaluating(model), torch.enable_grad():
-        idx = _context(model, tokenizer, ids)
+        idx = torch.tensor([ids], dtype=torch.long, device=model.head.weight.device)  # (1, S+T)
         # from a start state that asks for gradients, so that h_t does even where no weight
         # of the recurrence trains (a frozen reservoir)
         tr = model.trace(idx[:, :-1], tuple(s.requires_grad_() for s in model.init_state(1)))

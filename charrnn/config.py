@@ -49,6 +49,16 @@ class SpmType(str, enum.Enum):
     bpe = "bpe"
 
 
+LABEL_SOURCES = ("file", "folder", "prefix", "tsv")  # where a document's label comes from (--label-from)
+
+
+class LabelFrom(str, enum.Enum):
+    file = "file"  # the file's name without its extension
+    folder = "folder"  # the file's parent folder
+    prefix = "prefix"  # each document begins label<TAB>text
+    tsv = "tsv"  # each line is one document, label<TAB>text
+
+
 class Unknown(str, enum.Enum):
     error = "error"
     skip = "skip"
@@ -134,6 +144,7 @@ class DataConfig:
     tokenizer: str = "char"  # "char" | "spm"
     vocab_size: int | None = None  # sentencepiece only
     spm_type: str = "unigram"  # sentencepiece only: "unigram" | "bpe"
+    label_from: str | None = None  # labelled documents: "file" | "folder" | "prefix" | "tsv" (data/labels.py)
 
     def validate(self) -> "DataConfig":
         if not 0.0 <= self.val_frac < 1.0:
@@ -152,6 +163,8 @@ class DataConfig:
             raise ConfigError(f"--spm-type must be unigram or bpe, got {self.spm_type!r}.")
         if self.vocab_size is not None and self.vocab_size < 2:
             raise ConfigError(f"--vocab-size must be a whole number >= 2, got {self.vocab_size}.")
+        if self.label_from is not None and self.label_from not in LABEL_SOURCES:
+            raise ConfigError(f"--label-from must be one of {', '.join(LABEL_SOURCES)}, got {self.label_from!r}.")
         if self.doc_sep is not None and "\x00" in self.doc_sep:
             raise ConfigError("--doc-sep must not contain a NUL character.")
         import codecs

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from charrnn.cli import app
-from helpers import TINY, no_traceback, one_line_error
+from helpers import TINY, one_line_error
 
 
 def train(runner, *args):
@@ -187,3 +187,10 @@ def test_help_shows_real_defaults(runner):
     assert f"[default: {TrainConfig().lr}]" in r.stdout and f"[default: {TrainConfig().seq_len}]" in r.stdout
     r = runner.invoke(app, ["sample", "--help"], env={"COLUMNS": "200"})
     assert f"[default: {SampleConfig().temperature}]" in r.stdout
+
+
+def test_predict_and_labels_are_for_other_tasks(runner, workdir, corpus_file):
+    assert train(runner, str(corpus_file), "--steps", "5", "--name", "lm").exit_code == 0
+    one_line_error(runner.invoke(app, ["predict", "lm", "some text"]), "charrnn predict answers classification", "charrnn sample")
+    one_line_error(runner.invoke(app, ["predict", "lm", "x", "--top", "3"]), "--top lists beams: give --beam K too")
+    one_line_error(train(runner, str(corpus_file), "--label-from", "file"), "--label-from reads labelled documents")

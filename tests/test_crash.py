@@ -1,6 +1,5 @@
 """Crash safety: killing training at any moment leaves a checkpoint that loads."""
 
-import os
 import random
 import signal
 import subprocess

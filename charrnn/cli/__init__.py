@@ -6,11 +6,9 @@ imports them all. Nothing here imports torch: `charrnn --help` answers at once.
 
 from __future__ import annotations
 
-# isort: off  (the order of these imports is the order of the commands in --help)
-from . import train, sample, info, corpora, inspect, compare, tui  # noqa: F401
+# The order of these imports is the order of the commands in --help.
+from . import train, sample, predict, info, corpora, inspect, compare, tui  # noqa: F401, I001
 from .common import app
-
-# isort: on
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config import ModelConfig, format_duration, from_dict
-from .common import CheckpointsOpt, Command, DEFAULT_ROOT, RunArg, app, out, user_errors
+from .common import DEFAULT_ROOT, CheckpointsOpt, Command, RunArg, app, out, user_errors
 
 
 @app.command(cls=Command)

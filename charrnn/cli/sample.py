@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..config import DataConfig, Device, SampleConfig, Unknown
-from .common import P_HW, P_OUT, P_SAMPLE, S, CheckpointsOpt, Command, DEFAULT_ROOT, RunArg, UnknownOpt, app, err, user_errors
+from .common import DEFAULT_ROOT, P_HW, P_SAMPLE, CheckpointsOpt, Command, RunArg, S, UnknownOpt, app, err, user_errors
 
 
 @app.command(cls=Command)

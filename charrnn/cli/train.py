@@ -20,15 +20,18 @@ import typer
 from ..config import (
     DEFAULT_CORPUS,
     DEFAULT_SPM_VOCAB,
-    RESUMABLE as RESUMABLE_SETTINGS,
     DataConfig,
     Device,
     DocState,
+    LabelFrom,
     ModelConfig,
     Precision,
     SpmType,
     TokenizerKind,
     TrainConfig,
+)
+from ..config import (
+    RESUMABLE as RESUMABLE_SETTINGS,
 )
 from ..errors import ConfigError, PeerLostError
 from . import kind_options as ko
@@ -40,6 +43,7 @@ from .common import (
     P_MODEL,
     P_OPT,
     P_OUT,
+    TC,
     CellOpt,
     CheckpointsOpt,
     Command,
@@ -50,7 +54,6 @@ from .common import (
     NameOpt,
     StepsOpt,
     TaskOpt,
-    TC,
     ThreadsOpt,
     TimeOpt,
     app,
@@ -85,6 +88,10 @@ def train(
         typer.Option(help="Split into documents: line, blank (blank lines), file, or a separator line such as %.", rich_help_panel=P_CORPUS),
     ] = D.doc_sep,
     val_frac: Annotated[float, typer.Option(help="Fraction held out for validation.", rich_help_panel=P_CORPUS)] = D.val_frac,
+    label_from: Annotated[
+        Optional[LabelFrom],
+        typer.Option(help="Labelled documents: the label is the file's name, its folder, a label<TAB> prefix, or a TSV's first column.", rich_help_panel=P_CORPUS),
+    ] = None,
     tokenizer: Annotated[
         TokenizerKind, typer.Option(help="Characters, or sentencepiece subword tokens.", rich_help_panel=P_CORPUS)
     ] = TokenizerKind(D.tokenizer),
@@ -148,6 +155,7 @@ def train(
     data = DataConfig(
         paths=tuple(paths or [DEFAULT_CORPUS]), glob=glob, encoding=encoding, errors=errors, doc_sep=doc_sep, val_frac=val_frac,
         tokenizer=tokenizer.value, vocab_size=vocab_size, spm_type=spm_type.value,
+        label_from=label_from.value if label_from is not None else None,
     )  # fmt: skip
     options = ko.given_kind_options(params, given, OPTION_PARAMS)
     model = ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout, task=task, options=options)

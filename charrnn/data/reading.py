@@ -12,9 +12,9 @@ import codecs
 from pathlib import Path
 from typing import Iterator
 
-from .builtin import BUILTINS
 from ..config import DataConfig
 from ..errors import CorpusError
+from .builtin import BUILTINS
 from .tokenizer import EOS_CHAR
 
 CHUNK_BYTES = 1 << 22  # 4 MiB of the file at a time
@@ -104,6 +104,19 @@ def iter_file_text(path: Path, encoding: str = "utf-8", errors: str = "strict") 
                 return
 
 
+def iter_lines(path: Path, encoding: str = "utf-8", errors: str = "strict") -> Iterator[tuple[int, str]]:
+    """Each line of one file as (1-based line number, text without its newline),
+    decoded and normalised as by iter_file_text; a last line without a newline counts."""
+    partial, n = "", 0
+    for text in iter_file_text(path, encoding, errors):
+        lines = (partial + text).split("\n")
+        partial = lines.pop()
+        for n, line in enumerate(lines, n + 1):
+            yield n, line
+    if partial:
+        yield n + 1, partial
+
+
 def _binary(path: Path, at: int | None) -> CorpusError:
     where = f" (a NUL byte at byte {at})" if at is not None else ""
     return CorpusError(f"{path} looks like a binary file{where}; charrnn trains on text files.")
@@ -117,13 +130,19 @@ class _DocSplitter:
     literal separator that stands alone on its line (`%` in fortune files).
     A document's own text never ends with the separator's newline; empty
     documents vanish.
+
+    With `starts=True` it also records the 1-based line on which each document
+    begins, appended to `self.starts` (the caller drains it), for messages that
+    name a document's line; the language-model pipeline leaves it off.
     """
 
-    def __init__(self, mode: str | None):
+    def __init__(self, mode: str | None, starts: bool = False):
         self.mode = mode
         self.partial = ""  # an unfinished line, carried to the next chunk
         self.doc_len = 0  # characters emitted in the current document
         self.docs = 0
+        self.lines = 0  # input lines seen so far (counted only when recording starts)
+        self.starts: list[int] | None = [] if starts else None
 
     def feed(self, text: str) -> str:
         if self.mode is None or self.mode == "file":
@@ -148,7 +167,24 @@ class _DocSplitter:
             self.doc_len = 0
         return out
 
+    def _note_starts(self, lines: list[str]) -> None:
+        # Which of these lines begin a document, by the same rules as _lines; a loop
+        # of its own, so the language-model pipeline's loop pays nothing for it.
+        mode, starts = self.mode, self.starts
+        assert starts is not None
+        separates = {"line": lambda s: not s, "blank": lambda s: not s.strip()}.get(mode, lambda s: s.rstrip() == mode)
+        is_open = self.doc_len > 0
+        for n, line in enumerate(lines, self.lines + 1):
+            if separates(line):
+                is_open = False
+            elif mode == "line" or not is_open:
+                starts.append(n)
+                is_open = True
+        self.lines += len(lines)
+
     def _lines(self, lines: list[str]) -> str:
+        if self.starts is not None:
+            self._note_starts(lines)
         out: list[str] = []
         mode = self.mode
         for line in lines:

@@ -22,6 +22,7 @@ class TaskSpec:
     about: str  # one line for --help
     impl: Any  # "module:Class" (imported on first use) or the Task subclass itself
     options: type | None = None  # a frozen dataclass of the task's own settings, all with defaults
+    view: str | None = None  # "module:function" drawing a Prediction's details for the terminal (cli side)
 
     def load(self) -> type:
         if isinstance(self.impl, str):

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import DataConfig, ModelConfig, TrainConfig
+from ..errors import ConfigError
 from ..training import distributed
 
 
@@ -30,6 +31,35 @@ class Scores:
     units: int  # tokens or examples scored
     chars: float  # characters they stand for
     metrics: dict[str, float] = field(default_factory=dict)  # e.g. accuracy, exact match; into metrics.jsonl
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """What `charrnn predict` was asked for; a task refuses (ConfigError) what it cannot do."""
+
+    trace: bool = False  # follow the prediction as each character arrives (a sequence-to-one model)
+    beam: int | None = None  # beam search with this width (a decoder); None: the task's default decoding
+    top: int = 1  # how many hypotheses to show (beam search)
+    attention_map: bool = False  # draw where the decoder looked (a model with attention)
+    temperature: float | None = None  # sample the output at this temperature instead of searching
+    seed: int | None = None  # for sampling
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One input's answer. `line` is what a script reads (it starts with the answer);
+    `details` is the task's own plain data, drawn by its view (TaskSpec.view) on request."""
+
+    line: str
+    details: Any = None
+    json: dict[str, Any] = field(default_factory=dict)  # `predict --json`: one object per input
+
+
+class Predictor:
+    """A trained model answering one input at a time (built by Task.predictor)."""
+
+    def predict(self, text: str) -> Prediction:
+        raise NotImplementedError
 
 
 class Task:
@@ -108,6 +138,14 @@ class Task:
     def probe(self, model: nn.Module, text: str, step: int) -> Any:
         """What the TUI's activations screen shows about `text` (inspect.trace.Probe)."""
         raise NotImplementedError
+
+    # ---------------------------------------------------------- prediction
+
+    @classmethod
+    def predictor(cls, ck: dict[str, Any], model: nn.Module, opts: PredictOptions) -> Predictor:
+        """`charrnn predict` on a run of this task (a checkpoint and its model, in eval mode)."""
+        raise ConfigError(f"charrnn predict answers classification, encoder-decoder and tree runs; this is a {cls.name} run "
+                          "(for a language model use charrnn sample).")  # fmt: skip
 
     # --------------------------------------------------------- checkpoints
 

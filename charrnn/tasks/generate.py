@@ -18,8 +18,8 @@ import torch
 from torch import Tensor
 
 from ..config import SampleConfig
-from ..models.lm import CharRNN
 from ..data.tokenizer import Tokenizer
+from ..models.lm import CharRNN
 
 
 def eos_text(doc_sep: str | None) -> str:

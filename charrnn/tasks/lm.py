@@ -59,6 +59,8 @@ class LanguageModelling(Task):
         from ..data.corpus import factory_for, prepare
         from ..data.tokenizer import tokenizer_from_state
 
+        if data_cfg.label_from is not None:
+            raise ConfigError("--label-from reads labelled documents, which a plain language model does not use.")
         tok = None if resume is None else tokenizer_from_state(resume["tokenizer"])
         factory, spec = factory_for(data_cfg)
         return prepare(data_cfg, root, tokenizer=tok, factory=factory, tok_spec=spec)

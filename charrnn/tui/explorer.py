@@ -37,8 +37,8 @@ class Explorer:
     """A checkpoint loaded for generation (on the CPU, in eval mode)."""
 
     def __init__(self, path: Path | str, root: Path | str = "checkpoints"):
-        from ..training import checkpoint
         from ..config import DataConfig, from_dict
+        from ..training import checkpoint
 
         self.path = checkpoint.find(str(path), root)
         ck = checkpoint.load(self.path)

@@ -43,7 +43,7 @@ def test_paths_agree_with_each_other_and_the_book(leak):
     with torch.no_grad():
         logits, _, final = m(idx, s0)
         tr = m.trace(idx, s0)
-        x, hs = m.embed(idx), []
+        x, _hs = m.embed(idx), []
         for k in range(2):  # the module docstring's equation, a step at a time
             U, W, b, _ = m.core.layer_params(k)
             h, layer = s0[0][k], []

@@ -110,7 +110,7 @@ def test_through_the_cli(runner, workdir, corpus_file, tmp_path):
     assert r.exit_code == 0 and "layer 0, unit" in r.stdout and ", fed, coloured by tanh(fed)" in r.stdout, r.output
     doc = json.loads(out.read_text())
     assert doc["signal_ranges"] == {"h": "tanh", "a": "free", "fed": "free"}
-    probs, ids = np.array(doc["arrays"]["probs"]), np.array(doc["ids"])
+    probs, _ids = np.array(doc["arrays"]["probs"]), np.array(doc["ids"])
     at_t = [i for i, c in enumerate(doc["text"]) if c == "t"]
     assert len(at_t) == 4 and np.allclose(probs[at_t], probs[at_t[0]], atol=1e-6)  # after a "t", whatever came before it
     one_line_error(runner.invoke(app, ["train", str(corpus_file), "--cell", "lstm", "--feedback", "model"]), "--feedback does not fit")

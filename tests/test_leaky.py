@@ -32,7 +32,6 @@ def by_the_book(m, idx, s0):
     """The equations of the module docstring, written out with the history in a plain list."""
     delays, L = m.core.delays, m.cfg.layers
     x = m.embed(idx)  # (B, T, E)
-    outs = []
     for k in range(L):
         U, W, b, log_tau = m.core.layer_params(k)
         alpha = 1.0 / torch.exp(log_tau.clamp(min=0))

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import torch
 from torch import Tensor, nn

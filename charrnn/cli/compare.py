@@ -190,22 +190,29 @@ def _reach(r: Any) -> str:
 
 def table(rows: list[Any]) -> Table:
     t = Table(box=None, pad_edge=False, title_justify="left")
-    for col, just in (("model", "left"), ("trained", "right"), ("total", "right"), ("chars/s", "right"), ("steps", "right"),
-                      ("val bits/char", "right"), ("grad ÷1000 at", "right"), ("sample", "left")):  # fmt: skip
-        t.add_column(col, justify=just, no_wrap=col != "sample")  # type: ignore[arg-type]
+    # short headers, and every column but the sample as wide as its widest cell: an 80-column
+    # terminal (or a pipe) then loses only part of the sample
+    heads = (("model", "left"), ("trained", "right"), ("total", "right"), ("chars/s", "right"), ("steps", "right"),
+             ("bits/char", "right"), ("÷1000 at", "right"), ("sample", "left"))  # fmt: skip
+    cells = [_cells(r) for r in rows]
+    for j, (col, just) in enumerate(heads):
+        wide = max([len(col), *(len(c[j]) for c in cells)]) if col != "sample" else None
+        t.add_column(col, justify=just, no_wrap=col != "sample", min_width=wide)  # type: ignore[arg-type]
     kind = None
     for r in rows:
         if kind is not None and r.kind != kind:
             t.add_section()
         kind = r.kind
-        if r.kind == "model":
-            sample = r.sample.replace("\n", "↵")[:40]
-            t.add_row(r.name, f"{r.trained_params:,}", f"{r.params:,}", si(r.chars_per_s or 0), f"{r.steps:,}", _bpc(r.val_bpc),
-                      _reach(r), escape(sample))  # fmt: skip
-        else:
-            label = f"{r.name} (count-based)" if r.kind == "ngram" else f"{r.name} (exact)"
-            t.add_row(label, "", "", "", "", _bpc(r.val_bpc), "", "")
+        t.add_row(*(escape(c) for c in _cells(r)))
     return t
+
+
+def _cells(r: Any) -> list[str]:
+    if r.kind == "model":
+        sample = r.sample.replace("\n", "↵")[:40]
+        return [r.name, f"{r.trained_params:,}", f"{r.params:,}", si(r.chars_per_s or 0), f"{r.steps:,}", _bpc(r.val_bpc), _reach(r), sample]
+    label = f"{r.name} (counts)" if r.kind == "ngram" else f"{r.name} (exact)"
+    return [label, "", "", "", "", _bpc(r.val_bpc), "", ""]
 
 
 def footnotes(rows: list[Any]) -> list[str]:

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..config import ModelConfig, format_duration, from_dict
+from ..config import ModelConfig, TrainConfig, format_duration, from_dict
 from .common import DEFAULT_ROOT, CheckpointsOpt, Command, RunArg, app, out, user_errors
 
 
@@ -79,6 +79,8 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "precision": ck.get("trained_precision", t.get("precision")),
         "frozen": list(ck.get("frozen", ())),
         "kind": _kind_facts(ck, cfg),
+        "recipe": list(t.get("recipe") or []),  # settings taken from the fp32 CPU recipe (training/recipe.py)
+        "recipe_note": _recipe_note(cfg, t),
     }
 
 
@@ -89,6 +91,12 @@ def _kind_facts(ck: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
     if cfg.cell not in registry.KINDS:
         return {}
     return registry.get(cfg.cell).load().describe(ck["model"], cfg)
+
+
+def _recipe_note(model: ModelConfig, t: dict[str, Any]) -> str | None:
+    from ..training import recipe
+
+    return recipe.describe(model, from_dict(TrainConfig, t)) if t.get("recipe") else None
 
 
 def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = False) -> None:
@@ -117,6 +125,8 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
     row("corpus", corpus + sizes + (f", documents by {s['doc_sep']!r}" if s["doc_sep"] else ""))
     row("trained", f"{s['step']:,} steps, epoch {s['epoch']}, {format_duration(s['elapsed_s'])}")
     row("batch", f"{s['batch_size']} x {s['seq_len']}, lr {s['lr']}, {s['precision']} on {s['device_trained_on']}")
+    if s["recipe_note"]:
+        row("defaults", s["recipe_note"])
     if s["best_val_loss"] is not None:
         bpc = f", {s['best_val_bpc']:.4f} bits/char" if s["best_val_bpc"] is not None else ""
         row("best val", f"{s['best_val_loss']:.4f} nats/token{bpc}, perplexity {s['best_val_ppl']:.2f}")

@@ -188,9 +188,12 @@ def test_gradient_view_rows_and_fit():
     text = render(view.gradient_view({"h": g, "c": np.zeros_like(g)}, bar=10))
     lines = text.splitlines()
     assert lines[1].split() == ["T−t", "h", "layer", "0", "c", "layer", "0"]
-    assert [ln.split()[0] for ln in lines[2:-2]] == ["0", "1", "2", "3", "4", "6", "9", "13", "19", "28", "29", "fit"]
-    assert "██████████ 5.0e-01" in lines[2] and lines[2].endswith(" 0")
-    assert [ln.split()[:3] for ln in lines if ln.startswith("fit")] == [["fit", "×0.800", "a"]]
+    assert [ln.split()[0] for ln in lines[2:-2]] == ["0", "1", "2", "3", "4", "6", "9", "13", "19", "28", "29", "fit", "÷1000"]
+    assert "██████████ 5.0e-01" in lines[2] and lines[2].rstrip().endswith(" 0")
+    assert [ln.split()[:3] for ln in lines if ln.split()[:1] == ["fit"]] == [["fit", "×0.800", "a"]]
+    assert [ln.split()[1:] for ln in lines if ln.split()[:1] == ["÷1000"]] == [["not", "within", "29", "steps", "not", "within", "29", "steps"]]
+    faster = (0.5 * 0.5 ** np.arange(30.0))[::-1][None]  # 0.5^10 < 1/1000 <= 0.5^9
+    assert "at 10 steps back" in render(view.gradient_view({"h": faster}, bar=10))
 
 
 def test_saturation_table_and_sparkline():
@@ -278,7 +281,8 @@ def test_inspect_find_and_gradients(runner, runs):
     assert lines[2] == "gradient through time: ‖∂L_T/∂h_t‖, L_T the loss of the last character"
     assert lines[3].split() == ["T−t", "h", "layer", "0"]
     assert [ln.split()[0] for ln in lines[4:9]] == ["0", "1", "2", "3", "4"]
-    assert re.match(r"fit\s+×\d\.\d{3} a step back", lines[-2])
+    assert re.match(r"fit\s+×\d\.\d{3} a step back", lines[-3].strip())
+    assert re.match(r"÷1000\s+(at \d+ steps? back|not within \d+ steps)", lines[-2])
 
 
 def test_inspect_rnn_has_no_gates(runner, runs):

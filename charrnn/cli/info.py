@@ -79,9 +79,20 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "limits": {k: t.get(k) for k in ("steps", "epochs", "time")},
         "device_trained_on": ck.get("trained_on", t.get("device")),
         "precision": ck.get("trained_precision", t.get("precision")),
+        "frozen": list(ck.get("frozen", ())),
+        "kind": _kind_facts(ck, cfg),
         "recipe": list(t.get("recipe") or []),  # settings taken from the fp32 CPU recipe (training/recipe.py)
         "recipe_note": _recipe_note(cfg, t),
     }
+
+
+def _kind_facts(ck: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
+    """What the model's kind says about these weights (a reservoir's measured spectral radius, ...)."""
+    from ..models import registry
+
+    if cfg.cell not in registry.KINDS:
+        return {}
+    return registry.get(cfg.cell).load().describe(ck["model"], cfg)
 
 
 def _recipe_note(model: ModelConfig, t: dict[str, Any]) -> str | None:
@@ -132,4 +143,6 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
     elif s["last_val_loss"] is not None:  # a task that scores examples (trees, labels): nats per example
         acc = f", accuracy {s['last_val_accuracy']:.1%}" if s["last_val_accuracy"] is not None else ""
         row("last val", f"{s['last_val_loss']:.4f} nats{acc}")
+    for k, v in s["kind"].items():
+        row(k, v)
     console.print(table)

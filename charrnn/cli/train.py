@@ -36,6 +36,7 @@ from ..config import (
 )
 from ..errors import ConfigError, PeerLostError
 from ..tasks import task_spec
+from . import kind_options as ko
 from .common import (
     DEFAULT_ROOT,
     P_CORPUS,
@@ -65,10 +66,11 @@ from .common import (
 )
 
 D = DataConfig()
+KIND_OPTIONS = ko.OPTION_PARAMS
 
 # train's parameters that are a kind's or a task's own settings: given ones go into
 # ModelConfig.options (the next cells and tasks add theirs here and to the signature)
-OPTION_PARAMS: tuple[str, ...] = ()
+OPTION_PARAMS: tuple[str, ...] = KIND_OPTIONS
 
 
 @app.command(cls=Command)
@@ -110,6 +112,16 @@ def train(
     hidden: HiddenOpt = M.hidden,
     embed: Annotated[int, typer.Option(help="Embedding size.", rich_help_panel=P_MODEL)] = M.embed,
     dropout: Annotated[float, typer.Option(help="Dropout between layers and before the output.", rich_help_panel=P_MODEL)] = M.dropout,
+    tau_max: ko.TauMaxOpt = ko.LEAKY.tau_max,
+    learn_tau: ko.LearnTauOpt = ko.LEAKY.learn_tau,
+    delays: ko.DelaysOpt = None,
+    density: ko.DensityOpt = ko.ESN.density,
+    spectral_radius: ko.RadiusOpt = ko.ESN.spectral_radius,
+    input_scaling: ko.InputScalingOpt = ko.ESN.input_scaling,
+    leak: ko.LeakOpt = ko.ESN.leak,
+    readout: ko.ReadoutOpt = ko.Readout(ko.ESN.readout),
+    ridge: ko.RidgeOpt = ko.ESN.ridge,
+    feedback: ko.FeedbackOpt = ko.Feedback(ko.JORDAN.feedback),
     seq_len: Annotated[int, typer.Option(help="Timesteps backpropagated through (truncated BPTT).", rich_help_panel=P_OPT)] = TC.seq_len,
     batch_size: Annotated[int, typer.Option(help="Streams per batch.", rich_help_panel=P_OPT)] = TC.batch_size,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).", rich_help_panel=P_OPT)] = TC.lr,
@@ -162,7 +174,7 @@ def train(
         tokenizer=tokenizer.value, vocab_size=vocab_size, spm_type=spm_type.value,
         label_from=label_from.value if label_from is not None else None,
     )  # fmt: skip
-    options = {k: params[k] for k in OPTION_PARAMS if k in given}
+    options = ko.given_kind_options(params, given, OPTION_PARAMS)
     model = ModelConfig(cell=cell, layers=layers, hidden=hidden, embed=embed, dropout=dropout, task=task, options=options)
     tcfg = TrainConfig(
         seq_len=seq_len, batch_size=batch_size, lr=lr, min_lr=min_lr, warmup=warmup, weight_decay=weight_decay, clip=clip,

@@ -47,6 +47,8 @@ def to_json(acts: Activations, meta: dict[str, Any] | None = None, gradients: di
     arrays: dict[str, tuple[np.ndarray, list[str]]] = {
         f"signals.{n}": (v, ["layer", "t", "unit"]) for n, v in acts.signals.items()
     }
+    for n, v in acts.units.items():
+        arrays[f"units.{n}"] = (v, ["layer", "unit"])
     arrays["probs"] = (acts.probs, ["t", "next_token"])
     arrays["next_token_prob"] = (next_token_probs(acts), ["t"])
     for n, v in saturation(acts).items():

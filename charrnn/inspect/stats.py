@@ -13,6 +13,8 @@ import numpy as np
 from ..errors import ConfigError
 from ..models import registry
 
+UNIT_NAMES = {"tau": "τ"}  # how the per-unit constants of Activations.units read
+
 if TYPE_CHECKING:  # numpy only here: the TUI's colours use this module without torch
     from .trace import Activations
 
@@ -182,3 +184,14 @@ def decay_per_step(norms: np.ndarray) -> float | None:
     return float(np.exp(slope))
 
 
+
+def reach(norms: np.ndarray, factor: float = 1000.0) -> int | None:
+    """How many steps back a gradient norm series (T,), indexed by position (the loss at
+    the end), has first fallen `factor` times below its value at the end: the distance
+    d >= 1 with |g(T - d)| <= |g(T)| / factor. None when it never does within the series
+    (or the series is too short, or zero at the end)."""
+    g = np.asarray(norms, dtype=np.float64)[::-1]  # by distance, from 0
+    if len(g) < 2 or not g[0] > 0:
+        return None
+    below = np.flatnonzero(g[1:] <= g[0] / factor)
+    return int(below[0]) + 1 if len(below) else None

@@ -34,6 +34,7 @@ class Activations:
     probs: np.ndarray  # (T, V) float32: the next-token distribution after each token
     vocab: tuple[str, ...] = ()  # (V,) how each token id reads, for prediction tables
     offsets: np.ndarray | None = field(default=None, compare=False)  # (T+1,) where token t starts in `text`
+    units: dict[str, np.ndarray] = field(default_factory=dict, compare=False)  # name -> (L, H): per-unit constants (a leaky unit's tau)
 
     @property
     def layers(self) -> int:
@@ -96,8 +97,9 @@ def _activations_of(model: CharRNN, tokenizer: Tokenizer, ids: list[int], tr: Tr
     probs = torch.softmax(tr.logits[0, skip:].detach().float(), -1).cpu().numpy()  # (T, V)
     text = tokenizer.decode(ids)
     vocab = token_texts(tokenizer, list(range(tokenizer.vocab_size)))
+    units = {k: v.detach().float().cpu().numpy() for k, v in model.core.unit_info().items()}
     return Activations(
-        text, np.array(ids), token_texts(tokenizer, ids), model.cfg.cell, signals, probs, vocab, _offsets(tokenizer, ids, text)
+        text, np.array(ids), token_texts(tokenizer, ids), model.cfg.cell, signals, probs, vocab, _offsets(tokenizer, ids, text), units
     )
 
 
@@ -120,10 +122,18 @@ def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str 
     ids = _ids(tokenizer, text, unknown)
     if len(ids) < 2:
         raise TokenizerError("the text needs at least two tokens to measure gradients through time.")
-    skip = int(tokenizer.eos_id is not None)
+    start = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
+    return gradient_flow_ids(model, start + ids, len(start))
+
+
+def gradient_flow_ids(model: CharRNN, ids: list[int], skip: int = 0) -> dict[str, np.ndarray]:
+    """gradient_flow() over token ids, the first `skip` of them read but not reported
+    (a start-of-document token)."""
     with evaluating(model), torch.enable_grad():
-        idx = _context(model, tokenizer, ids)
-        tr = model.trace(idx[:, :-1])
+        idx = torch.tensor([ids], dtype=torch.long, device=model.head.weight.device)  # (1, S+T)
+        # from a start state that asks for gradients, so that h_t does even where no weight
+        # of the recurrence trains (a frozen reservoir)
+        tr = model.trace(idx[:, :-1], tuple(s.requires_grad_() for s in model.init_state(1)))
         loss = torch.nn.functional.cross_entropy(tr.logits[0, -1:].float(), idx[0, -1:])
         names = [n for n in model.kind.state if n in tr.steps]
         flat = [t for n in names for layer in tr.steps[n] for t in layer]
@@ -152,7 +162,8 @@ def probe(model: CharRNN, tokenizer: Tokenizer, text: str, step: int) -> Probe:
     flow: dict[str, np.ndarray] = {}
     with evaluating(model), torch.enable_grad():
         idx = _context(model, tokenizer, ids)  # (1, S+T)
-        tr = model.trace(idx)
+        # a start state that asks for gradients, as in gradient_flow_ids (a frozen reservoir)
+        tr = model.trace(idx, tuple(s.requires_grad_() for s in model.init_state(1)))
         if len(ids) >= 2:
             loss = torch.nn.functional.cross_entropy(tr.logits[0, -2:-1].float(), idx[0, -1:])  # the last token, from the rest
             # the steps that lead to that prediction: all but the last, as gradient_flow traces them

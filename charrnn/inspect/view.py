@@ -22,7 +22,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..models import registry
-from .stats import UnitScore, decay_per_step, next_token_probs, top_predictions
+from .stats import UNIT_NAMES, UnitScore, decay_per_step, next_token_probs, reach, top_predictions
 from .trace import Activations
 from .palette import LIGHT_DIVERGING, TRAFFIC, TRUECOLOR, lightness
 
@@ -94,7 +94,8 @@ def unit_view(acts: Activations, what: str, layer: int, unit: int, note: str = "
     v = acts.signals[what][layer, :, unit]  # (T,)
     range_ = registry.range_of(acts.cell, what)
     how = f", coloured by tanh({what})" if range_ == registry.FREE else ""
-    title = Text.assemble((f"layer {layer}, unit {unit}, {what}", "bold"), f"{how}{note}")
+    consts = "".join(f", {UNIT_NAMES.get(n, n)} {c[layer, unit]:.3g}" for n, c in acts.units.items())  # a leaky unit's τ
+    title = Text.assemble((f"layer {layer}, unit {unit}, {what}{consts}", "bold"), f"{how}{note}")
     text = colored_text(acts.tokens, [diverging(x, depth) for x in scaled(range_, v)])
     return Group(title, text, legend(range_, v, depth))
 
@@ -261,9 +262,13 @@ def gradient_view(
         r = decay_per_step(s[::-1])
         rates.append("" if r is None else f"×{r:.3f} a {step}")
     table.add_row(Text("fit", style="bold"), *[Text(r, style="bold") for r in rates])
+    falls = [reach(s[::-1]) for _, s in series]
+    table.add_row(
+        Text("÷1000", style="bold"), *[Text(f"at {d} step{'s' if d != 1 else ''} back" if d else f"not within {len(s) - 1} steps", style="bold") for d, (_, s) in zip(falls, series)]
+    )
     foot = Text(
         f"log scale: a bar runs from {lo:.1e} to {hi:.1e}; 'fit' is the geometric rate of change per {step} "
-        "(below 1 the gradient vanishes, above 1 it explodes)",
+        "(below 1 the gradient vanishes, above 1 it explodes); '÷1000' is where it has first fallen 1000x below its value at the end",
         style="dim",
     )
     return Group(titled(title, table), foot)

@@ -27,6 +27,18 @@ PyTorch's own (`core.weight_ih_l0`, ...).
 
 A state is a tuple of tensors, one per name in the kind's `state`, each
 (L, B, ...): the batch is always dimension 1. One layer's share is (B, ...).
+A kind whose state tensors are not (H,) per row says so in `state_shapes()`
+(a leaky unit with skip connections carries its last few h).
+
+A few optional hooks let a kind reach past its own layer, each a no-op here:
+`attach(model)` once the model around the core exists (an echo state network
+freezes the embedding; a Jordan net keeps a handle on the head it feeds back),
+`reads_ids` (the core is also handed the token ids: a Jordan net's teacher
+forcing feeds back the known previous output), `unit_info()` (per-unit
+constants the inspector and the TUI show, such as a leaky unit's time constant),
+`warm_start()` (fit part of the model before gradient training, once, on a
+fresh run: an echo state network's ridge readout) and `describe()` (facts about
+a checkpoint's weights for `charrnn info`, such as a reservoir's spectral radius).
 """
 
 from __future__ import annotations
@@ -87,6 +99,29 @@ class Unrolled:
 
     def recur(self, xp: Tensor, state: LayerState, p: tuple[Any, ...]) -> tuple[LayerState, Signals]:
         raise NotImplementedError
+
+    # ------------------------------------------------------------- optional hooks
+
+    reads_ids = False  # forward / step / trace are also given the token ids (ids=), (B, T) or (B,)
+
+    def attach(self, model: nn.Module) -> None:
+        """Called once by the model holding this core, after its embedding and head exist."""
+
+    def unit_info(self) -> dict[str, Tensor]:
+        """Per-unit constants worth showing beside the signals: name -> (L, H)."""
+        return {}
+
+    def warm_start(self, model: nn.Module, batches: Any, reduce: Any, should_stop: Any) -> str | None:
+        """Fit part of the model before the first gradient step of a fresh run, from
+        `batches` (x, y, reset) over the training split, summing across processes with
+        `reduce(tensor)`, stopping early when `should_stop()`. Returns a line for the
+        log, or None when the kind has nothing to fit."""
+        return None
+
+    @classmethod
+    def describe(cls, weights: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Any]:
+        """Facts about a checkpoint's weights for `charrnn info` (name -> a JSON-able value)."""
+        return {}
 
     # ------------------------------------------------------------------ state
 

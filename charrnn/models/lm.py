@@ -36,6 +36,7 @@ class CharRNN(nn.Module):
         self.core = self.kind.load()(cfg, cfg.embed)
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(self.core.out_size, cfg.vocab_size)
+        self.core.attach(self)  # a kind may adjust the model around it (see core.py's optional hooks)
 
     # PyTorch's own initialisation throughout: its logits start small enough that the
     # first loss is ln(V) to within 0.01. Measured on tinyshakespeare (bench/RESULTS.md),
@@ -69,7 +70,7 @@ class CharRNN(nn.Module):
         if state is None:
             state = self.init_state(B)
         x = self.embed(idx)  # (B, T, E)
-        out, state = self.core(x, state, reset)  # (B, T, H)
+        out, state = self.core(x, state, reset, **self._ids(idx))  # (B, T, H)
         logits = self.head(self.drop(out))  # (B, T, V)
         loss = None
         if targets is not None:
@@ -88,7 +89,7 @@ class CharRNN(nn.Module):
     def step_layers(self, idx: Tensor, layers: list[LayerState]) -> tuple[Tensor, list[LayerState]]:
         """`step` on a per-layer state list: the sampler's hot path, which skips
         stacking the layers into (L, B, ...) at every token."""
-        top, layers = self.core.step(self.embed(idx), layers)  # (B, H)
+        top, layers = self.core.step(self.embed(idx), layers, **self._ids(idx))  # (B, H)
         return self.head(top), layers
 
     def trace(self, idx: Tensor, state: State | None = None) -> "Trace":
@@ -98,9 +99,14 @@ class CharRNN(nn.Module):
         B, T = idx.shape
         if state is None:
             state = self.init_state(B)
-        tr = self.core.trace(self.embed(idx), state)
+        tr = self.core.trace(self.embed(idx), state, **self._ids(idx))
         logits = self.head(self.drop(tr.out))  # (B, T, V)
         return Trace(logits=logits, signals=tr.signals, state=tr.state, steps=tr.steps)
+
+    def _ids(self, idx: Tensor) -> dict[str, Tensor]:
+        """The token ids for a core that reads them (a Jordan net: in a language model the
+        known previous output, fed back under teacher forcing, is the current input)."""
+        return {"ids": idx} if self.core.reads_ids else {}
 
     # ------------------------------------------------------------- optimizer
 

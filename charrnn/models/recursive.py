@@ -96,6 +96,11 @@ class TreeCore(nn.Module):
         self.num_layers, self.hidden_size, self.input_size = cfg.layers, cfg.hidden, input_size
         self.dropout = cfg.dropout if cfg.layers > 1 else 0.0
 
+    @classmethod
+    def describe(cls, weights: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Any]:
+        """Facts about a checkpoint's weights for `charrnn info` (as `core.Recurrent.describe`): none."""
+        return {}
+
     def layer_params(self, l: int) -> tuple[Any, ...]:
         raise NotImplementedError
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from .options import ESNOptions, JordanOptions, LeakyOptions
 
 # What a kind reads: a sequence, step by step (the recurrent core, core.py), or a
 # tree, node by node bottom-up (recursive.py). A task takes one structure (its TaskSpec says which).
@@ -161,4 +162,19 @@ register(Kind(
      Signal("forget", GATE, "forget gate its parent applied to this node's cell (none at the root)"),
      Signal("candidate", TANH, "candidate cell value"), Signal("output", GATE, "output gate")),
     "charrnn.models.recursive:ChildSumTreeLSTM", structure=TREE,
+))  # fmt: skip
+register(Kind(
+    "leaky", "leaky units, time constants 1 to --tau-max, skip connections through time (--delays)", ("h", "past"),
+    (_H, Signal("candidate", TANH, "tanh(b + sum_d W_d h(t-d) + U x): what the unit leaks toward")),
+    "charrnn.models.leaky:LeakyCore", options=LeakyOptions,
+))  # fmt: skip
+register(Kind(
+    "esn", "echo state network: a fixed random reservoir, only the readout learns", ("h",),
+    (_H, Signal("a", FREE, "pre-activation b + W h + U x (all fixed)")),
+    "charrnn.models.esn:ESNCore", options=ESNOptions,
+))  # fmt: skip
+register(Kind(
+    "jordan", "output-to-hidden recurrence: h = tanh(b + W o(t-1) + U x)", ("h",),
+    (_H, Signal("a", FREE, "pre-activation b + W o(t-1) + U x"), Signal("fed", FREE, "W o(t-1): the fed-back output's share")),
+    "charrnn.models.jordan:JordanCore", options=JordanOptions,
 ))  # fmt: skip

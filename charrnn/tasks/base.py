@@ -12,7 +12,7 @@ what the inspector traces, and what else a checkpoint must hold to resume it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -106,6 +106,11 @@ class Task:
     def loss(self, net: nn.Module, batch: Any) -> Tensor:
         """The mean loss of a batch (under the trainer's autocast); `net` may be DDP-wrapped."""
         raise NotImplementedError
+
+    def warm_start(self, model: nn.Module, should_stop: Callable[[], bool]) -> str | None:
+        """Before the first step of a fresh run: fit what the model fits without gradients
+        (an echo state network's readout). Returns a line for the log, or None. Every rank calls it."""
+        return None
 
     def after_step(self, ok: bool) -> None:
         """After each optimizer step (ok) or skipped non-finite step (not ok)."""

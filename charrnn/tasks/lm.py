@@ -93,6 +93,22 @@ class LanguageModelling(Task):
         _, loss, self._next = net(x, self.state, y, reset)
         return loss
 
+    def warm_start(self, model: nn.Module, should_stop: Any) -> str | None:
+        """The model's core fits what it fits in closed form over one pass of the training
+        split: this rank's share of 64 or more contiguous streams (the same ones whatever the
+        number of processes), the state carried, reset at documents."""
+        world, rank = self.dist.world, self.dist.rank
+        streams = max(self.cfg.batch_size, -(-64 // world))
+        rows = slice(rank * streams, (rank + 1) * streams)
+
+        def batches() -> Any:
+            for x, y in eval_batches(self.corpus.train, len(self.corpus.train), streams * world, self.cfg.seq_len):
+                x, y = torch.from_numpy(x[rows]).to(self.device), torch.from_numpy(y[rows]).to(self.device)
+                if x.numel():
+                    yield x, y, (x == self.tok.eos_id) if self.reset_docs else None
+
+        return model.core.warm_start(model, batches(), lambda t: distributed.sum_(self.dist, t), should_stop)
+
     def after_step(self, ok: bool) -> None:
         # carried in fp32, whatever autocast did; a skipped step starts the streams afresh
         self.state = tuple(s.detach().float() for s in self._next) if ok and self._next is not None else None

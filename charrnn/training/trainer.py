@@ -113,6 +113,7 @@ class Trainer:
         self.best_val: float | None = None
         self.best_bpc: float | None = None
         self.last_eval: dict[str, Any] | None = None
+        self.fresh = resume is None
         if resume is not None:
             checkpoint.restore(self, resume)
         # Activation probes for UIs that ask for them (a sink with wants_probes = True).
@@ -183,6 +184,10 @@ class Trainer:
                 "give it a larger limit (--steps, --epochs or --time) to train further."
             )
         self.model.train()
+        if self.fresh and self.step == 0:  # a kind may fit part of itself in closed form first (an ESN's readout)
+            note = task.warm_start(self.model, lambda: self.stop.is_set() or (self.time_s is not None and self._elapsed() >= self.time_s))
+            if note:
+                self.out.emit("on_message", MessageEvent("info", note))
         gate = RateGate(STEP_HZ)
         next_probe = 0.0
         loss_sum = torch.zeros((), device=self.device)  # stays on the device between reports

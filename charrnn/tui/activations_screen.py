@@ -17,6 +17,7 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
+from ..inspect.stats import UNIT_NAMES
 from . import colors
 from .widgets import Chart, Heatmap, Series, TokenText, escape, unescape
 
@@ -142,7 +143,8 @@ class ActivationsScreen(Screen):
                    for n, v in flow.items()])  # fmt: skip
         names = " · ".join(f"[{GRAD_COLORS.get(n, 'white')}]{n}[/]" for n in flow)
         grad.border_title = f"gradient down the tree, by depth: {names}" if tree else f"gradient back through time: {names}"
-        extra = f"probe at step {self.probe.step:,} · {len(acts.tokens)} {'nodes' if tree else 'tokens'}"
+        consts = "".join(f"{UNIT_NAMES.get(n, n)} {v[self.sel_layer, self.sel_unit]:.3g} · " for n, v in acts.units.items())
+        extra = f"{consts}probe at step {self.probe.step:,} · {len(acts.tokens)} {'nodes' if tree else 'tokens'}"
         self.query_one("#act-bar", Static).update(
             signal_bar(self.signals, self.sel_signal, self.sel_layer, acts.layers, self.sel_unit, acts.hidden, extra),
             layout=False,

@@ -1,0 +1,138 @@
+"""A readout fitted in closed form over a fixed recurrent core, in one streaming pass.
+
+An echo state network's reservoir never changes, so its readout is a linear
+regression from the reservoir's state to the next token: ridge regression from
+the top layer's h, with a constant 1 for the bias, to the one-hot target y:
+
+    X = [h(t); 1] for every timestep     Y = one-hot(y(t))
+    W = (XᵀX / N + λ I')⁻¹ XᵀY / N         (I' leaves the bias unpenalised)
+
+One pass runs the core over the training split (streams, the state carried,
+reset at document starts) and accumulates XᵀX ((H+1)² numbers) and XᵀY
+((H+1) x V): memory does not grow with the corpus. XᵀX is symmetric, so only
+its upper block triangle is multiplied (8 column blocks), in float32 over
+chunks of about 4,096 timesteps, summed in float64: with 2,001 features on 2
+cores that ran at 18.7k timesteps/s against 7.3k for the full product.
+
+Regression scores are not probabilities. The head is set to s·W, with one
+temperature s that minimises the cross-entropy of softmax(s · scores) over the
+last chunk of the pass (convex in s: Newton's method), so that bits per
+character are honest from the first evaluation; gradient training then refines
+the head as an ordinary softmax readout.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Callable, Iterable
+
+import torch
+from torch import Tensor, nn
+
+CHUNK = 4096  # timesteps per XᵀX update (and the calibration slice)
+BLOCKS = 8  # column blocks of XᵀX; only the upper triangle of blocks is multiplied
+NEWTON_STEPS = 30  # fixed, so that every process of a distributed run takes the same ones
+
+
+def gram_upper(G: Tensor, X: Tensor, blocks: int = BLOCKS) -> None:
+    """G += the upper block triangle of XᵀX (X (N, F) float32, G (F, F) float64)."""
+    F = X.shape[1]
+    edges = [round(i * F / blocks) for i in range(blocks + 1)]
+    for i in range(blocks):
+        lo, hi = edges[i], edges[i + 1]
+        if hi > lo:
+            G[lo:hi, lo:] += (X[:, lo:hi].t() @ X[:, lo:]).double()
+
+
+def symmetric(G: Tensor) -> Tensor:
+    """The full matrix from gram_upper's sums: every element on or above the diagonal is there."""
+    return torch.triu(G) + torch.triu(G, 1).t()
+
+
+def solve(xtx: Tensor, xty: Tensor, n: float, lam: float) -> Tensor:
+    """(F, V) ridge weights from the sums (the last feature is the constant 1)."""
+    A = xtx / n
+    idx = torch.arange(A.shape[0] - 1)
+    A[idx, idx] += lam
+    B = xty.t() / n  # (F, V)
+    try:
+        return torch.cholesky_solve(B, torch.linalg.cholesky(A))
+    except RuntimeError:  # not positive definite (a unit that never moved, say): least squares still answers
+        return torch.linalg.lstsq(A, B).solution
+
+
+def temperature(S: Tensor, y: Tensor, reduce: Callable[[Tensor], Tensor]) -> tuple[float, float]:
+    """The s > 0 minimising the mean cross-entropy of softmax(s S) for targets y, and that
+    mean (nats). S (N, V) float64. Newton's method on a convex function of one number,
+    the sums taken over every process."""
+    s = 1.0
+    for _ in range(NEWTON_STEPS):
+        p = torch.softmax(s * S, 1)
+        mean = (p * S).sum(1)  # E_p[S]
+        var = (p * S * S).sum(1) - mean**2
+        g = reduce(torch.stack([(mean - S[torch.arange(len(y)), y]).sum(), var.sum(), torch.tensor(float(len(y)), dtype=S.dtype, device=S.device)]))
+        if float(g[2]) == 0:
+            return 1.0, math.nan
+        step = float(g[0]) / max(float(g[1]), 1e-12)
+        s = min(max(s - step, s / 4), s * 4)  # a damped Newton step: s stays positive
+    ce = torch.logsumexp(s * S, 1) - s * S[torch.arange(len(y)), y]
+    tot = reduce(torch.stack([ce.sum(), torch.tensor(float(len(y)), dtype=S.dtype, device=S.device)]))
+    return s, float(tot[0]) / max(float(tot[1]), 1.0)
+
+
+@torch.no_grad()
+def fit_ridge(
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor, Tensor | None]], lam: float,
+    reduce: Callable[[Tensor], Tensor], should_stop: Callable[[], bool],
+) -> str:  # fmt: skip
+    """Set model.head to the calibrated ridge readout of model.core's states; returns a line for the log."""
+    core, head = model.core, model.head
+    dev = head.weight.device
+    H, V = core.out_size, head.out_features
+    xtx = torch.zeros(H + 1, H + 1, dtype=torch.float64, device=dev)
+    xty = torch.zeros(V, H + 1, dtype=torch.float64, device=dev)
+    chunk: list[Tensor] = []
+    targets: list[Tensor] = []
+    rows, n, stopped, state = 0, 0, False, None
+    cal_X, cal_y = torch.zeros(0, H + 1, device=dev), torch.zeros(0, dtype=torch.long, device=dev)
+    was_training = model.training
+    model.eval()
+    t0 = time.monotonic()
+    for x, y, reset in batches:
+        if state is None:
+            state = model.init_state(x.shape[0], dev, torch.float32)
+        out, state = core(model.embed(x), state, reset)  # (B, T, H)
+        X = torch.cat([out.reshape(-1, H).float(), torch.ones(out.shape[0] * out.shape[1], 1, device=dev)], 1)  # (B*T, H+1)
+        xty.index_add_(0, y.reshape(-1), X.double())  # row y(t) of XᵀY (stored transposed) gains X(t)
+        chunk.append(X)
+        targets.append(y.reshape(-1))
+        rows += len(X)
+        if rows >= CHUNK:
+            cal_X, cal_y = torch.cat(chunk), torch.cat(targets)
+            gram_upper(xtx, cal_X)
+            n, rows, chunk, targets = n + len(cal_X), 0, [], []
+        if should_stop():
+            stopped = True
+            break
+    if chunk:
+        cal_X, cal_y = torch.cat(chunk), torch.cat(targets)
+        gram_upper(xtx, cal_X)
+        n += len(cal_X)
+    model.train(was_training)
+    sums = reduce(torch.tensor([float(n)], dtype=torch.float64, device=dev))
+    total = int(sums[0])
+    if total == 0:
+        return "ridge readout: no training steps were read before the run stopped; the readout starts from its initialisation."
+    reduce(xtx)
+    reduce(xty)
+    W = solve(symmetric(xtx), xty, total, lam)  # (H+1, V)
+    s, ce = temperature(cal_X.double() @ W, cal_y, reduce)
+    head.weight.copy_((s * W[:H]).t().to(head.weight.dtype))
+    head.bias.copy_((s * W[H]).to(head.bias.dtype))
+    took = time.monotonic() - t0
+    early = ", stopped early by the run's limit" if stopped else ""
+    return (
+        f"ridge readout: {total:,} timesteps of {H:,}-unit states in one pass ({took:.0f} s{early}), λ {lam:g}; "
+        f"temperature {s:.2f}, {ce / math.log(2):.3f} bits/token on the last {len(cal_y):,} of them"
+    )

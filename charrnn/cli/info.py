@@ -15,6 +15,8 @@ from rich.table import Table
 from ..config import ModelConfig, format_duration, from_dict
 from .common import DEFAULT_ROOT, CheckpointsOpt, Command, RunArg, app, out, user_errors
 
+MAX_LABELS = 30  # labels listed in the table
+
 
 @app.command(cls=Command)
 @user_errors
@@ -77,7 +79,19 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "limits": {k: t.get(k) for k in ("steps", "epochs", "time")},
         "device_trained_on": ck.get("trained_on", t.get("device")),
         "precision": ck.get("trained_precision", t.get("precision")),
+        "label_from": d.get("label_from"),
+        "labels": _labels(ck),
+        "last_val_bpc_no_label": last.get("val_bpc_no_label"),
     }
+
+
+def _labels(ck: dict[str, Any]) -> dict[str, dict[str, int]] | None:
+    """label -> {docs, chars} over the run's corpus (None: a model without labels)."""
+    names = (ck.get("labels") or {}).get("labels")
+    if not isinstance(names, list):
+        return None
+    stats = ck.get("label_stats") or {}
+    return {n: {"docs": stats.get(n, [0, 0])[0], "chars": stats.get(n, [0, 0])[1]} for n in names}
 
 
 def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = False) -> None:
@@ -110,5 +124,14 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
         bpc = f", {s['best_val_bpc']:.4f} bits/char" if s["best_val_bpc"] is not None else ""
         row("best val", f"{s['best_val_loss']:.4f} nats/token{bpc}, perplexity {s['best_val_ppl']:.2f}")
     if s["last_val_loss"] is not None:
-        row("last val", f"{s['last_val_loss']:.4f} nats/token, {s['last_val_bpc']:.4f} bits/char")
+        none = f" ({s['last_val_bpc_no_label']:.4f} with no label)" if s["last_val_bpc_no_label"] is not None else ""
+        row("last val", f"{s['last_val_loss']:.4f} nats/token, {s['last_val_bpc']:.4f} bits/char{none}")
+    if s["labels"] is not None:
+        labels = s["labels"]
+        row("labels", f"{len(labels)} from --label-from {s['label_from']} (documents / characters in the corpus)")
+        width = max(len(n) for n in labels)
+        for name, c in list(labels.items())[:MAX_LABELS]:
+            row("", f"  {name:<{width}}  {c['docs']:>9,} docs  {c['chars']:>12,} chars")
+        if len(labels) > MAX_LABELS:
+            row("", f"  and {len(labels) - MAX_LABELS} more (--json lists them all)")
     console.print(table)

@@ -3,7 +3,9 @@
 Everything here runs the per-step path (`CharRNN.trace`) on one short text and
 hands back plain arrays, so the inspector, the TUI and other tools read the same
 numbers. A text is read the way sampling reads it: for a model with documents,
-from the start-of-document state (the end-of-document token fed first, not shown).
+from the start-of-document state (the end-of-document token fed first, not shown);
+for a model conditioned on labels, under a label (an index; None: "no label"),
+starting from that label's start state; for a length model, as one whole document.
 
 Indices are 0-based, as in PyTorch: layer 0 is nearest the input, position t is
 the t-th token of the text, and a signal at t is the value after reading token t.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -34,6 +36,7 @@ class Activations:
     probs: np.ndarray  # (T, V) float32: the next-token distribution after each token
     vocab: tuple[str, ...] = ()  # (V,) how each token id reads, for prediction tables
     offsets: np.ndarray | None = field(default=None, compare=False)  # (T+1,) where token t starts in `text`
+    halt: np.ndarray | None = field(default=None, compare=False)  # (T,) p(the text ends after token t): a halt model
 
     @property
     def layers(self) -> int:
@@ -51,6 +54,8 @@ class Probe:
     step: int
     acts: Activations
     grad_flow: dict[str, np.ndarray]  # "h" (and "c") -> (L, T): |dL_T / d h_t|
+    label: str | None = None  # the label traced under (None: no label, or a model without labels)
+    labels: tuple[str, ...] = ()  # the labels the model knows, for a UI to offer
 
 
 @contextlib.contextmanager
@@ -82,17 +87,25 @@ def _context(model: CharRNN, tokenizer: Tokenizer, ids: list[int]) -> torch.Tens
     return torch.tensor([start + ids], dtype=torch.long, device=model.head.weight.device)  # (1, S+T)
 
 
-def activations(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error") -> Activations:
+def _traced(model: CharRNN, idx: torch.Tensor, label: int | None) -> Any:
+    """model.trace over idx (1, T) from the start state, under `label`."""
+    lab = None if label is None else torch.tensor([label], device=idx.device)
+    labels = None if lab is None else lab.expand(idx.shape)
+    return model.trace(idx, model.start_state(1, lab), labels)
+
+
+def activations(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error", label: int | None = None) -> Activations:
     ids = _ids(tokenizer, text, unknown)
     skip = int(tokenizer.eos_id is not None)
     with evaluating(model), torch.no_grad():
-        tr = model.trace(_context(model, tokenizer, ids))
+        tr = _traced(model, _context(model, tokenizer, ids), label)
     signals = {k: v[:, 0, skip:].float().cpu().numpy() for k, v in tr.signals.items()}  # (L, T, H)
     probs = torch.softmax(tr.logits[0, skip:].float(), -1).cpu().numpy()  # (T, V)
     text = tokenizer.decode(ids)
     vocab = token_texts(tokenizer, list(range(tokenizer.vocab_size)))
+    halt = None if tr.halt is None else tr.halt[0, skip:].float().cpu().numpy()  # (T,)
     return Activations(
-        text, np.array(ids), token_texts(tokenizer, ids), model.cfg.cell, signals, probs, vocab, _offsets(tokenizer, ids, text)
+        text, np.array(ids), token_texts(tokenizer, ids), model.cfg.cell, signals, probs, vocab, _offsets(tokenizer, ids, text), halt
     )
 
 
@@ -106,7 +119,7 @@ def _offsets(tokenizer: Tokenizer, ids: list[int], text: str) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
-def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error") -> dict[str, np.ndarray]:
+def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error", label: int | None = None) -> dict[str, np.ndarray]:
     """|dL_T / d s_t| for every state tensor s the kind carries (h; an LSTM's cell c
     too), every layer and every t <= T, where L_T is the loss of the last prediction
     in the text (its last token, predicted from the rest). Index t reads "T - t steps
@@ -118,7 +131,7 @@ def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str 
     skip = int(tokenizer.eos_id is not None)
     with evaluating(model), torch.enable_grad():
         idx = _context(model, tokenizer, ids)
-        tr = model.trace(idx[:, :-1])
+        tr = _traced(model, idx[:, :-1], label)
         loss = torch.nn.functional.cross_entropy(tr.logits[0, -1:].float(), idx[0, -1:])
         names = [n for n in model.kind.state if n in tr.steps]
         flat = [t for n in names for layer in tr.steps[n] for t in layer]
@@ -136,5 +149,10 @@ def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str 
     return out
 
 
-def probe(model: CharRNN, tokenizer: Tokenizer, text: str, step: int) -> Probe:
-    return Probe(step, activations(model, tokenizer, text, unknown="skip"), gradient_flow(model, tokenizer, text, unknown="skip"))
+def probe(model: CharRNN, tokenizer: Tokenizer, text: str, step: int, label: int | None = None,
+          labels: tuple[str, ...] = ()) -> Probe:  # fmt: skip
+    """What the TUI's activations screen shows: `text` traced under `label` (an index
+    into `labels`, the model's label names; None: no label)."""
+    acts = activations(model, tokenizer, text, unknown="skip", label=label)
+    flow = gradient_flow(model, tokenizer, text, unknown="skip", label=label)
+    return Probe(step, acts, flow, None if label is None else labels[label], tuple(labels))

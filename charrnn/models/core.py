@@ -55,13 +55,16 @@ class CoreTrace:
     steps: dict[str, list[list[Tensor]]]  # name -> [layer][t] -> (B, ...): the graph's own tensors, for autograd.grad
 
 
-def keep_rows(state: State | LayerState, keep: Tensor, dim: int) -> tuple[Tensor, ...]:
-    """Zero the batch rows whose `keep` (B,) is 0: each tensor's batch is at `dim`."""
+def keep_rows(state: State | LayerState, keep: Tensor, dim: int, start: State | LayerState | None = None) -> tuple[Tensor, ...]:
+    """Restart the batch rows whose `keep` (B,) is 0: each tensor's batch is at `dim`.
+    They start again from zeros, or from `start` (the same shapes as `state`) where
+    given: a model conditioned on a context sets h(0) at each document's start."""
     out = []
-    for s in state:
+    for j, s in enumerate(state):
         shape = [1] * s.dim()
         shape[dim] = -1
-        out.append(s * keep.to(s.dtype).view(shape))
+        k = keep.to(s.dtype).view(shape)
+        out.append(s * k if start is None else s * k + start[j].to(s.dtype) * (1 - k))
     return tuple(out)
 
 
@@ -118,10 +121,11 @@ class Unrolled:
 
     # ------------------------------------------------------------ the three paths
 
-    def unrolled(self, x: Tensor, state: State, reset: Tensor | None = None) -> tuple[Tensor, State]:
+    def unrolled(self, x: Tensor, state: State, reset: Tensor | None = None, h0: State | None = None) -> tuple[Tensor, State]:
         """x (B, T, I) -> the top layer's outputs (B, T, H) and the final state.
 
-        `reset` (B, T) bool zeroes a row's state just before it reads step t."""
+        `reset` (B, T) bool restarts a row's state just before it reads step t: from
+        zeros, or from h0 (each (L, B, T, ...)) at that step where h0 is given."""
         B, T, _ = x.shape
         at: set[int] = set()
         keep = None
@@ -137,11 +141,13 @@ class Unrolled:
             outs = []
             for t, xp_t in enumerate(xp.unbind(1)):
                 if t in at:
-                    s = keep_rows(s, keep[:, t], 0)  # type: ignore[index]
+                    s = keep_rows(s, keep[:, t], 0, None if h0 is None else tuple(h[k, :, t] for h in h0))  # type: ignore[index]
                 s, _ = self.recur(xp_t, s, p)
                 outs.append(s[0])
             finals.append(s)
             x = self._between(torch.stack(outs, 1), k)  # (B, T, H)
+        if h0 is not None and not at:  # no document starts here: h0 still joins the graph, as DDP wants of every parameter
+            x = x + 0.0 * sum(h.sum() for h in h0)
         return x, self.join_state(finals)
 
     def step(self, x: Tensor, layers: list[LayerState]) -> tuple[Tensor, list[LayerState]]:
@@ -188,8 +194,8 @@ class Recurrent(Unrolled, nn.Module):
         self.dropout = cfg.dropout if cfg.layers > 1 else 0.0
         self.input_size = input_size
 
-    def forward(self, x: Tensor, state: State, reset: Tensor | None = None) -> tuple[Tensor, State]:
-        return self.unrolled(x, state, reset)
+    def forward(self, x: Tensor, state: State, reset: Tensor | None = None, h0: State | None = None) -> tuple[Tensor, State]:
+        return self.unrolled(x, state, reset, h0)
 
 
 class FusedCore(Unrolled):
@@ -197,8 +203,9 @@ class FusedCore(Unrolled):
 
     With document starts inside a batch, each row is cut where a document starts
     and the pieces run as one packed batch, the first piece of a row from the
-    carried state and every other piece from zeros. `use_fused = False` switches
-    training to the generic unrolled path (parity tests and the benchmark use it)."""
+    carried state and every other piece from zeros (or from h0 at its start, where
+    given). `use_fused = False` switches training to the generic unrolled path
+    (parity tests and the benchmark use it)."""
 
     use_fused = True
 
@@ -218,17 +225,17 @@ class FusedCore(Unrolled):
     def _fused(self, x: Any, hx: Any) -> tuple[Any, Any]:
         return super(FusedCore, self).forward(x, hx)  # type: ignore[misc]  # the nn.RNNBase subclass's own forward
 
-    def forward(self, x: Tensor, state: State, reset: Tensor | None = None) -> tuple[Tensor, State]:
+    def forward(self, x: Tensor, state: State, reset: Tensor | None = None, h0: State | None = None) -> tuple[Tensor, State]:
         if not self.use_fused:
-            return self.unrolled(x, state, reset)
+            return self.unrolled(x, state, reset, h0)
         if reset is not None and bool(reset[:, 1:].any()):
-            return self._segments(x, state, reset)
+            return self._segments(x, state, reset, h0)
         if reset is not None:
-            state = keep_rows(state, ~reset[:, 0], 1)
+            state = keep_rows(state, ~reset[:, 0], 1, None if h0 is None else tuple(h[:, :, 0] for h in h0))
         out, s = self._fused(x, self._to_module(state))  # (B, T, H)
         return out, self._from_module(s)
 
-    def _segments(self, x: Tensor, state: State, reset: Tensor) -> tuple[Tensor, State]:
+    def _segments(self, x: Tensor, state: State, reset: Tensor, h0: State | None = None) -> tuple[Tensor, State]:
         B, T, _ = x.shape
         starts = reset.clone()
         starts[:, 0] = True  # every row starts a segment at t = 0
@@ -243,11 +250,15 @@ class FusedCore(Unrolled):
         padded[seg, pos] = x.reshape(B * T, -1)
         first = seg.view(B, T)[:, 0]  # (B,) the first segment of each row
         last = seg.view(B, T)[:, -1]  # (B,) the last segment of each row
-        carried = keep_rows(state, ~reset[:, 0], 1)
+        carried = keep_rows(state, ~reset[:, 0], 1, None if h0 is None else tuple(h[:, :, 0] for h in h0))
+        inner = reset.clone()
+        inner[:, 0] = False  # the segments that start inside a row, at a reset
         init = []
-        for s in carried:  # (L, B, H) -> (L, S, H): the carried state into each row's first segment
+        for j, s in enumerate(carried):  # (L, B, H) -> (L, S, H): the carried state into each row's first segment
             z = s.new_zeros(s.shape[0], S, *s.shape[2:])
             z[:, first] = s
+            if h0 is not None:
+                z[:, seg.view(B, T)[inner]] = h0[j][:, inner].to(z.dtype)  # (L, N, H): h(0) where a document starts
             init.append(z)
         packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, s_n = self._fused(packed, self._to_module(tuple(init)))

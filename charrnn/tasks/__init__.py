@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from .lm_options import LMOptions  # light: a dataclass, no torch
 
 
 @dataclass(frozen=True)
@@ -53,4 +54,5 @@ def task_names() -> tuple[str, ...]:
     return tuple(TASKS)
 
 
-register_task(TaskSpec("lm", "language modelling: predict each next token of a text", "charrnn.tasks.lm:LanguageModelling"))
+register_task(TaskSpec("lm", "language modelling: predict each next token of a text", "charrnn.tasks.lm:LanguageModelling",
+                       options=LMOptions))  # fmt: skip

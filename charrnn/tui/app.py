@@ -74,6 +74,7 @@ class CharRNNApp(App):
         self._done.set()
         self._trainer: Any = None  # the running Trainer (only its probe_text is touched from here)
         self._probe_text: str | None = None
+        self.probe_label: str | None = None  # the label the activations screen traces under (None: no label)
         self._train_worker: Worker | None = None
         self._quit_when_done = False
         self._drawn: dict[int, int] = {}
@@ -108,6 +109,8 @@ class CharRNNApp(App):
             trainer = make_trainer([Bridge(self)], stop)
             if self._probe_text:
                 trainer.probe_text = self._probe_text
+            if hasattr(trainer.task, "probe_label"):
+                trainer.task.probe_label = self.probe_label
             self._trainer = trainer
             if stop.is_set():  # quit while the corpus was being read: nothing trained, nothing to save
                 return None
@@ -194,6 +197,14 @@ class CharRNNApp(App):
         if trainer is not None:
             trainer.probe_text = text or trainer.default_probe_text()  # read by the training thread at its next probe
         self.notify("probe text set: the next frame traces it." if self.training else "probe text set for the next run.")
+
+    def set_probe_label(self, label: str | None) -> None:
+        """The label the activations screen traces under (None: no label), from the next frame on."""
+        self.probe_label = label
+        trainer = self._trainer
+        if trainer is not None and hasattr(trainer.task, "probe_label"):
+            trainer.task.probe_label = label  # read by the training thread at its next probe
+        self.notify(f"tracing under the label {label}." if label is not None else "tracing with no label.")
 
     async def action_quit(self) -> None:
         if not self.training:

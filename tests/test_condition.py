@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import TINY, make_text, no_traceback, one_line_error
+from helpers import TINY, no_traceback, one_line_error
 
 from charrnn.cli import app
 from charrnn.config import DataConfig, ModelConfig, TrainConfig

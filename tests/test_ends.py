@@ -17,9 +17,9 @@ import pytest
 from helpers import TINY, no_traceback
 
 from charrnn.cli import app
+from charrnn.data import remaining as remaining_mod
 from charrnn.data.remaining import document_starts, remaining_file
 from charrnn.data.tokenfile import TokenFile
-from charrnn.data import remaining as remaining_mod
 
 
 def fixed(path: Path, length: int, n: int = 500, alphabet: str = "abcdef", seed: int = 0) -> Path:

@@ -26,10 +26,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
-
-import numpy as np
 
 from ..config import DataConfig, ModelConfig, SampleConfig, TrainConfig, option_flag
 from ..data.batches import StreamBatcher, eval_windows

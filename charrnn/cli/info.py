@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..config import ModelConfig, format_duration, from_dict
+from ..config import ModelConfig, TrainConfig, format_duration, from_dict
 from .common import DEFAULT_ROOT, CheckpointsOpt, Command, RunArg, app, out, user_errors
 
 MAX_LABELS = 30  # labels listed in the table
@@ -82,6 +82,8 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "label_from": d.get("label_from"),
         "labels": _labels(ck),
         "last_val_bpc_no_label": last.get("val_bpc_no_label"),
+        "recipe": list(t.get("recipe") or []),  # settings taken from the fp32 CPU recipe (training/recipe.py)
+        "recipe_note": _recipe_note(cfg, t),
     }
 
 
@@ -92,6 +94,12 @@ def _labels(ck: dict[str, Any]) -> dict[str, dict[str, int]] | None:
         return None
     stats = ck.get("label_stats") or {}
     return {n: {"docs": stats.get(n, [0, 0])[0], "chars": stats.get(n, [0, 0])[1]} for n in names}
+
+
+def _recipe_note(model: ModelConfig, t: dict[str, Any]) -> str | None:
+    from ..training import recipe
+
+    return recipe.describe(model, from_dict(TrainConfig, t)) if t.get("recipe") else None
 
 
 def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = False) -> None:
@@ -120,6 +128,8 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
     row("corpus", corpus + sizes + (f", documents by {s['doc_sep']!r}" if s["doc_sep"] else ""))
     row("trained", f"{s['step']:,} steps, epoch {s['epoch']}, {format_duration(s['elapsed_s'])}")
     row("batch", f"{s['batch_size']} x {s['seq_len']}, lr {s['lr']}, {s['precision']} on {s['device_trained_on']}")
+    if s["recipe_note"]:
+        row("defaults", s["recipe_note"])
     if s["best_val_loss"] is not None:
         bpc = f", {s['best_val_bpc']:.4f} bits/char" if s["best_val_bpc"] is not None else ""
         row("best val", f"{s['best_val_loss']:.4f} nats/token{bpc}, perplexity {s['best_val_ppl']:.2f}")

@@ -30,6 +30,7 @@ class StartEvent:
     tokens_per_step: int
     world: int = 1
     trained_params: int | None = None  # None: all of them train
+    recipe: str | None = None  # which settings came from the fp32 CPU recipe (training/recipe.py)
 
 
 @dataclass(frozen=True)

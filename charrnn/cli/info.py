@@ -15,6 +15,8 @@ from rich.table import Table
 from ..config import ModelConfig, TrainConfig, format_duration, from_dict
 from .common import DEFAULT_ROOT, CheckpointsOpt, Command, RunArg, app, out, user_errors
 
+MAX_LABELS = 30  # labels listed in the table
+
 
 @app.command(cls=Command)
 @user_errors
@@ -81,6 +83,9 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "precision": ck.get("trained_precision", t.get("precision")),
         "frozen": list(ck.get("frozen", ())),
         "kind": _kind_facts(ck, cfg),
+        "label_from": d.get("label_from"),
+        "labels": _labels(ck),
+        "last_val_bpc_no_label": last.get("val_bpc_no_label"),
         "recipe": list(t.get("recipe") or []),  # settings taken from the fp32 CPU recipe (training/recipe.py)
         "recipe_note": _recipe_note(cfg, t),
     }
@@ -93,6 +98,13 @@ def _kind_facts(ck: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
     if cfg.cell not in registry.KINDS:
         return {}
     return registry.get(cfg.cell).load().describe(ck["model"], cfg)
+def _labels(ck: dict[str, Any]) -> dict[str, dict[str, int]] | None:
+    """label -> {docs, chars} over the run's corpus (None: a model without labels)."""
+    names = (ck.get("labels") or {}).get("labels")
+    if not isinstance(names, list):
+        return None
+    stats = ck.get("label_stats") or {}
+    return {n: {"docs": stats.get(n, [0, 0])[0], "chars": stats.get(n, [0, 0])[1]} for n in names}
 
 
 def _recipe_note(model: ModelConfig, t: dict[str, Any]) -> str | None:
@@ -139,10 +151,19 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
         else:
             row("best val", f"{s['best_val_loss']:.4f} nats")
     if s["last_val_loss"] is not None and s["last_val_bpc"] is not None:
-        row("last val", f"{s['last_val_loss']:.4f} nats/token, {s['last_val_bpc']:.4f} bits/char")
+        none = f" ({s['last_val_bpc_no_label']:.4f} with no label)" if s["last_val_bpc_no_label"] is not None else ""
+        row("last val", f"{s['last_val_loss']:.4f} nats/token, {s['last_val_bpc']:.4f} bits/char{none}")
     elif s["last_val_loss"] is not None:  # a task that scores examples (trees, labels): nats per example
         acc = f", accuracy {s['last_val_accuracy']:.1%}" if s["last_val_accuracy"] is not None else ""
         row("last val", f"{s['last_val_loss']:.4f} nats{acc}")
     for k, v in s["kind"].items():
         row(k, v)
+    if s["labels"] is not None:
+        labels = s["labels"]
+        row("labels", f"{len(labels)} from --label-from {s['label_from']} (documents / characters in the corpus)")
+        width = max(len(n) for n in labels)
+        for name, c in list(labels.items())[:MAX_LABELS]:
+            row("", f"  {name:<{width}}  {c['docs']:>9,} docs  {c['chars']:>12,} chars")
+        if len(labels) > MAX_LABELS:
+            row("", f"  and {len(labels) - MAX_LABELS} more (--json lists them all)")
     console.print(table)

@@ -40,6 +40,7 @@ def inspect(
         Optional[int],
         typer.Option(help=f"Without --text or --file, {SAMPLED_CHARS} characters are sampled from the model with this seed.", rich_help_panel=P_TEXT),
     ] = None,
+    label: Annotated[Optional[str], typer.Option(help="Read the text under this label (a model trained with --label-from; default: no label).", rich_help_panel=P_TEXT, show_default=False)] = None,
     layer: Annotated[Optional[int], typer.Option(help="Colour the text by a unit of this layer (default: the top one).", rich_help_panel=P_UNIT, show_default=False)] = None,
     unit: Annotated[Optional[int], typer.Option(help="...this unit (default: the one that varies most along the text).", rich_help_panel=P_UNIT, show_default=False)] = None,
     what: Annotated[Optional[str], typer.Option(help=_signals_help(), metavar="SIGNAL", rich_help_panel=P_UNIT, show_default=False)] = None,
@@ -85,19 +86,22 @@ def inspect(
     path = checkpoint.find(run_or_checkpoint, checkpoints)
     ck = checkpoint.load(path)
     model, tok = checkpoint.model_from(ck, path)
+    from ..tasks.generate import label_index
+
+    label_id = label_index(ck, label)
     if file is not None:
         text = _read(file)
     if model.cfg.task == "tree":  # a tree's nodes, not a text's positions
         unfit = [flag for flag, on in (("--find", find is not None), ("--at", at is not None), ("--seed", seed is not None),
-                 ("--unknown skip", unknown != Unknown.error), ("--html", html_path is not None)) if on]  # fmt: skip
+                 ("--unknown skip", unknown != Unknown.error), ("--html", html_path is not None), ("--label", label is not None)) if on]  # fmt: skip
         return _inspect_tree(path, ck, model, text, what, layer, unit, top_k, gradients, json_path, unfit)
     if text is None:
-        text = _sampled(model, tok, seed)
+        text = _sampled(model, tok, seed, label_id)
     if len(text) > max_chars:
         err.print(f"[dim]reading the first {max_chars:,} of {len(text):,} characters (--max-chars)[/]")
         text = text[:max_chars]
 
-    acts = activations(model, tok, text, unknown=unknown.value)
+    acts = activations(model, tok, text, unknown=unknown.value, label=label_id)
     what_ = what if what is not None else "h"
     layer_ = acts.layers - 1 if layer is None else layer
     unit_values(acts, what_, layer_, 0 if unit is None else unit)  # names and ranges: fail before printing anything
@@ -106,7 +110,7 @@ def inspect(
         position(acts, at_)
     inside = match_mask(acts, find) if find is not None else None
     found = find_units(acts, inside, top=top) if inside is not None else []
-    flow = gradient_flow(model, tok, text, unknown=unknown.value) if gradients or ((json_path or html_path) and len(acts.ids) > 1) else None
+    flow = gradient_flow(model, tok, text, unknown=unknown.value, label=label_id) if gradients or ((json_path or html_path) and len(acts.ids) > 1) else None
 
     m = model.cfg
     depth = depth_of(out.color_system)  # scales of colours this terminal has (256 in tmux, say)
@@ -228,7 +232,7 @@ def _read(file: Path) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _sampled(model, tok, seed: int | None) -> str:  # type: ignore[no-untyped-def]
+def _sampled(model, tok, seed: int | None, label: int | None = None) -> str:  # type: ignore[no-untyped-def]
     import torch
 
     from ..config import SampleConfig
@@ -236,7 +240,7 @@ def _sampled(model, tok, seed: int | None) -> str:  # type: ignore[no-untyped-de
 
     seed = new_seed() if seed is None else seed
     cfg = SampleConfig(length=SAMPLED_CHARS, seed=seed)
-    text = "".join(generate(model, tok, cfg, torch.Generator().manual_seed(seed)))
+    text = "".join(generate(model, tok, cfg, torch.Generator().manual_seed(seed), label=label))
     err.print(f"[dim]no --text or --file: reading {len(text)} characters sampled from the model (--seed {seed} to repeat)[/]")
     if not text:
         raise TokenizerError("the model's sample came out empty; give a text with --text or --file.")

@@ -34,8 +34,14 @@ def eval_line(e: EvalEvent) -> str:
                 f"{format_duration(e.elapsed_s)}{best}")  # fmt: skip
     return (
         f"{tag}step {e.step:,} | {train}val {e.val_loss:.4f} nats/token | {score(e)} | "
-        f"ppl {e.val_ppl:.2f} | {si(e.chars_per_s)} chars/s | {format_duration(e.elapsed_s)}{best}"
+        f"ppl {e.val_ppl:.2f} | {si(e.chars_per_s)} chars/s | {format_duration(e.elapsed_s)}{best}{metrics_text(e.metrics)}"
     )
+
+
+def metrics_text(metrics: dict[str, float]) -> str:
+    """What else a task measured, as ' | name value' (no label: bits/char without the label)."""
+    shown = {"val_bpc_no_label": "no label {:.4f} bits/char", "label_gain_bpc": "label worth {:.4f} bits/char"}
+    return "".join(" | " + shown[k].format(v) for k, v in metrics.items() if k in shown)
 
 
 def start_lines(e: StartEvent) -> list[str]:

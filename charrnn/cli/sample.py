@@ -24,7 +24,10 @@ def sample(
     num: Annotated[int, typer.Option(help="How many samples (run as one batch, printed when all have ended).", rich_help_panel=P_SAMPLE)] = S.num,
     seed: Annotated[Optional[int], typer.Option(help="Random seed (default: a new one, printed to stderr).", rich_help_panel=P_SAMPLE)] = S.seed,
     stop: Annotated[Optional[list[str]], typer.Option(help="Stop at this string (repeatable); it is not printed.", rich_help_panel=P_SAMPLE)] = None,
-    no_stop: Annotated[bool, typer.Option("--no-stop", help="Run past the end-of-document token.", rich_help_panel=P_SAMPLE)] = False,
+    no_stop: Annotated[bool, typer.Option("--no-stop", help="Run past the end of a document.", rich_help_panel=P_SAMPLE)] = False,
+    label: Annotated[
+        Optional[str], typer.Option(help="Generate for this label (a model trained with --label-from; default: no label).", rich_help_panel=P_SAMPLE, show_default=False)
+    ] = None,
     unknown: UnknownOpt = Unknown(S.unknown),
     checkpoints: CheckpointsOpt = DEFAULT_ROOT,
     device: Annotated[Device, typer.Option(help="Where to run the model.", rich_help_panel=P_HW)] = Device.cpu,
@@ -37,7 +40,7 @@ def sample(
     import torch
 
     from ..config import from_dict
-    from ..tasks.generate import eos_text, generate, generate_batch, new_seed
+    from ..tasks.generate import eos_text, generate, generate_batch, label_index, new_seed
     from ..training import checkpoint
     from ..training.hardware import pick_device
 
@@ -47,17 +50,18 @@ def sample(
     if task != "lm":
         raise ConfigError(f"{path} is a {task} run, not a language model; ask it with `charrnn predict`.")
     model, tok = checkpoint.model_from(ck, path)
+    label_id = label_index(ck, label)  # an unknown label: fail before printing anything
     model.to(pick_device(device.value))
     doc_sep = from_dict(DataConfig, ck.get("data_config", {})).doc_sep
     tok.encode(cfg.prime, unknown=cfg.unknown)  # unknown characters: fail before printing anything
     seed_used = cfg.seed if cfg.seed is not None else new_seed()
     gen = torch.Generator().manual_seed(seed_used)
     if cfg.num == 1:
-        for piece in generate(model, tok, cfg, gen, eos_text(doc_sep)):
+        for piece in generate(model, tok, cfg, gen, eos_text(doc_sep), label_id):
             sys.stdout.write(piece)
             sys.stdout.flush()
     else:  # one batch of num streams, printed when all have ended
-        sys.stdout.write("\n\n".join(generate_batch(model, tok, cfg, cfg.num, gen, eos_text(doc_sep))))
+        sys.stdout.write("\n\n".join(generate_batch(model, tok, cfg, cfg.num, gen, eos_text(doc_sep), label_id)))
     sys.stdout.write("\n")
     sys.stdout.flush()
     if cfg.seed is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -37,6 +38,7 @@ from ..config import (
 from ..errors import ConfigError, PeerLostError
 from ..tasks import task_spec
 from . import kind_options as ko
+from ..tasks.lm_options import Condition, LengthModel, LMOptions
 from .common import (
     DEFAULT_ROOT,
     P_CORPUS,
@@ -67,10 +69,12 @@ from .common import (
 
 D = DataConfig()
 KIND_OPTIONS = ko.OPTION_PARAMS
+LM = LMOptions()
+P_ENDS = "Conditioning and ends (lm)"
 
 # train's parameters that are a kind's or a task's own settings: given ones go into
 # ModelConfig.options (the next cells and tasks add theirs here and to the signature)
-OPTION_PARAMS: tuple[str, ...] = KIND_OPTIONS
+OPTION_PARAMS: tuple[str, ...] = KIND_OPTIONS + ("condition", "label_dropout", "label_embed", "length_model")
 
 
 @app.command(cls=Command)
@@ -107,6 +111,14 @@ def train(
     spm_type: Annotated[SpmType, typer.Option(help="Sentencepiece model type (--tokenizer spm).", rich_help_panel=P_CORPUS)] = SpmType(
         D.spm_type
     ),
+    condition: Annotated[
+        Condition, typer.Option(help="Where a document's label (--label-from) enters: an extra input at every step, the initial state h(0), or both.", rich_help_panel=P_ENDS)
+    ] = Condition(LM.condition),
+    label_dropout: Annotated[float, typer.Option(help="Share of documents trained with no label, so the model also samples without one.", rich_help_panel=P_ENDS)] = LM.label_dropout,
+    label_embed: Annotated[int, typer.Option(help="Width of the learned label embedding.", rich_help_panel=P_ENDS)] = LM.label_embed,
+    length_model: Annotated[
+        LengthModel, typer.Option(help="How a document ends: an end token (eos), an extra halt output, or a predicted length with the remaining length as an input.", rich_help_panel=P_ENDS)
+    ] = LengthModel(LM.length_model),
     cell: CellOpt = M.cell,
     layers: LayersOpt = M.layers,
     hidden: HiddenOpt = M.hidden,

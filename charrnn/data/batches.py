@@ -8,6 +8,10 @@ from one batch to the next (detached: gradients flow back T steps, the state
 flows forward through the whole epoch). Each epoch starts at a random offset
 inside the slack the streams leave, so window boundaries move between epochs;
 the offset comes from (seed, epoch) alone, so a resumed run sees the same batches.
+
+Arrays parallel to the ids (`sides`: each token's label, its remaining document
+length) are read through the very same windows, so a batch carries them per
+timestep and a stream switches label where its document changes.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class StreamBatcher:
     seed: int = 0
     rank: int = 0
     world: int = 1
+    sides: tuple[Any, ...] = ()  # arrays parallel to `ids`, read through the same windows (windows())
 
     def __post_init__(self) -> None:
         B, T, W = self.batch_size, self.seq_len, self.world
@@ -46,7 +51,7 @@ class StreamBatcher:
         self.starts = (np.arange(first, first + B, dtype=np.int64) * self.stream_len)[:, None]  # (B, 1)
         self._offsets: dict[int, int] = {}
         self._block_key: tuple[int, int] | None = None
-        self._block = np.zeros((0, 0), dtype=np.int64)
+        self._blocks: list[np.ndarray] = []
 
     @property
     def tokens_per_step(self) -> int:
@@ -61,7 +66,12 @@ class StreamBatcher:
         return self._offsets[epoch]
 
     def batch(self, epoch: int, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """x, y (B, T) int64: inputs and the next-token targets (teacher forcing).
+        """x, y (B, T) int64: inputs and the next-token targets (teacher forcing)."""
+        chunk = self.windows(epoch, i)[0]  # (B, T+1), a view; the block is never written
+        return np.ascontiguousarray(chunk[:, :-1]), np.ascontiguousarray(chunk[:, 1:])
+
+    def windows(self, epoch: int, i: int) -> list[np.ndarray]:
+        """The (B, T+1) int64 windows of batch i: the ids', then each side array's (views).
 
         The windows of BLOCK steps are read at once, one read per row, and served
         from memory: the ids stay on disk, and a step costs no system call."""
@@ -72,11 +82,10 @@ class StreamBatcher:
         n = min(BLOCK, self.steps_per_epoch - first)
         if self._block_key != (epoch, first):
             at = self.starts + self.offset(epoch) + first * T + np.arange(n * T + 1, dtype=np.int64)[None, :]  # (B, nT+1)
-            self._block = np.asarray(self.ids[at], dtype=np.int64)
+            self._blocks = [np.asarray(a[at], dtype=np.int64) for a in (self.ids, *self.sides)]
             self._block_key = (epoch, first)
         j = (i - first) * T
-        chunk = self._block[:, j : j + T + 1]  # (B, T+1), a view; the block is never written
-        return np.ascontiguousarray(chunk[:, :-1]), np.ascontiguousarray(chunk[:, 1:])
+        return [b[:, j : j + T + 1] for b in self._blocks]
 
 
 def eval_batches(ids: Any, max_tokens: int, streams: int, seq_len: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -87,6 +96,14 @@ def eval_batches(ids: Any, max_tokens: int, streams: int, seq_len: int) -> Itera
     max_tokens / streams tokens: a fixed, representative slice, the same at every
     evaluation so the numbers compare.
     """
+    for (chunk,) in eval_windows((ids,), max_tokens, streams, seq_len):
+        yield chunk[:, :-1], chunk[:, 1:]
+
+
+def eval_windows(arrays: tuple[Any, ...], max_tokens: int, streams: int, seq_len: int) -> Iterator[tuple[np.ndarray, ...]]:
+    """eval_batches' windows, (streams, t+1) int64, of the ids (arrays[0]) and of
+    the arrays parallel to them, read at the same positions."""
+    ids = arrays[0]
     n = len(ids)
     if n < 2:
         return
@@ -100,5 +117,4 @@ def eval_batches(ids: Any, max_tokens: int, streams: int, seq_len: int) -> Itera
     for t0 in range(0, length - 1, seq_len):
         t = min(seq_len, length - 1 - t0)
         at = starts[:, None] + t0 + np.arange(t + 1, dtype=np.int64)[None, :]
-        chunk = np.asarray(ids[at], dtype=np.int64)
-        yield chunk[:, :-1], chunk[:, 1:]
+        yield tuple(np.asarray(a[at], dtype=np.int64) for a in arrays)

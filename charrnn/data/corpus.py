@@ -14,6 +14,9 @@ The result is cached under `<checkpoints>/.cache/<key>/`, keyed on the files'
 paths, sizes and modification times and on every option that changes the ids,
 so a second run opens it at once.
 
+Labelled documents (`--label-from`, labelled.py) take the same passes; the
+encoding pass also writes `labels.bin`, each token's label, parallel to the ids.
+
 Inside the pipeline an end of document is the NUL character (binary files, the
 only source of NUL, are refused when read); the tokenizer maps it to its EOS id.
 """
@@ -32,6 +35,8 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import CorpusError, TokenizerError
+from .labelled import LabelledSource, label_dtype, token_labels
+from .labels import LabelSet, LabelStats
 from .reading import iter_corpus, resolve_files
 from .tokenfile import TokenFile
 from .tokenizer import EOS_CHAR, CharTokenizer, Tokenizer, tokenizer_from_state
@@ -130,6 +135,9 @@ class Corpus:
     split_by: str
     cache_dir: Path
     cached: bool
+    labels: TokenFile | None = None  # labels.bin: each token's label (labelled documents only)
+    label_set: LabelSet | None = None
+    label_stats: LabelStats | None = None  # documents and characters per label, the whole corpus
 
     @property
     def train(self) -> TokenFile:
@@ -138,6 +146,14 @@ class Corpus:
     @property
     def val(self) -> TokenFile:
         return self.ids[self.split :]
+
+    @property
+    def train_labels(self) -> TokenFile | None:
+        return None if self.labels is None else self.labels[: self.split]
+
+    @property
+    def val_labels(self) -> TokenFile | None:
+        return None if self.labels is None else self.labels[self.split :]
 
     def summary(self) -> str:
         n_tok = len(self.ids)
@@ -152,6 +168,7 @@ class Corpus:
             f"train {self.chars_train:,} / validation {self.chars_val:,} characters "
             f"({val_pct:.0f}%, split by {self.split_by}){' [cached]' if self.cached else ''}"
             + (f"; {note}" if note else "")
+            + (f"; {self.label_stats.summary()}" if self.label_stats is not None else "")
         )
 
 
@@ -171,12 +188,14 @@ def factory_for(cfg: DataConfig) -> tuple[TokenizerFactory, object]:
     return spm_train.factory(cfg)
 
 
-def _cache_key(files: list[Path], cfg: DataConfig, doc_sep: str | None, tok_spec: object) -> str:
+def _cache_key(files: list[Path], cfg: DataConfig, doc_sep: str | None, tok_spec: object, labels: object = None) -> str:
     h = hashlib.sha256()
     for f in files:
         st = f.stat()
         h.update(f"{f.resolve()}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     spec = [CACHE_FORMAT, cfg.encoding, cfg.errors, doc_sep, cfg.val_frac, tok_spec]
+    if cfg.label_from is not None:  # (only then: the keys of unlabelled corpora stay what they were)
+        spec += [cfg.label_from, labels]
     h.update(json.dumps(spec, sort_keys=True, default=str).encode())
     return h.hexdigest()[:20]
 
@@ -187,13 +206,15 @@ def prepare(
     tokenizer: Tokenizer | None = None,
     factory: TokenizerFactory = char_factory,
     tok_spec: object = "char",
+    labels: LabelSet | None = None,
 ) -> Corpus:
     """Read, split, encode and cache a corpus; with `tokenizer` given (a resumed
-    run) the ids use that vocabulary instead of a new one."""
+    run) the ids use that vocabulary instead of a new one, and with `labels` (a
+    resumed labelled run) the labels keep that run's indices."""
     cache_root = Path(cache_root) / ".cache"
     files, doc_sep = resolve_files(cfg, cache_root)
     spec = tokenizer.to_state() if tokenizer is not None else tok_spec
-    key = _cache_key(files, cfg, doc_sep, _jsonable(spec))
+    key = _cache_key(files, cfg, doc_sep, _jsonable(spec), labels.to_state() if labels is not None else None)
     final = cache_root / key
     if (final / "meta.json").is_file():
         try:
@@ -201,12 +222,15 @@ def prepare(
         except (OSError, ValueError, KeyError):
             shutil.rmtree(final, ignore_errors=True)  # a damaged cache is rebuilt, never trusted
 
+    source = LabelledSource(files, cfg, doc_sep, labels) if cfg.label_from is not None else None
+
     def chunks() -> Iterator[str]:
-        return iter_corpus(files, cfg, doc_sep)
+        return source.texts() if source is not None else iter_corpus(files, cfg, doc_sep)
 
     scanned = scan(chunks())
     if scanned.n_chars == 0:
         raise CorpusError(f"the corpus is empty: {_names(files)} hold no text.")
+    label_set = source.settle() if source is not None else None
     split_char, split_by = locate_split(chunks(), scanned.n_chars, cfg.val_frac, scanned.n_docs > 0)
 
     def train_text() -> Iterator[str]:
@@ -223,11 +247,13 @@ def prepare(
     tmp = cache_root / f".tmp-{key}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    pairs: Iterator[tuple[str, list[int] | None]] = source.pairs() if source is not None else ((t, None) for t in chunks())
     try:
         split_tok, n_tok, pos = None, 0, 0
-        with open(tmp / "ids.bin", "wb") as out:
-            for text in chunks():
+        with open(tmp / "ids.bin", "wb") as out, open(tmp / "labels.bin" if label_set is not None else os.devnull, "wb") as lab_out:
+            for text, doc_labels in pairs:
                 cut = split_char - pos
+                first = 0  # the chunk's document the next part begins in
                 for part in [text] if not 0 < cut < len(text) else [text[:cut], text[cut:]]:
                     if pos == split_char and split_tok is None:
                         split_tok = n_tok
@@ -236,6 +262,9 @@ def prepare(
                     except TokenizerError as e:
                         raise CorpusError(f"cannot encode the corpus with this vocabulary: {e}") from None
                     ids.astype(dtype).tofile(out)
+                    if label_set is not None and doc_labels is not None:
+                        lab, first = token_labels(ids, tokenizer.eos_id, doc_labels, first)  # type: ignore[arg-type]
+                        lab.astype(label_dtype(len(label_set))).tofile(lab_out)
                     n_tok += len(ids)
                     pos += len(part)
         if split_tok is None:
@@ -252,6 +281,8 @@ def prepare(
             "split_by": split_by,
             "tokenizer": _jsonable(tokenizer.to_state()),
         }
+        if label_set is not None and source is not None:
+            meta.update(labels=label_set.to_state(), label_stats=source.stats.to_state())
         (tmp / "meta.json").write_text(json.dumps(meta))
         try:
             os.replace(tmp, final)
@@ -269,6 +300,11 @@ def _open(folder: Path, cached: bool) -> Corpus:
         raise ValueError("old cache format")
     n = int(meta["n_tokens"])
     ids = TokenFile(folder / "ids.bin", np.dtype(meta["dtype"]), n)
+    labelled = {}
+    if "labels" in meta:
+        label_set = LabelSet.from_state(meta["labels"])
+        labelled = dict(labels=TokenFile(folder / "labels.bin", label_dtype(len(label_set)), n), label_set=label_set,
+                        label_stats=LabelStats.from_state(meta["label_stats"]))  # fmt: skip
     return Corpus(
         tokenizer=tokenizer_from_state(_unjsonable(meta["tokenizer"])),
         ids=ids,
@@ -280,6 +316,7 @@ def _open(folder: Path, cached: bool) -> Corpus:
         split_by=meta["split_by"],
         cache_dir=folder,
         cached=cached,
+        **labelled,  # type: ignore[arg-type]
     )
 
 

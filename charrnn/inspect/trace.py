@@ -3,7 +3,9 @@
 Everything here runs the per-step path (`CharRNN.trace`) on one short text and
 hands back plain arrays, so the inspector, the TUI and other tools read the same
 numbers. A text is read the way sampling reads it: for a model with documents,
-from the start-of-document state (the end-of-document token fed first, not shown).
+from the start-of-document state (the end-of-document token fed first, not shown);
+for a model conditioned on labels, under a label (an index; None: "no label"),
+starting from that label's start state; for a length model, as one whole document.
 
 Indices are 0-based, as in PyTorch: layer 0 is nearest the input, position t is
 the t-th token of the text, and a signal at t is the value after reading token t.
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -35,6 +37,7 @@ class Activations:
     vocab: tuple[str, ...] = ()  # (V,) how each token id reads, for prediction tables
     offsets: np.ndarray | None = field(default=None, compare=False)  # (T+1,) where token t starts in `text`
     units: dict[str, np.ndarray] = field(default_factory=dict, compare=False)  # name -> (L, H): per-unit constants (a leaky unit's tau)
+    halt: np.ndarray | None = field(default=None, compare=False)  # (T,) p(the text ends after token t): a halt model
 
     @property
     def layers(self) -> int:
@@ -52,6 +55,8 @@ class Probe:
     step: int
     acts: Activations
     grad_flow: dict[str, np.ndarray]  # "h" (and "c") -> (L, T): |dL_T / d h_t|
+    label: str | None = None  # the label traced under (None: no label, or a model without labels)
+    labels: tuple[str, ...] = ()  # the labels the model knows, for a UI to offer
 
 
 @contextlib.contextmanager
@@ -83,10 +88,22 @@ def _context(model: CharRNN, tokenizer: Tokenizer, ids: list[int]) -> torch.Tens
     return torch.tensor([start + ids], dtype=torch.long, device=model.head.weight.device)  # (1, S+T)
 
 
-def activations(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error") -> Activations:
+def _traced(model: CharRNN, idx: torch.Tensor, label: int | None, grad: bool = False) -> Any:
+    """model.trace over idx (1, T) from the start state, under `label`. With `grad`, from a
+    start state that asks for gradients, so that h_t does even where no weight of the
+    recurrence trains (a frozen reservoir)."""
+    lab = None if label is None else torch.tensor([label], device=idx.device)
+    labels = None if lab is None else lab.expand(idx.shape)
+    state = model.start_state(1, lab)
+    if grad:
+        state = tuple(s if s.requires_grad else s.detach().requires_grad_() for s in state)
+    return model.trace(idx, state, labels)
+
+
+def activations(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error", label: int | None = None) -> Activations:
     ids = _ids(tokenizer, text, unknown)
     with evaluating(model), torch.no_grad():
-        tr = model.trace(_context(model, tokenizer, ids))
+        tr = _traced(model, _context(model, tokenizer, ids), label)
     return _activations_of(model, tokenizer, ids, tr)
 
 
@@ -98,8 +115,9 @@ def _activations_of(model: CharRNN, tokenizer: Tokenizer, ids: list[int], tr: Tr
     text = tokenizer.decode(ids)
     vocab = token_texts(tokenizer, list(range(tokenizer.vocab_size)))
     units = {k: v.detach().float().cpu().numpy() for k, v in model.core.unit_info().items()}
+    halt = None if tr.halt is None else tr.halt[0, skip:].detach().float().cpu().numpy()  # (T,)
     return Activations(
-        text, np.array(ids), token_texts(tokenizer, ids), model.cfg.cell, signals, probs, vocab, _offsets(tokenizer, ids, text), units
+        text, np.array(ids), token_texts(tokenizer, ids), model.cfg.cell, signals, probs, vocab, _offsets(tokenizer, ids, text), units=units, halt=halt
     )
 
 
@@ -113,7 +131,7 @@ def _offsets(tokenizer: Tokenizer, ids: list[int], text: str) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
-def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error") -> dict[str, np.ndarray]:
+def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error", label: int | None = None) -> dict[str, np.ndarray]:
     """|dL_T / d s_t| for every state tensor s the kind carries (h; an LSTM's cell c
     too), every layer and every t <= T, where L_T is the loss of the last prediction
     in the text (its last token, predicted from the rest). Index t reads "T - t steps
@@ -123,17 +141,15 @@ def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str 
     if len(ids) < 2:
         raise TokenizerError("the text needs at least two tokens to measure gradients through time.")
     start = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
-    return gradient_flow_ids(model, start + ids, len(start))
+    return gradient_flow_ids(model, start + ids, len(start), label)
 
 
-def gradient_flow_ids(model: CharRNN, ids: list[int], skip: int = 0) -> dict[str, np.ndarray]:
+def gradient_flow_ids(model: CharRNN, ids: list[int], skip: int = 0, label: int | None = None) -> dict[str, np.ndarray]:
     """gradient_flow() over token ids, the first `skip` of them read but not reported
-    (a start-of-document token)."""
+    (a start-of-document token), under `label`."""
     with evaluating(model), torch.enable_grad():
         idx = torch.tensor([ids], dtype=torch.long, device=model.head.weight.device)  # (1, S+T)
-        # from a start state that asks for gradients, so that h_t does even where no weight
-        # of the recurrence trains (a frozen reservoir)
-        tr = model.trace(idx[:, :-1], tuple(s.requires_grad_() for s in model.init_state(1)))
+        tr = _traced(model, idx[:, :-1], label, grad=True)
         loss = torch.nn.functional.cross_entropy(tr.logits[0, -1:].float(), idx[0, -1:])
         names = [n for n in model.kind.state if n in tr.steps]
         flat = [t for n in names for layer in tr.steps[n] for t in layer]
@@ -151,19 +167,20 @@ def gradient_flow_ids(model: CharRNN, ids: list[int], skip: int = 0) -> dict[str
     return out
 
 
-def probe(model: CharRNN, tokenizer: Tokenizer, text: str, step: int) -> Probe:
+def probe(model: CharRNN, tokenizer: Tokenizer, text: str, step: int, label: int | None = None,
+          labels: tuple[str, ...] = ()) -> Probe:  # fmt: skip
     """`activations` and `gradient_flow` of a text (unknown characters skipped), the
     TUI's frame, from one traced pass under autograd: the gradient of the last
     prediction reaches back through the very graph whose signals are shown. This
     runs in the training thread between steps, so its cost is training's: one pass
-    (and one norm per layer, not one per step) costs about 0.7x the two calls."""
+    (and one norm per layer, not one per step) costs about 0.7x the two calls. The text is
+    traced under `label` (an index into `labels`, the model's label names; None: no label)."""
     ids = _ids(tokenizer, text, "skip")
     skip = int(tokenizer.eos_id is not None)
     flow: dict[str, np.ndarray] = {}
     with evaluating(model), torch.enable_grad():
         idx = _context(model, tokenizer, ids)  # (1, S+T)
-        # a start state that asks for gradients, as in gradient_flow_ids (a frozen reservoir)
-        tr = model.trace(idx, tuple(s.requires_grad_() for s in model.init_state(1)))
+        tr = _traced(model, idx, label, grad=True)
         if len(ids) >= 2:
             loss = torch.nn.functional.cross_entropy(tr.logits[0, -2:-1].float(), idx[0, -1:])  # the last token, from the rest
             # the steps that lead to that prediction: all but the last, as gradient_flow traces them
@@ -173,4 +190,4 @@ def probe(model: CharRNN, tokenizer: Tokenizer, text: str, step: int) -> Probe:
             for n, layers in steps.items():
                 rows = [torch.stack([g if (g := next(grads)) is not None else torch.zeros_like(t) for t in layer]) for layer in layers]
                 flow[n] = torch.stack([r.flatten(1).norm(dim=1) for r in rows]).float().cpu().numpy()[:, skip:]  # (L, T-1)
-    return Probe(step, _activations_of(model, tokenizer, ids, tr), flow)
+    return Probe(step, _activations_of(model, tokenizer, ids, tr), flow, None if label is None else labels[label], tuple(labels))

@@ -67,13 +67,16 @@ class CoreTrace:
     steps: dict[str, list[list[Tensor]]]  # name -> [layer][t] -> (B, ...): the graph's own tensors, for autograd.grad
 
 
-def keep_rows(state: State | LayerState, keep: Tensor, dim: int) -> tuple[Tensor, ...]:
-    """Zero the batch rows whose `keep` (B,) is 0: each tensor's batch is at `dim`."""
+def keep_rows(state: State | LayerState, keep: Tensor, dim: int, start: State | LayerState | None = None) -> tuple[Tensor, ...]:
+    """Restart the batch rows whose `keep` (B,) is 0: each tensor's batch is at `dim`.
+    They start again from zeros, or from `start` (the same shapes as `state`) where
+    given: a model conditioned on a context sets h(0) at each document's start."""
     out = []
-    for s in state:
+    for j, s in enumerate(state):
         shape = [1] * s.dim()
         shape[dim] = -1
-        out.append(s * keep.to(s.dtype).view(shape))
+        k = keep.to(s.dtype).view(shape)
+        out.append(s * k if start is None else s * k + start[j].to(s.dtype) * (1 - k))
     return tuple(out)
 
 
@@ -153,10 +156,11 @@ class Unrolled:
 
     # ------------------------------------------------------------ the three paths
 
-    def unrolled(self, x: Tensor, state: State, reset: Tensor | None = None) -> tuple[Tensor, State]:
+    def unrolled(self, x: Tensor, state: State, reset: Tensor | None = None, h0: State | None = None) -> tuple[Tensor, State]:
         """x (B, T, I) -> the top layer's outputs (B, T, H) and the final state.
 
-        `reset` (B, T) bool zeroes a row's state just before it reads step t."""
+        `reset` (B, T) bool restarts a row's state just before it reads step t: from
+        zeros, or from h0 (each (L, B, T, ...)) at that step where h0 is given."""
         B, T, _ = x.shape
         at: set[int] = set()
         keep = None
@@ -172,11 +176,13 @@ class Unrolled:
             outs = []
             for t, xp_t in enumerate(xp.unbind(1)):
                 if t in at:
-                    s = keep_rows(s, keep[:, t], 0)  # type: ignore[index]
+                    s = keep_rows(s, keep[:, t], 0, None if h0 is None else tuple(h[k, :, t] for h in h0))  # type: ignore[index]
                 s, _ = self.recur(xp_t, s, p)
                 outs.append(s[0])
             finals.append(s)
             x = self._between(torch.stack(outs, 1), k)  # (B, T, H)
+        if h0 is not None and not at:  # no document starts here: h0 still joins the graph, as DDP wants of every parameter
+            x = x + 0.0 * sum(h.sum() for h in h0)
         return x, self.join_state(finals)
 
     def step(self, x: Tensor, layers: list[LayerState]) -> tuple[Tensor, list[LayerState]]:
@@ -223,8 +229,8 @@ class Recurrent(Unrolled, nn.Module):
         self.dropout = cfg.dropout if cfg.layers > 1 else 0.0
         self.input_size = input_size
 
-    def forward(self, x: Tensor, state: State, reset: Tensor | None = None) -> tuple[Tensor, State]:
-        return self.unrolled(x, state, reset)
+    def forward(self, x: Tensor, state: State, reset: Tensor | None = None, h0: State | None = None) -> tuple[Tensor, State]:
+        return self.unrolled(x, state, reset, h0)
 
 
 class FusedCore(Unrolled):
@@ -232,7 +238,8 @@ class FusedCore(Unrolled):
 
     A window with document starts after its first step goes to documents.py,
     which picks the cheapest exact path for it (spans of the fused module, the
-    kind's hand-written scan, or packed sequences). `use_fused = False` switches
+    kind's hand-written scan, or packed sequences). A document's start restarts its
+    row from zeros, or from h0 (a conditioned model's h(0)) where given. `use_fused = False` switches
     training to the generic unrolled path (parity tests and the benchmark use it)."""
 
     use_fused = True
@@ -250,15 +257,15 @@ class FusedCore(Unrolled):
         cols, backward by hand (scan.py): -> out (T, B, H), the layer's last state."""
         raise NotImplementedError
 
-    def forward(self, x: Tensor, state: State, reset: Tensor | None = None) -> tuple[Tensor, State]:
+    def forward(self, x: Tensor, state: State, reset: Tensor | None = None, h0: State | None = None) -> tuple[Tensor, State]:
         if not self.use_fused:
-            return self.unrolled(x, state, reset)
+            return self.unrolled(x, state, reset, h0)
         if reset is not None and bool(reset[:, 1:].any()):
             from . import documents
 
-            return documents.forward(self, x, state, reset)
+            return documents.forward(self, x, state, reset, h0)
         if reset is not None:
-            state = keep_rows(state, ~reset[:, 0], 1)
+            state = keep_rows(state, ~reset[:, 0], 1, None if h0 is None else tuple(h[:, :, 0] for h in h0))
         return self.whole(x, state)
 
     def whole(self, x: Tensor, state: State) -> tuple[Tensor, State]:

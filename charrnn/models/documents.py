@@ -34,6 +34,8 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+State = tuple[Tensor, ...]
+
 PATHS = ("spans", "steps", "packed")
 PATH: str | None = None  # None: choose per batch; else one of PATHS
 
@@ -55,27 +57,31 @@ def choose(reset: Tensor, device: torch.device, grad: bool) -> tuple[str, list[i
     return ("packed" if kind == "cuda" else "steps"), cols
 
 
-def forward(core: Any, x: Tensor, state: tuple[Tensor, ...], reset: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """x (B, T, I), state (L, B, H) each, reset (B, T) bool with a start after t = 0 -> out (B, T, H), final state."""
+def forward(core: Any, x: Tensor, state: State, reset: Tensor, h0: State | None = None) -> tuple[Tensor, State]:
+    """x (B, T, I), state (L, B, H) each, reset (B, T) bool with a start after t = 0 -> out (B, T, H), final state.
+    A row restarts from zeros where its document starts, or from h0 (each (L, B, T, H)) where given."""
     path, cols = choose(reset, x.device, torch.is_grad_enabled())
     if path == "spans":
-        return spans(core, x, state, reset, cols)
-    if path == "steps":
+        return spans(core, x, state, reset, cols, h0)
+    if path == "steps" and h0 is None:  # the hand-written scan restarts from zeros only
         return steps(core, x, state, reset)
-    return packed(core, x, state, reset)
+    return packed(core, x, state, reset, h0)
 
 
-def _zero_starts(state: tuple[Tensor, ...], starts: Tensor) -> tuple[Tensor, ...]:
-    """Zero the rows (dimension 1) whose `starts` (B,) is set."""
-    keep = (~starts).view(1, -1, *([1] * (state[0].dim() - 2)))
-    return tuple(s * keep.to(s.dtype) for s in state)
+def _restart(state: State, reset: Tensor, t: int, h0: State | None) -> State:
+    """The rows (dimension 1) that start a document at step t, from zeros or from h0 there."""
+    out = []
+    for j, s in enumerate(state):
+        keep = (~reset[:, t]).view(1, -1, *([1] * (s.dim() - 2))).to(s.dtype)
+        out.append(s * keep if h0 is None else s * keep + h0[j][:, :, t].to(s.dtype) * (1 - keep))
+    return tuple(out)
 
 
-def spans(core: Any, x: Tensor, state: tuple[Tensor, ...], reset: Tensor, cols: list[int]) -> tuple[Tensor, tuple[Tensor, ...]]:
+def spans(core: Any, x: Tensor, state: State, reset: Tensor, cols: list[int], h0: State | None = None) -> tuple[Tensor, State]:
     bounds = [0, *cols, x.shape[1]]
     outs = []
     for a, b in zip(bounds, bounds[1:]):
-        state = _zero_starts(state, reset[:, a])
+        state = _restart(state, reset, a, h0)
         out, state = core.whole(x[:, a:b], state)  # (B, b - a, H)
         outs.append(out)
     return torch.cat(outs, 1), state
@@ -104,7 +110,7 @@ def steps(core: Any, x: Tensor, state: tuple[Tensor, ...], reset: Tensor) -> tup
         return x.transpose(0, 1), core.join_state(finals)
 
 
-def packed(core: Any, x: Tensor, state: tuple[Tensor, ...], reset: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
+def packed(core: Any, x: Tensor, state: State, reset: Tensor, h0: State | None = None) -> tuple[Tensor, State]:
     B, T, _ = x.shape
     starts = reset.clone()
     starts[:, 0] = True  # every row starts a piece at t = 0
@@ -119,10 +125,14 @@ def packed(core: Any, x: Tensor, state: tuple[Tensor, ...], reset: Tensor) -> tu
     padded[seg, pos] = x.reshape(B * T, -1)
     first = seg.view(B, T)[:, 0]  # (B,) the first piece of each row
     last = seg.view(B, T)[:, -1]  # (B,) the last piece of each row
+    inner = reset.clone()
+    inner[:, 0] = False  # the pieces that start inside a row, at a document start
     init = []
-    for s in _zero_starts(state, reset[:, 0]):  # (L, B, H) -> (L, S, H): the carried state into each row's first piece
+    for j, s in enumerate(_restart(state, reset, 0, h0)):  # (L, B, H) -> (L, S, H): the carried state into each row's first piece
         z = x.new_zeros(s.shape[0], S, *s.shape[2:])  # in the input's dtype, as every fused call gets it
         z[:, first] = s.to(z.dtype)
+        if h0 is not None:
+            z[:, seg.view(B, T)[inner]] = h0[j][:, inner].to(z.dtype)  # (L, N, H): h(0) where a document starts
         init.append(z)
     seqs = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
     out, s_n = core.fused(seqs, tuple(init))

@@ -90,9 +90,10 @@ class LeakyCore(Recurrent):
         past = torch.cat([h.unsqueeze(1), past[:, :-1]], 1) if self.depth > 1 else past
         return (h_new, past), {"h": h_new, "candidate": cand}
 
-    def unrolled(self, x: Tensor, state: State, reset: Tensor | None = None) -> tuple[Tensor, State]:
+    def unrolled(self, x: Tensor, state: State, reset: Tensor | None = None, h0: State | None = None) -> tuple[Tensor, State]:
         """The training path: as core.Unrolled's, with the past states kept in a list
-        (h(t-d) is an index, not a copy of the whole history at every step)."""
+        (h(t-d) is an index, not a copy of the whole history at every step). A row
+        restarts where its document starts, from zeros or from h0 (each (L, B, T, ...))."""
         at: set[int] = set()
         if reset is not None and bool(reset.any()):
             at = set(reset.any(0).nonzero().flatten().tolist())
@@ -105,7 +106,8 @@ class LeakyCore(Recurrent):
             outs = []
             for t, xp_t in enumerate(xp.unbind(1)):
                 if t in at:
-                    hist = list(keep_rows(hist, ~reset[:, t], 0))  # type: ignore[index]
+                    start = None if h0 is None else [h0[0][k, :, t], *h0[1][k, :, t].unbind(1)]
+                    hist = list(keep_rows(hist, ~reset[:, t], 0, start))  # type: ignore[index]
                 h = hist[0]
                 h = h + alpha * (torch.tanh(torch.addmm(xp_t, self._delayed(hist), Wt)) - h)  # (B, H)
                 outs.append(h)
@@ -113,6 +115,8 @@ class LeakyCore(Recurrent):
             past = torch.stack(hist[1:], 1) if self.depth > 1 else past
             finals.append((h, past))
             x = self._between(torch.stack(outs, 1), k)  # (B, T, H)
+        if h0 is not None and not at:  # no document starts here: h0 still joins the graph, as DDP wants of every parameter
+            x = x + 0.0 * sum(h.sum() for h in h0)
         return x, self.join_state(finals)
 
     @classmethod

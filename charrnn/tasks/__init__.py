@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from .lm_options import LMOptions  # light: a dataclass, no torch
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,8 @@ class TreeOptions:
     classes: int = 0  # the labels the head tells apart: set from the training data when a run starts
 
 
-register_task(TaskSpec("lm", "language modelling: predict each next token of a text", "charrnn.tasks.lm:LanguageModelling"))
+register_task(TaskSpec("lm", "language modelling: predict each next token of a text", "charrnn.tasks.lm:LanguageModelling",
+                       options=LMOptions))  # fmt: skip
 register_task(TaskSpec(
     "tree", "a label for each tree (label<TAB>tree lines, or listops), composed bottom-up by a tree cell",
     "charrnn.tasks.tree:TreeTask", options=TreeOptions, view="charrnn.inspect.treeview:prediction_view",

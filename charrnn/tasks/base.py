@@ -76,6 +76,10 @@ class Task:
     # ---------------------------------------------------------------- data
 
     @classmethod
+    def check(cls, model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig) -> None:
+        """Refuse (ConfigError) settings that do not fit together, before any data is read."""
+
+    @classmethod
     def open(cls, data_cfg: DataConfig, root: Any, resume: dict[str, Any] | None) -> Any:
         """Read (and cache) the data a run trains on; a resumed run's checkpoint is given."""
         raise NotImplementedError

@@ -11,6 +11,14 @@ stop string, and always at `length` generated characters.
 N`): the step of a small model costs little more for 32 rows than for one, so n
 samples take far less than n times one. Its texts differ from n calls of
 generate() with the same generator (the random numbers are drawn per batch).
+
+A model conditioned on labels starts from its label's start state and reads the
+label at every step (`label`: its index; None: "no label"). With an end model
+the document's end is not a token the softmax draws: a halt model draws its
+Bernoulli output after every token and ends on a success; a length model first
+draws the length tau (at least the prime's), then generates exactly tau tokens,
+the remaining length read at every step. `--no-stop` runs on into a new
+document either way (a new tau for the length model).
 """
 
 from __future__ import annotations
@@ -23,13 +31,32 @@ import torch
 from torch import Tensor
 
 from ..config import SampleConfig
+from ..data.labels import LabelSet
 from ..data.tokenizer import Tokenizer
+from ..errors import ConfigError
 from ..models.lm import CharRNN
 
 
 def eos_text(doc_sep: str | None) -> str:
     """How an end-of-document token reads when generation runs past it (--no-stop)."""
     return {None: "\n", "line": "\n", "file": "\n", "blank": "\n\n"}.get(doc_sep, f"\n{doc_sep}\n")
+
+
+def labels_of(ck: dict[str, Any]) -> LabelSet | None:
+    """The label set a checkpoint's model is conditioned on (None: not conditioned)."""
+    state = ck.get("labels")
+    return None if state is None else LabelSet.from_state(state)
+
+
+def label_index(ck: dict[str, Any], name: str | None) -> int | None:
+    """The index of label `name` in a checkpoint's label set (None for no label); a
+    one-line ConfigError for an unknown name (listing the known ones) or a model with no labels."""
+    if name is None:
+        return None
+    labels = labels_of(ck)
+    if labels is None:
+        raise ConfigError("this model was not trained on labelled documents (--label-from), so it takes no --label.")
+    return labels.index(name)
 
 
 def new_seed() -> int:
@@ -108,9 +135,8 @@ class _Stream:
         return out
 
 
-def _start(model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator) -> tuple[str, Tensor, list[Any]]:
-    """The printed prefix, the logits (1, V) after reading the start symbol and the prime, and the per-layer state."""
-    device = model.head.weight.device
+def _prefix(tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator) -> tuple[str, list[int], list[int]]:
+    """The printed prefix, the start symbol(s) and the prime's ids."""
     eos = tokenizer.eos_id
     context = tokenizer.encode(cfg.prime, unknown=cfg.unknown)
     shown = tokenizer.decode(context) if cfg.prime else ""
@@ -120,7 +146,13 @@ def _start(model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.G
         start = newline or [int(torch.randint(tokenizer.vocab_size, (1,), generator=gen))]
         if not newline:
             shown += tokenizer.decode(start)
-    prefix = torch.tensor([start + context], dtype=torch.long, device=device)  # (1, P)
+    return shown, start, context
+
+
+def _start(model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator) -> tuple[str, Tensor, list[Any]]:
+    """The printed prefix, the logits (1, V) after reading the start symbol and the prime, and the per-layer state."""
+    shown, start, context = _prefix(tokenizer, cfg, gen)
+    prefix = torch.tensor([start + context], dtype=torch.long, device=model.head.weight.device)  # (1, P)
     logits, _, state = model(prefix)
     return shown, logits[:, -1], model.split_state(state)
 
@@ -132,9 +164,13 @@ def generate(
     cfg: SampleConfig,
     gen: torch.Generator | None = None,
     eos_as: str = "\n",
+    label: int | None = None,
+    taus: list[int] | None = None,
 ) -> Iterator[str]:
     """Yield the prime, then generated text in pieces as it becomes certain.
 
+    `label` is the label index a conditioned model generates for (None: "no
+    label"); the lengths a length model draws are appended to `taus` when given.
     Raises UnknownCharactersError for prime characters outside the vocabulary
     (unless cfg.unknown == "skip").
     """
@@ -142,6 +178,9 @@ def generate(
     model.eval()
     if gen is None:
         gen = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else new_seed())
+    if model.context is not None or model.ends is not None:
+        yield from _generate_document(model, tokenizer, cfg, gen, eos_as, label, taus)
+        return
     shown, logits, layers = _start(model, tokenizer, cfg, gen)
     if shown:
         yield shown
@@ -161,6 +200,8 @@ def generate(
             logits = logits[0]
 
 
+
+
 @torch.inference_mode()
 def generate_batch(
     model: CharRNN,
@@ -169,16 +210,18 @@ def generate_batch(
     n: int,
     gen: torch.Generator | None = None,
     eos_as: str = "\n",
+    label: int | None = None,
 ) -> list[str]:
     """n samples from the same prime, run as one batch of n streams (a row leaves the
     batch when its sample ends): one model step a token for all of them. Each text starts
-    with the prime, as generate()'s does. n = 1 gives generate()'s text for the same seed."""
+    with the prime, as generate()'s does. n = 1 gives generate()'s text for the same seed.
+    A model conditioned on labels or with an end head samples its n texts one after another."""
     cfg.validate()
     model.eval()
     if gen is None:
         gen = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else new_seed())
-    if n == 1:
-        return ["".join(generate(model, tokenizer, cfg, gen, eos_as))]
+    if n == 1 or model.context is not None or model.ends is not None:
+        return ["".join(generate(model, tokenizer, cfg, gen, eos_as, label)) for _ in range(n)]
     shown, logits, layers = _start(model, tokenizer, cfg, gen)
     logits = logits.expand(n, -1)  # (n, V)
     layers = [tuple(s.expand(n, *s.shape[1:]).contiguous() for s in ls) for ls in layers]
@@ -204,6 +247,92 @@ def generate_batch(
         logits, layers = model.step_layers(picked.to(device), layers)
     return ["".join(t) for t in texts]
 
+def _generate_document(
+    model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator, eos_as: str, label: int | None, taus: list[int] | None
+) -> Iterator[str]:
+    """generate() for a model conditioned on labels or with an end model (halt, length)."""
+    shown, start, context = _prefix(tokenizer, cfg, gen)
+    if shown:
+        yield shown
+    eos = tokenizer.eos_id
+    stream = _Stream(tokenizer, cfg, eos_as)
+    idx = torch.empty(1, dtype=torch.long, device=model.head.weight.device)
+    doc = _Document(model, label, gen, taus)
+    logits, layers = doc.begin(start + context, len(context))
+    done = cfg.length <= 0
+    while not done:
+        if doc.ended:
+            if cfg.stop_at_eos:
+                text, done = stream.flush(), True
+                if text:
+                    yield text
+                break
+            i = eos  # --no-stop: on into a new document, its start symbol read next
+        else:
+            i = pick(logits, cfg.temperature, cfg.top_k, cfg.top_p, gen)  # never the end token: masked
+        text, done = stream.push(i)
+        if text:
+            yield text
+        if not done:
+            idx[0] = i
+            logits, layers = doc.step(idx, layers, i == eos)
 
-def sample_text(model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator | None = None, eos_as: str = "\n") -> str:
-    return "".join(generate(model, tokenizer, cfg, gen, eos_as))
+
+class _Document:
+    """Where a conditioned or end-modelled generation stands in its document: the
+    label it reads, whether the document has ended, the length left (length model)."""
+
+    def __init__(self, model: CharRNN, label: int | None, gen: torch.Generator, taus: list[int] | None):
+        self.model, self.gen, self.taus = model, gen, taus
+        device = model.head.weight.device
+        self.label = None if label is None else torch.tensor([label], device=device)
+        self.kind = model.ends.kind if model.ends is not None else "eos"
+        self.for_length = None if model.context is None else model.context.fill(self.label, torch.empty(1, device=device))
+        self.ended, self.left = False, 0
+
+    def _tau(self, at_least: int) -> int:
+        tau = self.model.ends.draw_length(self.for_length, self.gen, at_least=max(at_least, 1))  # type: ignore[union-attr]
+        if self.taus is not None:
+            self.taus.append(tau)
+        return tau
+
+    def _heads(self, top: Tensor, real: bool) -> Tensor:
+        """The logits (V,) after an input; a halt model draws its output after a real token."""
+        m = self.model
+        logits = m.head(top)  # (1, V)
+        if m.ends is not None:
+            logits = m.ends.mask(logits)
+        if self.kind == "halt":
+            p = torch.sigmoid(m.ends.halt_logit(top))  # type: ignore[union-attr]
+            self.ended = real and float(torch.rand(1, generator=self.gen)) < float(p[0])
+        elif self.kind == "length":
+            self.ended = self.left == 0
+        return logits[0]
+
+    def begin(self, ids: list[int], known: int) -> tuple[Tensor, list]:
+        """The start state, then the start symbol and the prime (`known` tokens) read."""
+        m = self.model
+        device = m.head.weight.device
+        prefix = torch.tensor([ids], dtype=torch.long, device=device)  # (1, P)
+        remaining = None
+        if self.kind == "length":
+            tau = self._tau(known)
+            remaining = torch.tensor([[tau - k for k in range(len(ids))]], device=device)  # (1, P): tau at the start symbol
+            self.left = tau - known
+        labels = None if self.label is None else self.label.expand(1, len(ids))
+        out, state = m.outputs(prefix, m.start_state(1, self.label), None, labels, remaining)  # (1, P, H)
+        return self._heads(out[:, -1], real=known > 0), m.split_state(state)
+
+    def step(self, idx: Tensor, layers: list, starts: bool) -> tuple[Tensor, list]:
+        """Read one token (the start symbol of a new document when `starts`)."""
+        remaining = None
+        if self.kind == "length":
+            self.left = self._tau(1) if starts else self.left - 1
+            remaining = torch.tensor([self.left], device=idx.device)
+        top, layers = self.model.step_top(idx, layers, self.label, remaining)
+        return self._heads(top, real=not starts), layers
+
+
+def sample_text(model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator | None = None, eos_as: str = "\n",
+                label: int | None = None, taus: list[int] | None = None) -> str:  # fmt: skip
+    return "".join(generate(model, tokenizer, cfg, gen, eos_as, label, taus))

@@ -46,6 +46,7 @@ def new_run(
         model, train = recipe.choose(model, train, given, dist.local_rank)
         model.validate()
         train.validate()
+    task_spec(model.task).load().check(model, data, train)
     stem = (Path(data.paths[0]).stem if data.paths else "") or "corpus"
     run_dir = Path(out_dir) if out_dir else Path(root) / (name or f"{stem}-{model.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = distributed.broadcast(dist, run_dir)  # one name for all ranks, whatever their clocks say

@@ -4,7 +4,8 @@ About once a second the trainer traces the probe text (by default a slice of
 the validation split) through the per-step path and sends every internal
 signal; this screen shows one signal of one layer as a heatmap (characters
 across, units down), each unit's saturation beside it, the text coloured by the
-selected unit, and how far the gradient reaches back through time.
+selected unit, and how far the gradient reaches back through time. For a model
+trained on labelled documents, b traces the text under the next label (or none).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class ActivationsScreen(Screen):
         Binding("right", "columns(8)", "Scroll right", show=False),
         Binding("left", "columns(-8)", "Scroll left", show=False),
         Binding("e", "edit_probe", "Edit probe"),
+        Binding("b", "label", "Label: trace under the next one (labelled models)", show=False),
         Binding("escape", "leave_input", "Leave the input", show=False),
     ]
 
@@ -145,6 +147,8 @@ class ActivationsScreen(Screen):
         grad.border_title = f"gradient down the tree, by depth: {names}" if tree else f"gradient back through time: {names}"
         consts = "".join(f"{UNIT_NAMES.get(n, n)} {v[self.sel_layer, self.sel_unit]:.3g} · " for n, v in acts.units.items())
         extra = f"{consts}probe at step {self.probe.step:,} · {len(acts.tokens)} {'nodes' if tree else 'tokens'}"
+        if self.probe.labels:
+            extra += f" · label {self.probe.label}" if self.probe.label is not None else " · no label"
         self.query_one("#act-bar", Static).update(
             signal_bar(self.signals, self.sel_signal, self.sel_layer, acts.layers, self.sel_unit, acts.hidden, extra),
             layout=False,
@@ -173,6 +177,16 @@ class ActivationsScreen(Screen):
 
     def action_columns(self, n: int) -> None:
         self.query_one(Heatmap).scroll_cols(n)
+
+    def action_label(self) -> None:
+        """Trace the probe under the next label the model knows (then no label), from the next frame on."""
+        labels = self.probe.labels if self.probe is not None else ()
+        if not labels:
+            self.notify("the model being trained has no labels (--label-from).", severity="warning")
+            return
+        order = (None, *labels)
+        current = self.app.probe_label  # type: ignore[attr-defined]
+        self.app.set_probe_label(order[(order.index(current) + 1) % len(order)] if current in order else labels[0])  # type: ignore[attr-defined]
 
     def action_edit_probe(self) -> None:
         self.query_one("#probe-input", Input).focus()

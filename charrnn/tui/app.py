@@ -77,6 +77,7 @@ class CharRNNApp(App):
         self._done.set()
         self._trainer: Any = None  # the running Trainer (only its probe_text is touched from here)
         self._probe_text: str | None = None
+        self.probe_label: str | None = None  # the label the activations screen traces under (None: no label)
         self._train_worker: Worker | None = None
         self._quit_when_done = False
         self._drawn: dict[int, int] = {}
@@ -119,6 +120,8 @@ class CharRNNApp(App):
             trainer = make_trainer([Bridge(self)], stop)
             if self._probe_text:
                 trainer.probe_text = self._probe_text
+            if hasattr(trainer.task, "probe_label"):
+                trainer.task.probe_label = self.probe_label
             self._trainer = trainer
             if stop.is_set():  # quit while the corpus was being read: nothing trained, nothing to save
                 return None
@@ -217,17 +220,26 @@ class CharRNNApp(App):
         ex = self.explorer
         if self.training or ex is None:
             return
-        key = (str(ex.path), ex.step, self._probe_text)
+        key = (str(ex.path), ex.step, self._probe_text, self.probe_label)
         if key != self._traced:
             self._traced = key
-            self._trace_loaded(ex, self._probe_text)
+            self._trace_loaded(ex, self._probe_text, self.probe_label)
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="trace-loaded")
-    def _trace_loaded(self, explorer: Any, text: str | None) -> None:
+    def _trace_loaded(self, explorer: Any, text: str | None, label: str | None) -> None:
         try:
-            self.post_message(m.ProbeFrame(ProbeEvent(explorer.step, explorer.probe(text))))
+            self.post_message(m.ProbeFrame(ProbeEvent(explorer.step, explorer.probe(text, label))))
         except CharRNNError as e:
             self.post_message(m.TrainNote(MessageEvent("warning", f"probe skipped: {e}")))
+
+    def set_probe_label(self, label: str | None) -> None:
+        """The label the activations screen traces under (None: no label), from the next frame on."""
+        self.probe_label = label
+        trainer = self._trainer
+        if trainer is not None and hasattr(trainer.task, "probe_label"):
+            trainer.task.probe_label = label  # read by the training thread at its next probe
+        self.trace_loaded()  # no run training: trace the loaded checkpoint under it now
+        self.notify(f"tracing under the label {label}." if label is not None else "tracing with no label.")
 
     async def action_quit(self) -> None:
         self.quit_by_user = True

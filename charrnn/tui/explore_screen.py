@@ -2,9 +2,11 @@
 
 Type a prime and press enter (or g). For the character under the cursor the
 screen shows what the model predicted for that place and the activations of
-every unit while reading it; the text can be coloured by any unit. The model
-is the checkpoint's own CPU copy; loading and generating run in thread workers
-of this screen.
+every unit while reading it; the text can be coloured by any unit. A model
+trained on labelled documents generates for the label picked with b (or for no
+label); a model with a halt output shows p(halt) after each character, and h
+colours the text by it. The model is the checkpoint's own CPU copy; loading and
+generating run in thread workers of this screen.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ class ExploreScreen(Screen):
         Binding("c", "colour", "Colour by the unit, or not", show=False),
         Binding("e", "eos", "Stop at EOS", show=False),
         Binding("r", "raw", "Predictions as drawn, or the model's own", show=False),
+        Binding("b", "label", "Label: the next one (labelled models)", show=False),
+        Binding("h", "halt_colour", "Colour by p(halt) (halt models)", show=False),
         Binding("i", "edit_prime", "Prime"),
         Binding("o", "app.open_checkpoint", "Open"),
         Binding("escape", "leave_input", "Leave the input", show=False),
@@ -72,6 +76,8 @@ class ExploreScreen(Screen):
         self.stop_at_eos = True
         self.coloured = True
         self.raw = False  # the predictions panel: the distribution each character was drawn from, or (r) the model's own
+        self.label: str | None = None  # generate for this label (None: no label)
+        self.halt_coloured = False  # colour the text by p(halt) instead of a unit
         self.cursor = 0
         self.sel_signal, self.sel_layer, self.sel_unit = "h", 0, 0
         self.seed = 0
@@ -122,15 +128,17 @@ class ExploreScreen(Screen):
             self.post_message(ExploreFailed(f"could not read {e.filename or target}: {e.strerror or e}."))
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="explore")
-    def _generate(self, explorer, cfg: SampleConfig, seed: int, ticket: int) -> None:  # type: ignore[no-untyped-def]
+    def _generate(self, explorer, cfg: SampleConfig, seed: int, ticket: int, label: str | None = None) -> None:  # type: ignore[no-untyped-def]
         try:
-            self.post_message(Generated(explorer.generate(cfg, seed), ticket))
+            self.post_message(Generated(explorer.generate(cfg, seed, label), ticket))
         except CharRNNError as e:
             self.post_message(ExploreFailed(str(e)))
 
     def on_explorer_ready(self, message: ExplorerReady) -> None:
         self.explorer, self.loading_target, self.generation = message.explorer, None, None
         self.app.explorer = message.explorer  # type: ignore[attr-defined]  (the activations screen traces it when no run trains)
+        if self.label not in message.explorer.labels:
+            self.label = None
         self.action_generate(self.app.explore_seed)  # type: ignore[attr-defined]
 
     def on_explore_failed(self, message: ExploreFailed) -> None:
@@ -168,7 +176,7 @@ class ExploreScreen(Screen):
             self.notify(str(e), severity="error", title="explore")
             return
         self.ticket += 1
-        self._generate(self.explorer, cfg, self.seed, self.ticket)
+        self._generate(self.explorer, cfg, self.seed, self.ticket, self.label)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.set_focus(None)
@@ -188,6 +196,23 @@ class ExploreScreen(Screen):
 
     def action_eos(self) -> None:
         self.stop_at_eos = not self.stop_at_eos
+        self.redraw()
+
+    def action_label(self) -> None:
+        """The next label (then no label), and the same seed's text for it."""
+        labels = self.explorer.labels if self.explorer is not None else ()
+        if not labels:
+            self.notify("this model was not trained on labelled documents.", severity="warning", title="explore")
+            return
+        order = (None, *labels)
+        self.label = order[(order.index(self.label) + 1) % len(order)]
+        self.action_generate(self.seed)
+
+    def action_halt_colour(self) -> None:
+        if self.generation is None or self.generation.halt is None:
+            self.notify("this model has no halt output (--length-model halt).", severity="warning", title="explore")
+            return
+        self.halt_coloured = not self.halt_coloured
         self.redraw()
 
     def action_colour(self) -> None:
@@ -230,6 +255,8 @@ class ExploreScreen(Screen):
         t.append(f"T {self.temperature:.2f}", style="bold")
         t.append(f" · top-k {self.top_k or 'off'} · top-p {self.top_p or 'off'} · ", style="dim")
         t.append("EOS stops" if self.stop_at_eos else "runs past EOS", style="dim")
+        if self.explorer is not None and self.explorer.labels:
+            t.append(f" · label {self.label}" if self.label is not None else " · no label", style="bold")
         if self.generation is not None:
             t.append(f" · seed {self.generation.seed}", style="dim")
             t.append(f" │ {self.sel_signal} L{self.sel_layer + 1} u{self.sel_unit}", style="bold")
@@ -251,6 +278,8 @@ class ExploreScreen(Screen):
         top, chosen_p = (g.top_raw, g.chosen_raw) if self.raw else (g.top, g.chosen_p)
         out.append(f"  p={fmt_p(chosen_p[t]).strip()}", style="bold")
         out.append("  prime" if t < g.prime_len else "", style="dim")
+        if g.halt is not None:
+            out.append(f"  p(halt) {fmt_p(g.halt[t]).strip()}", style="bold #ff5f87")
         out.append("\n")
         out.append(self.distribution_label(g) + "\n", style="dim")
         if not top[t]:
@@ -291,13 +320,17 @@ class ExploreScreen(Screen):
             self.sel_signal = "h"
         kind = colors.kind_of(g.cell, self.sel_signal)
         values = g.signals[self.sel_signal][self.sel_layer]  # (T, H)
-        gen.show(g.tokens, values[:, self.sel_unit] if self.coloured else None, kind, self.cursor, g.prime_len)
         n = len(g.tokens) - g.prime_len
-        what = (
-            f"coloured by {self.sel_signal} of unit {self.sel_unit}, layer {self.sel_layer + 1}"
-            if self.coloured
-            else "c: colour by a unit"
-        )
+        if self.halt_coloured and g.halt is not None:
+            gen.show(g.tokens, np.array(g.halt, dtype=np.float32), colors.GATE, self.cursor, g.prime_len)
+            what = "coloured by p(halt) after each character (h: by a unit)"
+        else:
+            gen.show(g.tokens, values[:, self.sel_unit] if self.coloured else None, kind, self.cursor, g.prime_len)
+            what = (
+                f"coloured by {self.sel_signal} of unit {self.sel_unit}, layer {self.sel_layer + 1}"
+                if self.coloured
+                else "c: colour by a unit"
+            )
         gen.border_title = f"{n} characters generated · {what}"
         labels = ("shut", "open") if kind == colors.GATE else ("-1", "+1")
         heat.show(values, g.tokens, kind, colors.saturation(kind, values), labels)

@@ -7,6 +7,8 @@ per-step path from the same start state, which gives, for every character, the
 distribution it was drawn from (the model's, reshaped by the temperature, top-k
 and top-p it was drawn with), the model's own (temperature 1), and every
 internal signal.
+A model conditioned on labels generates and is traced under the chosen label
+(None: no label); a model with a halt output also gives p(halt) after each token.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class Generation:
     temperature: float
     top_k: int | None
     top_p: float | None
+    label: str | None = None  # the label generated for (None: no label, or a model without labels)
+    halt: tuple[float, ...] | None = None  # per token: p(the text ends after it), a model with a halt output
 
 
 class Explorer:
@@ -52,27 +56,38 @@ class Explorer:
             raise ConfigError(f"{self.path} is a {task} run; this screen samples language models. "
                               f"Ask it with `charrnn predict`, or watch it learn on the activations screen.")  # fmt: skip
         self.model, self.tok = checkpoint.model_from(ck, self.path)
+        from ..tasks.generate import labels_of
+
+        found = labels_of(ck)
+        self.labels: tuple[str, ...] = found.names if found is not None else ()
         self.step = int(ck.get("step", 0))
         self.doc_sep = from_dict(DataConfig, ck.get("data_config", {})).doc_sep
         m = self.model.cfg
         self.summary = f"{m.cell} {m.layers}x{m.hidden}, step {self.step:,}"
         self.has_eos = self.tok.eos_id is not None
 
-    def generate(self, cfg: Any, seed: int) -> Generation:
-        """cfg: a SampleConfig. Raises CharRNNError for a prime the model cannot read."""
+    def generate(self, cfg: Any, seed: int, label: str | None = None) -> Generation:
+        """cfg: a SampleConfig; label: one of self.labels, or None. Raises CharRNNError
+        for a prime the model cannot read."""
         import torch
 
         from ..tasks.generate import distribution, eos_text, sample_text
 
         cfg = cfg.validate()
         gen = torch.Generator().manual_seed(seed)
-        text = sample_text(self.model, self.tok, cfg, gen, eos_text(self.doc_sep))
+        index = self.labels.index(label) if label in self.labels else None
+        taus: list[int] = []
+        text = sample_text(self.model, self.tok, cfg, gen, eos_text(self.doc_sep), label=index, taus=taus)
         prime = self.tok.decode(self.tok.encode(cfg.prime, unknown=cfg.unknown))
         ids = self.tok.encode(text, unknown="skip")
         start = self._start(bool(prime))
         ctx = torch.tensor([start + ids], dtype=torch.long)  # (1, S+T)
+        lab = None if index is None else torch.tensor([index])
+        remaining = None
+        if taus:  # the length model: the length it drew, counted down (past it, as one more document)
+            remaining = (taus[0] - torch.arange(ctx.shape[1])).clamp(min=0).unsqueeze(0)  # (1, S+T)
         with torch.no_grad():
-            tr = self.model.trace(ctx)
+            tr = self.model.trace(ctx, self.model.start_state(1, lab), None if lab is None else lab.expand(ctx.shape), remaining)
         skip = len(start)
         signals = {k: v[:, 0, skip:].float().numpy() for k, v in tr.signals.items()}  # (L, T, H)
         raw = torch.softmax(tr.logits[0].float(), -1).numpy()  # (S+T, V): after each token
@@ -81,8 +96,9 @@ class Explorer:
         top, chosen = self._tops(drawn, ids, skip)
         top_raw, chosen_raw = self._tops(raw, ids, skip)
         n_prime = len(self.tok.encode(prime, unknown="skip")) if prime else 0
+        halt = None if tr.halt is None else tuple(float(p) for p in tr.halt[0, skip:])
         return Generation(text, n_prime, tokens, self.model.cfg.cell, signals, top, chosen, top_raw, chosen_raw,
-                          seed, cfg.temperature, cfg.top_k, cfg.top_p)  # fmt: skip
+                          seed, cfg.temperature, cfg.top_k, cfg.top_p, None if index is None else label, halt)  # fmt: skip
 
     def _tops(self, probs: np.ndarray, ids: list[int], skip: int) -> tuple[tuple, tuple]:
         """Per token of `ids`: the likeliest tokens for its place and its own probability,
@@ -110,12 +126,13 @@ class Explorer:
         text = sample_text(self.model, self.tok, SampleConfig(length=n, seed=0), torch.Generator().manual_seed(0), eos_text(self.doc_sep))
         return text if len(text) >= 2 else "the " * (n // 4)
 
-    def probe(self, text: str | None) -> Any:
+    def probe(self, text: str | None, label: str | None = None) -> Any:
         """The activations screen's frame for this checkpoint (trace.probe: activations and
-        the gradient through time), of `text` or the default probe text."""
+        the gradient through time), of `text` or the default probe text, under `label`."""
         from ..inspect.trace import probe
 
-        return probe(self.model, self.tok, text or self.default_probe_text(), self.step)
+        index = self.labels.index(label) if label in self.labels else None
+        return probe(self.model, self.tok, text or self.default_probe_text(), self.step, index, self.labels)
 
     def _start(self, primed: bool) -> list[int]:
         """The tokens generation starts from, unseen: as sample.generate chooses them."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 

@@ -120,8 +120,9 @@ class CharRNNApp(App):
             trainer = make_trainer([Bridge(self)], stop)
             if self._probe_text:
                 trainer.probe_text = self._probe_text
-            if hasattr(trainer.task, "probe_label"):
-                trainer.task.probe_label = self.probe_label
+            task = getattr(trainer, "task", None)  # (a scripted trainer in the tests has none)
+            if hasattr(task, "probe_label"):
+                task.probe_label = self.probe_label
             self._trainer = trainer
             if stop.is_set():  # quit while the corpus was being read: nothing trained, nothing to save
                 return None
@@ -235,9 +236,9 @@ class CharRNNApp(App):
     def set_probe_label(self, label: str | None) -> None:
         """The label the activations screen traces under (None: no label), from the next frame on."""
         self.probe_label = label
-        trainer = self._trainer
-        if trainer is not None and hasattr(trainer.task, "probe_label"):
-            trainer.task.probe_label = label  # read by the training thread at its next probe
+        task = getattr(self._trainer, "task", None)
+        if hasattr(task, "probe_label"):
+            task.probe_label = label  # read by the training thread at its next probe
         self.trace_loaded()  # no run training: trace the loaded checkpoint under it now
         self.notify(f"tracing under the label {label}." if label is not None else "tracing with no label.")
 

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config import ModelConfig, format_duration, from_dict
+from ..training.telemetry import METRICS, metric_text
 from .common import DEFAULT_ROOT, CheckpointsOpt, Command, RunArg, app, out, user_errors
 
 
@@ -77,6 +78,10 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "limits": {k: t.get(k) for k in ("steps", "epochs", "time")},
         "device_trained_on": ck.get("trained_on", t.get("device")),
         "precision": ck.get("trained_precision", t.get("precision")),
+        "last_metrics": {k: last[k] for k in METRICS if isinstance(last.get(k), (int, float))},
+        "labels": list((ck.get("labels") or {}).get("labels", [])),
+        "label_stats": ck.get("label_stats"),
+        "pairs": ck.get("pairs"),
     }
 
 
@@ -104,11 +109,21 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
     corpus = ", ".join(s["corpus"]) or "?"
     sizes = f" ({s['train_chars']:,} train / {s['val_chars']:,} validation chars)" if s["train_chars"] is not None else ""
     row("corpus", corpus + sizes + (f", documents by {s['doc_sep']!r}" if s["doc_sep"] else ""))
+    if s["label_stats"]:
+        row("labels", ", ".join(f"{k} ({v[0]:,} docs)" for k, v in list(s["label_stats"].items())[:12])
+            + (f" and {len(s['label_stats']) - 12} more" if len(s["label_stats"]) > 12 else ""))
+    if s["pairs"]:
+        p = s["pairs"]
+        row("pairs", f"{p.get('train', 0):,} train / {p.get('val', 0):,} validation; sources up to {p.get('train_max_source')} chars in training")
     row("trained", f"{s['step']:,} steps, epoch {s['epoch']}, {format_duration(s['elapsed_s'])}")
-    row("batch", f"{s['batch_size']} x {s['seq_len']}, lr {s['lr']}, {s['precision']} on {s['device_trained_on']}")
+    batch = f"{s['batch_size']} x {s['seq_len']}" if s["task"] == "lm" else f"{s['batch_size']} {'pairs' if s['pairs'] else 'documents'}"
+    row("batch", f"{batch}, lr {s['lr']}, {s['precision']} on {s['device_trained_on']}")
+    unit = {"classify": "document"}.get(s["task"], "token")
     if s["best_val_loss"] is not None:
-        bpc = f", {s['best_val_bpc']:.4f} bits/char" if s["best_val_bpc"] is not None else ""
-        row("best val", f"{s['best_val_loss']:.4f} nats/token{bpc}, perplexity {s['best_val_ppl']:.2f}")
+        bpc = f", {s['best_val_bpc']:.4f} bits/char, perplexity {s['best_val_ppl']:.2f}" if s["best_val_bpc"] is not None else ""
+        row("best val", f"{s['best_val_loss']:.4f} nats/{unit}{bpc}")
     if s["last_val_loss"] is not None:
-        row("last val", f"{s['last_val_loss']:.4f} nats/token, {s['last_val_bpc']:.4f} bits/char")
+        bpc = f", {s['last_val_bpc']:.4f} bits/char" if s["last_val_bpc"] is not None else ""
+        metrics = "".join(f", {metric_text(k, v)}" for k, v in s["last_metrics"].items())
+        row("last val", f"{s['last_val_loss']:.4f} nats/{unit}{bpc}{metrics}")
     console.print(table)

@@ -79,6 +79,8 @@ def inspect(
         torch.set_num_threads(threads)  # the whole process is this one command
     path = checkpoint.find(run_or_checkpoint, checkpoints)
     ck = checkpoint.load(path)
+    checkpoint.require_task(ck, path, "lm", "charrnn inspect looks inside language models; for this run use "
+                            "charrnn predict (--trace for a classifier, --attention-map for an encoder-decoder).")  # fmt: skip
     model, tok = checkpoint.model_from(ck, path)
     if file is not None:
         text = _read(file)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from .options import ClassifyOptions, Seq2SeqOptions
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class TaskSpec:
     impl: Any  # "module:Class" (imported on first use) or the Task subclass itself
     options: type | None = None  # a frozen dataclass of the task's own settings, all with defaults
     view: str | None = None  # "module:function" drawing a Prediction's details for the terminal (cli side)
+    unused: tuple[str, ...] = ()  # `charrnn train` options that mean nothing to the task: given, they are an error
 
     def load(self) -> type:
         if isinstance(self.impl, str):
@@ -53,4 +55,15 @@ def task_names() -> tuple[str, ...]:
     return tuple(TASKS)
 
 
+_NOT_A_STREAM = ("seq_len", "doc_state", "tokenizer", "vocab_size", "spm_type")  # documents and pairs are read whole, as characters
+
 register_task(TaskSpec("lm", "language modelling: predict each next token of a text", "charrnn.tasks.lm:LanguageModelling"))
+register_task(TaskSpec(
+    "classify", "one label per document, from the final state (or a pooling of the states)", "charrnn.tasks.classify:Classification",
+    ClassifyOptions, view="charrnn.cli.views.classify:prediction", unused=_NOT_A_STREAM,
+))  # fmt: skip
+register_task(TaskSpec(
+    "seq2seq", "encoder-decoder: read a source text, write its target (source<TAB>target pairs)",
+    "charrnn.tasks.seq2seq:Seq2SeqTask", Seq2SeqOptions, view="charrnn.cli.views.seq2seq:prediction",
+    unused=(*_NOT_A_STREAM, "doc_sep", "label_from"),
+))  # fmt: skip

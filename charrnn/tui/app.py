@@ -22,6 +22,7 @@ from textual.worker import Worker, WorkerState
 
 from ..config import DEFAULT_CHECKPOINTS
 from ..errors import CharRNNError
+from ..training.telemetry import metric_text
 from . import messages as m
 from . import state as st
 from .activations_screen import ActivationsScreen
@@ -230,7 +231,9 @@ class CharRNNApp(App):
         e = message.event
         self.state.evaluated(e)
         what = "final" if e.final else f"step {e.step:,}"
-        self.state.note(f"{what}: val {e.val_bpc:.3f} bits/char ({e.val_loss:.4f} nats){' *' if e.best else ''}", "")
+        score = f"{e.val_bpc:.3f} bits/char ({e.val_loss:.4f} nats)" if e.val_bpc is not None else f"{e.val_loss:.4f} nats"
+        metrics = "".join(f", {metric_text(k, v)}" for k, v in list(e.metrics.items())[:2])
+        self.state.note(f"{what}: val {score}{metrics}{' *' if e.best else ''}", "")
 
     def on_sample_update(self, message: m.SampleUpdate) -> None:
         self.state.sampled(message.event)

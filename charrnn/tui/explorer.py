@@ -42,6 +42,7 @@ class Explorer:
 
         self.path = checkpoint.find(str(path), root)
         ck = checkpoint.load(self.path)
+        checkpoint.require_task(ck, self.path, "lm", "the explore screen writes text with language models (use charrnn predict).")
         self.model, self.tok = checkpoint.model_from(ck, self.path)
         self.step = int(ck.get("step", 0))
         self.doc_sep = from_dict(DataConfig, ck.get("data_config", {})).doc_sep

@@ -23,6 +23,17 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _truecolor_apps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Textual apps draw in true colour whatever terminal runs the tests (TERM=xterm alone
+    makes Textual's console, and so the heatmap, 16-colour), so snapshots hold everywhere;
+    tests/tui/test_depth.py sets other depths itself. (The snapshot plugin has imported
+    Textual before this file, so the environment variable would come too late.)"""
+    import textual.constants
+
+    monkeypatch.setattr(textual.constants, "COLOR_SYSTEM", "truecolor")
+
+
 @pytest.fixture
 def corpus_file(tmp_path: Path) -> Path:
     p = tmp_path / "corpus.txt"

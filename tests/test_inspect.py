@@ -357,7 +357,7 @@ def test_gradient_flow_of_a_real_checkpoint_is_finite(runs):
 def test_subword_tokens_map_back_to_their_characters():
     """With sentencepiece, a token spans several characters: offsets, --find and the
     coloured text all follow the characters of the text."""
-    from charrnn.data import spm
+    from charrnn.data import spm_train as spm
     from helpers import make_text
 
     text = make_text(200) + "你好 世界\n" * 20

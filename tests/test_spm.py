@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,8 @@ from charrnn.data.reading import iter_corpus, resolve_files
 from charrnn.errors import CheckpointError, UnknownCharactersError
 from charrnn.models.lm import CharRNN
 from charrnn.tasks.generate import generate, sample_text
-from charrnn.data.spm import SentencePieceTokenizer, coverage
+from charrnn.data.spm import SentencePieceTokenizer
+from charrnn.data.spm_train import coverage, own_characters
 from charrnn.data.tokenizer import EOS_CHAR, tokenizer_from_state
 from helpers import TINY, WORDS, one_line_error
 
@@ -162,6 +164,58 @@ def test_coverage_keeps_rare_characters_for_byte_fallback():
     counts[ord("a")], counts[ord(" ")], counts[0x4E00:0x4E10] = 10_000, 5_000, 10
     assert coverage(counts, room=40) == 1.0
     assert 0.98 <= coverage(counts, room=2) < 1.0
+
+
+def test_the_most_frequent_characters_keep_pieces_the_rest_go_to_bytes():
+    counts = np.zeros(0x4E10, dtype=np.int64)
+    counts[ord("a")], counts[ord(" ")], counts[0x4E00:0x4E10] = 10_000, 5_000, 10
+    counts[ord("\n")], counts[ord(EOS_CHAR)], counts[0x2581] = 99_999, 99_999, 6_000  # never pieces; U+2581 is a space
+    assert own_characters(counts, room=40) is None
+    assert own_characters(counts, room=2).tolist() == [ord(" "), ord("a")]  # the space leads with U+2581's count
+    assert own_characters(counts, room=4).tolist() == [ord(" "), ord("a"), 0x4E00, 0x4E01]  # ties: lower code point
+
+
+def cjk_corpus(n_docs: int = 300, alphabet: int = 2000, seed: int = 0) -> str:
+    """Four-line 'poems' of CJK characters drawn with a Zipf-like frequency from an
+    alphabet of about 2,000, between lines holding just %, as fortune files are."""
+    rng = random.Random(seed)
+    chars = [chr(0x4E00 + 7 * i) for i in range(alphabet)]
+    weights = [1 / (i + 1) for i in range(alphabet)]
+    docs = ["\n".join("".join(rng.choices(chars, weights, k=5)) + rng.choice("，。") for _ in range(4)) for _ in range(n_docs)]
+    return "\n%\n".join(docs) + "\n"
+
+
+def test_a_large_alphabet_trains_at_a_small_vocabulary_and_round_trips(runner, workdir):
+    text = cjk_corpus(n_docs=2000)
+    distinct = set(text) - {"\n", "%"}
+    assert len(distinct) > 1900
+    (workdir / "tang.txt").write_text(text, encoding="utf-8")
+    r = train(runner, "tang.txt", "--tokenizer", "spm", "--vocab-size", "800", "--doc-sep", "%", "--steps", "3", "--device", "cpu", "--name", "t")
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.stderr.splitlines() if x.startswith("corpus:"))
+    m = re.search(r"vocabulary 800; .*; ([\d,]+) of its ([\d,]+) characters \(([\d.]+)% of the text\) spelled as UTF-8 bytes", line)
+    assert m, line
+    spelled, of = int(m[1].replace(",", "")), int(m[2].replace(",", ""))
+    assert of == len(distinct) and 1000 < spelled < of and 5 < float(m[3]) < 50
+    ck = checkpoint.load(workdir / "checkpoints" / "t" / "last.pt")
+    tok = tokenizer_from_state(ck["tokenizer"])
+    assert tok.vocab_size == 800 and tok.bytes_spelled[:2] == (spelled, of)
+    docs = text.split("\n%\n")
+    for doc in docs[:50] + ["".join(sorted(distinct))]:  # every character of the alphabet, pieces and bytes
+        ids = tok.encode(doc)
+        assert tok.decode(ids) == doc
+        assert tok.char_lengths()[ids].sum() == len(doc)  # bits/char: each id's characters count exactly
+    rare = min(distinct, key=text.count)
+    assert [tok.token_text(i)[:3] for i in tok.encode(rare)] == ["<0x"] * 3
+    # the whole encoded corpus: lossless, and its ids count the characters of each split exactly
+    (cache,) = (workdir / "checkpoints" / ".cache").glob("*/meta.json")
+    meta = json.loads(cache.read_text())
+    ids = np.fromfile(cache.parent / "ids.bin", dtype=np.dtype(meta["dtype"]))
+    cfg = DataConfig(paths=("tang.txt",), doc_sep="%")
+    files, sep = resolve_files(cfg, workdir)
+    assert tok.decode(ids) == "".join(iter_corpus(files, cfg, sep)).replace(EOS_CHAR, "")
+    lengths = tok.char_lengths()
+    assert lengths[ids[: meta["split"]]].sum() == meta["chars_train"] and lengths[ids[meta["split"] :]].sum() == meta["chars_val"]
 
 
 # ---------------------------------------------------------------- documents

@@ -54,6 +54,9 @@ def inspect(
     top: Annotated[int, typer.Option(help="How many units --find lists.", rich_help_panel=P_MORE)] = 10,
     gradients: Annotated[bool, typer.Option("--gradients", help="Plot the gradient through time, |dL_T/dh_t| against T - t, per layer.", rich_help_panel=P_MORE)] = False,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write every array, the text and the tokens to this JSON file.", rich_help_panel=P_OUT, show_default=False)] = None,
+    html_path: Annotated[
+        Optional[Path], typer.Option("--html", help="Also write all of it as one self-contained HTML page (works offline) to this file.", rich_help_panel=P_OUT, show_default=False)
+    ] = None,
     checkpoints: CheckpointsOpt = DEFAULT_ROOT,
     threads: ThreadsOpt = None,
 ) -> None:
@@ -74,6 +77,7 @@ def inspect(
     from ..inspect.stats import busiest_unit, find_units, match_mask, position, saturation, unit_values
     from ..inspect.trace import activations, gradient_flow
     from ..training import checkpoint
+    from ..inspect.palette import depth_of
 
     if threads is not None:
         torch.set_num_threads(threads)  # the whole process is this one command
@@ -99,28 +103,27 @@ def inspect(
         position(acts, at_)
     inside = match_mask(acts, find) if find is not None else None
     found = find_units(acts, inside, top=top) if inside is not None else []
-    flow = gradient_flow(model, tok, text, unknown=unknown.value) if gradients or (json_path and len(acts.ids) > 1) else None
+    flow = gradient_flow(model, tok, text, unknown=unknown.value) if gradients or ((json_path or html_path) and len(acts.ids) > 1) else None
 
     m = model.cfg
+    depth = depth_of(out.color_system)  # scales of colours this terminal has (256 in tmux, say)
     out.print(view.header(str(path), acts, f"{m.cell} {m.layers}x{m.hidden}, step {ck['step']:,}"))
     overview = find is None and not gradients
     sections = []
     if overview or layer is not None or unit is not None or what is not None:
         note = "" if unit is not None else " (the unit that varies most here; choose one with --unit)"
-        sections.append(view.unit_view(acts, what_, layer_, busiest_unit(acts, what_, layer_) if unit is None else unit, note))
+        sections.append(view.unit_view(acts, what_, layer_, busiest_unit(acts, what_, layer_) if unit is None else unit, note, depth))
     if overview:
-        sections.append(view.probability_view(acts))
+        sections.append(view.probability_view(acts, depth))
     if overview or at is not None:
-        sections.append(view.along_table(acts, top_k) if at_ == "all" else view.top_k_table(acts, len(acts.ids) - 1 if at_ is None else at_, top_k))
+        sections.append(view.along_table(acts, top_k, depth) if at_ == "all" else view.top_k_table(acts, len(acts.ids) - 1 if at_ is None else at_, top_k))
     sat = saturation(acts) if overview else {}
     if sat and model.kind.gates:
         sections.append(view.saturation_table(sat))
     elif sat:
-        names = ", ".join(sat)
-        title = f"no gates in {_a(m.cell)}; saturation of {names}, where tanh's gradient vanishes: fraction of timesteps per unit"
-        sections.append(view.saturation_table(sat, "< −0.9", "> 0.9", title))
+        sections.append(view.saturation_table(sat, "< −0.9", "> 0.9", _no_gates_title(m.cell, sat)))
     if find is not None:
-        sections.append(view.find_view(acts, find, found, inside))
+        sections.append(view.find_view(acts, find, found, inside, depth))
     if gradients and flow is not None:
         bar = max(8, min(30, (out.width - 6) // sum(v.shape[0] for v in flow.values()) - 10))
         sections.append(view.gradient_view(flow, bar))
@@ -133,6 +136,31 @@ def inspect(
         doc = to_json(acts, meta, flow, found, find, inside)
         json_path.write_text(doc, encoding="utf-8")
         err.print(f"[dim]wrote {json_path} ({len(doc) / 1e6:.1f} MB)[/]")
+    if html_path is not None:
+        if unit is None and found:  # the page opens on the unit that best tracks the pattern
+            shown = (found[0].what, found[0].layer, found[0].unit)
+        else:
+            shown = (what_, layer_, busiest_unit(acts, what_, layer_) if unit is None else unit)
+        _write_html(html_path, acts, str(path), f"{m.cell} {m.layers}x{m.hidden}, step {ck['step']:,}", shown, top_k, flow, found, find, inside)
+
+
+def _no_gates_title(cell: str, sat: dict) -> str:
+    names = ", ".join(sat)
+    return f"no gates in {_a(cell)}; saturation of {names}, where tanh's gradient vanishes: fraction of timesteps per unit"
+
+
+def _write_html(html_path: Path, acts, source: str, model: str, shown: tuple, top_k: int, flow, found, find, inside) -> None:  # type: ignore[no-untyped-def]
+    from ..inspect import html as page
+    from ..inspect.stats import saturation
+
+    sat = saturation(acts)
+    if registry.get(acts.cell).gates:
+        meta = page.PageMeta(source, model, *shown, top_k=top_k)
+    else:
+        meta = page.PageMeta(source, model, *shown, top_k=top_k, saturation_title=_no_gates_title(acts.cell, sat), saturation_low="< −0.9")
+    doc = page.render(acts, meta, sat, flow, found, find, inside)
+    html_path.write_text(doc, encoding="utf-8")
+    err.print(f"[dim]wrote {html_path} ({len(doc.encode('utf-8')) / 1e6:.1f} MB)[/]")
 
 
 def _read(file: Path) -> str:

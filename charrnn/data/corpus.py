@@ -166,9 +166,9 @@ def factory_for(cfg: DataConfig) -> tuple[TokenizerFactory, object]:
     """The tokenizer factory a data config asks for, and the spec that keys the cache."""
     if cfg.tokenizer == "char":
         return char_factory, "char"
-    from . import spm
+    from . import spm_train
 
-    return spm.factory(cfg)
+    return spm_train.factory(cfg)
 
 
 def _cache_key(files: list[Path], cfg: DataConfig, doc_sep: str | None, tok_spec: object) -> str:

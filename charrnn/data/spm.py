@@ -8,7 +8,9 @@ lossless, decode(encode(text)) == text for any text:
   is ever changed, added or dropped (NFKC would turn "ﬁ" into "fi"; a dummy prefix
   would add a space at every line start that decoding must guess back);
 * byte fallback: a character that is not a piece is spelled as its UTF-8 bytes
-  (256 `<0xNN>` pieces), so text never seen in training still round-trips;
+  (256 `<0xNN>` pieces), so text never seen in training still round-trips, and
+  rare characters can be left to bytes: on a large alphabet (Chinese: thousands of
+  characters) only the most frequent get pieces of their own (`own_characters`);
 * a newline is the byte piece `<0x0A>` and sentencepiece sees one line at a time,
   so pieces never cross lines and newlines survive; a literal U+2581 (which
   sentencepiece uses for a space) is spelled as its three bytes; the end of a
@@ -26,14 +28,12 @@ summing `char_lengths()` over an encoded text gives its length exactly.
 from __future__ import annotations
 
 import codecs
-import io
 import re
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable
 
 import numpy as np
 
-from ..config import DEFAULT_SPM_VOCAB, DataConfig
-from ..errors import CheckpointError, ConfigError, CorpusError, UnknownCharactersError
+from ..errors import CheckpointError, ConfigError, UnknownCharactersError
 from .tokenizer import EOS_CHAR
 
 SETTINGS = 1  # bump when the training settings change: it keys the corpus cache
@@ -58,120 +58,6 @@ def _sentencepiece() -> Any:
 # ------------------------------------------------------------------ training
 
 
-def factory(cfg: DataConfig) -> tuple[Callable[..., "SentencePieceTokenizer"], object]:
-    """(factory, spec) for corpus.prepare: the factory trains on the training split."""
-    _sentencepiece()
-    spec = {"kind": "spm", "vocab_size": cfg.vocab_size, "type": cfg.spm_type, "settings": SETTINGS}
-
-    def make(scanned: Any, train_text: Callable[[], Iterator[str]]) -> SentencePieceTokenizer:
-        return train(train_text, scanned.counts, scanned.n_docs > 0, cfg.vocab_size, cfg.spm_type)
-
-    return make, spec
-
-
-def sentences(chunks: Iterable[str], keep: float = 1.0) -> Iterator[str]:
-    """The lines of the text as the trainer sees them: no newlines, no end-of-document
-    marks, U+2581 read as a space, long lines cut; with keep < 1 an even sample of lines."""
-    acc = 0.0
-    for chunk in chunks:
-        for line in chunk.replace(EOS_CHAR, "\n").replace(WS, " ").split("\n"):
-            if not line:
-                continue
-            acc += keep
-            if acc < 1.0:
-                continue
-            acc -= 1.0
-            for at in range(0, len(line), MAX_SENTENCE_CHARS):
-                yield line[at : at + MAX_SENTENCE_CHARS]
-
-
-def coverage(counts: np.ndarray, room: int) -> float:
-    """The character coverage that keeps about `room` characters as pieces of their own
-    (the rarer ones fall back to bytes), within sentencepiece's range [0.98, 1]."""
-    c = np.asarray(counts, dtype=np.float64).copy()
-    if len(c) > ord(WS):
-        c[ord(" ")] += c[ord(WS)]
-        c[ord(WS)] = 0
-    c[[ord(EOS_CHAR), ord("\n")]] = 0  # never reach the trainer
-    freq = np.sort(c[c > 0])[::-1]
-    if len(freq) <= room or freq.sum() == 0:
-        return 1.0
-    cum = np.cumsum(freq) / freq.sum()
-    # between what the top room-1 and the top room characters cover
-    cov = (cum[room - 2] + cum[room - 1]) / 2 if room >= 2 else cum[0] / 2
-    return float(min(1.0, max(0.98, cov)))
-
-
-def train(
-    train_text: Callable[[], Iterator[str]],
-    counts: np.ndarray,
-    has_eos: bool,
-    vocab_size: int | None,
-    model_type: str = "unigram",
-) -> "SentencePieceTokenizer":
-    """Train a sentencepiece model on the text, in memory, and wrap it.
-
-    `counts` (occurrences by code point) set the character coverage; `has_eos` adds
-    the end-of-document piece. With vocab_size None the default is a soft limit,
-    lowered (and said so) when the corpus cannot fill it; a size the user gave is a
-    hard one, and a clear error when the corpus cannot fill it."""
-    spm = _sentencepiece()
-    meta = 2 if has_eos else 1  # <unk> (never produced: byte fallback), <eod>
-    size = vocab_size or DEFAULT_SPM_VOCAB
-    least = BYTE_PIECES + meta + 2
-    if size < least:
-        raise ConfigError(
-            f"--vocab-size {size} is too small for sentencepiece with byte fallback: its {BYTE_PIECES} byte pieces "
-            f"and special tokens alone take {BYTE_PIECES + meta}; pass --vocab-size 500 or more."
-        )
-    n_train = sum(len(line) for line in sentences(train_text()))
-    if n_train < MIN_TRAIN_CHARS:
-        raise CorpusError(
-            f"the training split has {n_train:,} characters of text, too few to train a sentencepiece vocabulary "
-            f"(at least {MIN_TRAIN_CHARS:,}); use a larger corpus or --tokenizer char."
-        )
-    keep = min(1.0, MAX_TRAIN_CHARS / n_train)
-    room = max(1, (size - BYTE_PIECES - meta) // 2)  # characters of their own: half the rest, at most
-    out = io.BytesIO()
-    options = dict(
-        model_type=model_type, vocab_size=size, hard_vocab_limit=vocab_size is not None,
-        character_coverage=coverage(counts, room), byte_fallback=True,
-        normalization_rule_name="identity", add_dummy_prefix=False, remove_extra_whitespaces=False,
-        allow_whitespace_only_pieces=True, split_by_whitespace=True,
-        unk_id=0, bos_id=-1, eos_id=-1, pad_id=-1, control_symbols=[EOD] if has_eos else [],
-        max_sentence_length=4 * MAX_SENTENCE_CHARS, num_threads=NUM_THREADS, minloglevel=2,
-    )  # fmt: skip
-    try:
-        spm.SentencePieceTrainer.train(sentence_iterator=sentences(train_text(), keep), model_writer=out, **options)
-    except RuntimeError as e:
-        raise _training_error(str(e), size) from None
-    tok = SentencePieceTokenizer(out.getvalue(), model_type, requested=size)
-    if has_eos and tok.eos_id is None:  # pragma: no cover - sentencepiece always keeps control symbols
-        raise CorpusError("sentencepiece dropped the end-of-document token; please report this.")
-    return tok
-
-
-def _training_error(msg: str, size: int) -> Exception:
-    if m := re.search(r"Vocabulary size too high \(\d+\)\. Please set it to a value <= (\d+)", msg):
-        most = int(m.group(1))
-        return ConfigError(
-            f"--vocab-size {size} is too large for this corpus: sentencepiece finds at most {most} pieces in its "
-            f"training split; pass --vocab-size {most} or less, or use a larger corpus."
-        )
-    if m := re.search(r"smaller than required_chars\. \d+ vs (\d+)", msg):
-        need = int(m.group(1)) + 100
-        return ConfigError(f"--vocab-size {size} is too small for this corpus' characters; pass --vocab-size {need} or more.")
-    if "sentences_.empty()" in msg:
-        return CorpusError(
-            "the training split has no text for sentencepiece to learn from; use a larger corpus or --tokenizer char."
-        )
-    detail = msg.strip().splitlines()[-1] if msg.strip() else "no reason given"
-    return CorpusError(f"sentencepiece could not train on this corpus ({detail[:160]}); try --tokenizer char.")
-
-
-# ----------------------------------------------------------------- tokenizer
-
-
 class SentencePieceTokenizer:
     """A trained sentencepiece model behind charrnn's tokenizer protocol."""
 
@@ -182,6 +68,7 @@ class SentencePieceTokenizer:
         self.model = bytes(model)
         self.model_type = model_type
         self.requested = requested
+        self.bytes_spelled: tuple[int, int, float] | None = None  # see spelled_in_bytes; known when trained here
         self.sp = spm.SentencePieceProcessor()
         self.sp.LoadFromSerializedProto(self.model)
         sp, n = self.sp, self.sp.get_piece_size()
@@ -230,10 +117,27 @@ class SentencePieceTokenizer:
 
     @property
     def note(self) -> str | None:
-        """Said when the default vocabulary was lowered to fit the corpus."""
+        """Said on the corpus line: the default vocabulary lowered to fit the corpus, and
+        the characters spelled as bytes for want of room."""
+        notes = []
         if self.requested and self.vocab_size < self.requested:
-            return f"sentencepiece vocabulary lowered from {self.requested} to {self.vocab_size} to fit the corpus"
-        return None
+            notes.append(f"sentencepiece vocabulary lowered from {self.requested} to {self.vocab_size} to fit the corpus")
+        if self.bytes_spelled and self.bytes_spelled[0]:
+            n, of, share = self.bytes_spelled
+            notes.append(f"{n:,} of its {of:,} characters ({share:.1%} of the text) spelled as UTF-8 bytes")
+        return "; ".join(notes) or None
+
+    def spelled_in_bytes(self, counts: np.ndarray) -> tuple[int, int, float]:
+        """(characters spelled as byte pieces, distinct characters, their share of the text)
+        for a corpus' occurrences by code point; newlines and document marks, always
+        pieces of their own, count as neither."""
+        c = np.asarray(counts, dtype=np.int64).copy()
+        c[[ord(EOS_CHAR), ord("\n")]] = 0
+        present = np.flatnonzero(c)
+        is_byte = self.sp.is_byte
+        spelled = [cp for cp in present if any(is_byte(i) for i in self._encode(chr(int(cp))))]
+        total = int(c.sum())
+        return len(spelled), len(present), float(c[spelled].sum() / total) if total else 0.0
 
     def encode_corpus(self, text: str) -> np.ndarray:
         """Corpus text (EOS_CHAR between documents) -> ids."""
@@ -313,6 +217,7 @@ class SentencePieceTokenizer:
             "requested_vocab_size": self.requested,
             "eos_id": self._eos,
             "settings": SETTINGS,
+            "bytes_spelled": None if self.bytes_spelled is None else list(self.bytes_spelled),
         }
 
     @classmethod
@@ -321,9 +226,13 @@ class SentencePieceTokenizer:
         if not isinstance(model, (bytes, bytearray)) or not model:
             raise CheckpointError("the checkpoint's sentencepiece model is missing.")
         try:
-            return cls(bytes(model), str(state.get("type", "unigram")), state.get("requested_vocab_size"))
+            tok = cls(bytes(model), str(state.get("type", "unigram")), state.get("requested_vocab_size"))
         except (RuntimeError, OSError, ValueError, IndexError, KeyError):
             raise CheckpointError("the checkpoint's sentencepiece model is damaged.") from None
+        spelled = state.get("bytes_spelled")
+        if isinstance(spelled, (list, tuple)) and len(spelled) == 3:
+            tok.bytes_spelled = (int(spelled[0]), int(spelled[1]), float(spelled[2]))
+        return tok
 
 
 class _SpmStream:

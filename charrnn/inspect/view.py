@@ -4,7 +4,9 @@ Nothing here runs a model or prints; the command builds these and prints them,
 and tests read their text and styles. The colouring follows Karpathy, Johnson &
 Fei-Fei, "Visualizing and Understanding Recurrent Networks" (2015): every
 character's background is one unit's value after reading it, blue for -1 (or a
-shut gate), white for 0, red for +1 (or an open gate).
+shut gate), white for 0, red for +1 (or an open gate). In a terminal with 256 or
+16 colours the scales come from colours it has (inspect/palette.py); `depth` is the
+printing console's (palette.depth_of(console.color_system)).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rich.text import Text
 from ..models import registry
 from .stats import UnitScore, decay_per_step, next_token_probs, top_predictions
 from .trace import Activations
+from .palette import LIGHT_DIVERGING, TRAFFIC, TRUECOLOR, lightness
 
 BLUE, WHITE, RED = (31, 119, 180), (255, 255, 255), (214, 39, 40)
 LOW, MID, HIGH = (214, 39, 40), (255, 221, 87), (44, 160, 44)  # improbable, middling, probable
@@ -39,15 +42,19 @@ def _mix(a: tuple[int, int, int], b: tuple[int, int, int], w: float) -> Color:
     return Color.from_rgb(*(round(x + (y - x) * w) for x, y in zip(a, b)))
 
 
-def diverging(v: float) -> Color:
+def diverging(v: float, depth: str = TRUECOLOR) -> Color:
     """-1 blue, 0 white, +1 red."""
     if not math.isfinite(v):
-        return Color.from_rgb(*WHITE)
+        v = 0.0
+    if depth != TRUECOLOR:
+        return LIGHT_DIVERGING.color((v + 1) / 2, depth)
     return _mix(WHITE, RED, v) if v >= 0 else _mix(WHITE, BLUE, -v)
 
 
-def probable(p: float) -> Color:
+def probable(p: float, depth: str = TRUECOLOR) -> Color:
     """0 red, 0.5 yellow, 1 green."""
+    if depth != TRUECOLOR:
+        return TRAFFIC.color(p, depth)
     return _mix(LOW, MID, 2 * p) if p < 0.5 else _mix(MID, HIGH, 2 * p - 1)
 
 
@@ -61,12 +68,17 @@ def scaled(range_: str, values: np.ndarray) -> np.ndarray:
     return values
 
 
+def on(color: Color | None) -> str:
+    """Black text, or white where the background is too dark for it (16-colour blue and red)."""
+    return "white" if color is not None and lightness(tuple(color.triplet or color.get_truecolor())) < 40 else "black"
+
+
 def colored_text(tokens: Sequence[str], colors: Sequence[Color | None], marks: Sequence[bool] | None = None) -> Text:
     """The text, each token on its own background. A newline token shows as ↵ and
     then breaks the line; `marks` underlines tokens (inside a --find match)."""
     text = Text(no_wrap=False)
     for t, (tok, color) in enumerate(zip(tokens, colors)):
-        style = Style(color="black", bgcolor=color, underline=bool(marks is not None and marks[t])) if color else Style()
+        style = Style(color=on(color), bgcolor=color, underline=bool(marks is not None and marks[t])) if color else Style()
         shown = tok.replace("\t", "⇥").replace("\r", "␍")
         shown = "".join(ch if ch.isprintable() or ch == "\n" else "·" for ch in shown)
         for j, part in enumerate(shown.split("\n")):
@@ -78,33 +90,33 @@ def colored_text(tokens: Sequence[str], colors: Sequence[Color | None], marks: S
     return text
 
 
-def unit_view(acts: Activations, what: str, layer: int, unit: int, note: str = "") -> RenderableType:
+def unit_view(acts: Activations, what: str, layer: int, unit: int, note: str = "", depth: str = TRUECOLOR) -> RenderableType:
     v = acts.signals[what][layer, :, unit]  # (T,)
     range_ = registry.range_of(acts.cell, what)
     how = f", coloured by tanh({what})" if range_ == registry.FREE else ""
     title = Text.assemble((f"layer {layer}, unit {unit}, {what}", "bold"), f"{how}{note}")
-    text = colored_text(acts.tokens, [diverging(x) for x in scaled(range_, v)])
-    return Group(title, text, legend(range_, v))
+    text = colored_text(acts.tokens, [diverging(x, depth) for x in scaled(range_, v)])
+    return Group(title, text, legend(range_, v, depth))
 
 
-def legend(range_: str, v: np.ndarray) -> Text:
+def legend(range_: str, v: np.ndarray, depth: str = TRUECOLOR) -> Text:
     gate = range_ == registry.GATE
     lo, hi = ("0 shut", "1 open") if gate else ("-1", "+1")
     t = Text()
     t.append("scale: ", style="dim")
-    t.append(f" {lo} ", Style(color="black", bgcolor=diverging(-1)))
-    t.append("  ", Style(bgcolor=diverging(-0.5)))
-    t.append(" 0.5 " if gate else " 0 ", Style(color="black", bgcolor=diverging(0)))
-    t.append("  ", Style(bgcolor=diverging(0.5)))
-    t.append(f" {hi} ", Style(color="black", bgcolor=diverging(1)))
+    t.append(f" {lo} ", Style(color=on(diverging(-1, depth)), bgcolor=diverging(-1, depth)))
+    t.append("  ", Style(bgcolor=diverging(-0.5, depth)))
+    t.append(" 0.5 " if gate else " 0 ", Style(color="black", bgcolor=diverging(0, depth)))
+    t.append("  ", Style(bgcolor=diverging(0.5, depth)))
+    t.append(f" {hi} ", Style(color=on(diverging(1, depth)), bgcolor=diverging(1, depth)))
     t.append(f"   this unit: min {v.min():+.3f}, mean {v.mean():+.3f}, max {v.max():+.3f}", style="dim")
     return t
 
 
-def probability_view(acts: Activations) -> RenderableType:
+def probability_view(acts: Activations, depth: str = TRUECOLOR) -> RenderableType:
     """The text coloured by the probability the model gave each character before it came."""
     p = next_token_probs(acts)
-    text = colored_text(acts.tokens, [None] + [probable(float(x)) for x in p[1:]])
+    text = colored_text(acts.tokens, [None] + [probable(float(x), depth) for x in p[1:]])
     bits = -np.log2(np.clip(p[1:], 1e-12, 1))
     title = Text.assemble(
         ("how expected each character was", "bold"), ": p(token | the text before it), green likely, red surprising"
@@ -131,7 +143,7 @@ def top_k_table(acts: Activations, at: int, k: int) -> RenderableType:
     return titled(title, table)
 
 
-def along_table(acts: Activations, k: int) -> RenderableType:
+def along_table(acts: Activations, k: int, depth: str = TRUECOLOR) -> RenderableType:
     """One row per position: the token read, the next one, its probability and the top k."""
     p_next = next_token_probs(acts)
     table = Table(box=None, pad_edge=False)
@@ -143,7 +155,7 @@ def along_table(acts: Activations, k: int) -> RenderableType:
         top = "  ".join(f"{visible(q.token)} {q.prob:.0%}" for q in top_predictions(acts, t, k))
         table.add_row(
             str(t), visible(acts.tokens[t]), visible(acts.tokens[t + 1]) if has_next else "",
-            Text(f"{p:.1%}", style=Style(color=probable(p))) if p is not None else Text(""), top,
+            Text(f"{p:.1%}", style=Style(color=probable(p, depth))) if p is not None else Text(""), top,
         )  # fmt: skip
     return titled("top predictions along the text", table)
 
@@ -178,7 +190,7 @@ def saturation_table(
     return titled(title, table)
 
 
-def find_view(acts: Activations, pattern: str, found: Sequence[UnitScore], inside: np.ndarray) -> RenderableType:
+def find_view(acts: Activations, pattern: str, found: Sequence[UnitScore], inside: np.ndarray, depth: str = TRUECOLOR) -> RenderableType:
     """The ranked units, then the text coloured by the best one with the matches underlined."""
     table = Table(box=None, pad_edge=False)
     for name, just in (("#", "right"), ("layer", "right"), ("unit", "right"), ("what", "left"), ("score", "right"), ("AUC", "right"),
@@ -199,7 +211,7 @@ def find_view(acts: Activations, pattern: str, found: Sequence[UnitScore], insid
         v = scaled(registry.range_of(acts.cell, b.what), acts.signals[b.what][b.layer, :, b.unit])
         parts += [
             Text.assemble(("best: ", "bold"), f"layer {b.layer}, unit {b.unit}, {b.what} (matches underlined)"),
-            colored_text(acts.tokens, [diverging(float(x)) for x in v], marks=inside),
+            colored_text(acts.tokens, [diverging(float(x), depth) for x in v], marks=inside),
         ]
     return Group(*parts)
 

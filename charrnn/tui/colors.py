@@ -5,6 +5,10 @@ blue - near black - red (a dark middle, so that on a dark terminal what stands
 out is what is strongly on or off), gates in (0, 1) black - orange - yellow, unbounded signals
 (an LSTM's cell, a vanilla RNN's pre-activation) are scaled by their own
 largest magnitude and drawn like tanh values.
+
+That is in true colour. A terminal with 256 or 16 colours (the App's console knows
+which) gets the same scales built from colours it has (inspect/palette.py), so that
+the heatmap does not snap to unrelated xterm colours.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from functools import lru_cache
 
 import numpy as np
 from rich.color import Color
+from rich.console import Console
 from rich.style import Style
 
+from ..inspect.palette import DARK_DIVERGING, HEAT, TRUECOLOR, depth_of, ink
 from ..inspect.stats import fractions
 from ..models import registry
 from ..models.registry import FREE, GATE, TANH  # noqa: F401  (the screens use colors.TANH)
@@ -50,12 +56,19 @@ def rgb(kind: str, level: int) -> tuple[int, int, int]:
     return _lerp(_BLUE, _MID, t * 2) if t < 0.5 else _lerp(_MID, _RED, t * 2 - 1)
 
 
+def depth(console: Console) -> str:
+    """How many colours a console (the App's) draws: palette.TRUECOLOR, EIGHT_BIT or STANDARD."""
+    return depth_of(console.color_system)
+
+
 @lru_cache(maxsize=None)
-def bg(kind: str, level: int) -> Style:
-    """A background of this level, with a legible foreground on it."""
-    r, g, b = rgb(kind, level)
-    light = 0.299 * r + 0.587 * g + 0.114 * b > 140
-    return Style(bgcolor=Color.from_rgb(r, g, b), color="black" if light else "white")
+def bg(kind: str, level: int, depth: str = TRUECOLOR) -> Style:
+    """A background of this level, with a legible foreground on it, in a colour the
+    terminal has at this depth (palette.TRUECOLOR, EIGHT_BIT or STANDARD)."""
+    if depth == TRUECOLOR:
+        return Style(bgcolor=Color.from_rgb(*rgb(kind, level)), color=ink(rgb(kind, level)))
+    ramp, t = (HEAT if kind == GATE else DARK_DIVERGING), level / (LEVELS - 1)
+    return Style(bgcolor=ramp.color(t, depth), color=ink(ramp.rgb(t, depth)))
 
 
 def scale_of(kind: str, values: np.ndarray) -> float:

@@ -262,8 +262,9 @@ class Heatmap(Widget):
         mark = "▶" if u == self.unit else " "
         segs = [Segment(f"{mark}{u:>{self.GUTTER - 2}} ", sel if u == self.unit else dim)]
         row = self.levels[c0:c1, u]
+        depth = colors.depth(self.app.console)
         for t, level in zip(range(c0, c1), row):
-            segs.append(Segment("│" if t == self.cursor else " ", colors.bg(self.kind, int(level))))
+            segs.append(Segment("│" if t == self.cursor else " ", colors.bg(self.kind, int(level), depth)))
         if self.side is not None:
             lo, hi = self.side[u]
             segs.append(Segment(f" {lo:>4.0%} {hi:>4.0%}", sel if u == self.unit else dim))
@@ -297,11 +298,12 @@ class TokenText(Widget):
 
     def lines(self, width: int) -> list[Text]:
         lines, line, used, cursor_line = [], Text(), 0, 0
+        depth = colors.depth(self.app.console)
         for t, tok in enumerate(self.tokens):
             piece = "".join(glyph(ch) if ch in "\n\t" else ch for ch in tok) if tok != "<eod>" else "¶"
             piece = "".join(ch if ch.isprintable() and cell_len(ch) == 1 else "?" for ch in piece)
             if self.levels is not None:
-                style = colors.bg(self.kind, int(self.levels[t]))
+                style = colors.bg(self.kind, int(self.levels[t]), depth)
             else:
                 style = Style(dim=True) if t < self.dim_before else Style()
             if t == self.cursor:

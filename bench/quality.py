@@ -10,7 +10,11 @@ Each model is then scored on the validation split (the last 10% by position) two
   windows:  independent 64-character windows, each from a zero state, every position
             scored (as nanoGPT's shakespeare_char recipe scores its transformer).
 
-    python bench/quality.py [--corpus FILE] [--budgets 1m,2m,3m] [--threads 2] [--skip-plain]
+The plain loop always trains in fp32 (the issue-6 reference); `--precision` sets what
+charrnn trains in (`auto`: bf16 autocast on a CPU with native bf16, else fp32), and
+the precision the run really used is printed beside its scores.
+
+    python bench/quality.py [--corpus FILE] [--budgets 1m,2m,3m] [--threads 2] [--precision auto|fp32|bf16] [--skip-plain]
 """
 
 from __future__ import annotations
@@ -126,6 +130,7 @@ def main() -> None:
     p.add_argument("--corpus", type=Path, default=SHAKESPEARE)
     p.add_argument("--budgets", default="1m,2m,3m")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"], help="charrnn's (the plain loop is fp32)")
     p.add_argument("--skip-plain", action="store_true")
     p.add_argument("extra", nargs="*", help="more `charrnn train` options, after --")
     args = p.parse_args()
@@ -136,7 +141,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for b in args.budgets.split(","):
             cmd = [sys.executable, "-m", "charrnn", "train", str(args.corpus), "--time", b, "--quiet",
-                   "--threads", str(args.threads), "--checkpoints", tmp, "--name", f"q{b}", *args.extra]  # fmt: skip
+                   "--threads", str(args.threads), "--precision", args.precision, "--checkpoints", tmp, "--name", f"q{b}",
+                   *args.extra]  # fmt: skip
             print("$ charrnn " + " ".join(cmd[3:]), flush=True)
             t0 = time.monotonic()
             r = subprocess.run(cmd, capture_output=True, text=True)
@@ -146,21 +152,23 @@ def main() -> None:
             carried, windows, ck = score_charrnn(Path(tmp) / f"q{b}", text)
             curve = [json.loads(line) for line in (Path(tmp) / f"q{b}" / "metrics.jsonl").read_text().splitlines()]
             at = {m: min(curve, key=lambda c: abs(c["elapsed_s"] - 60 * m))["val_loss"] for m in (1, 2, 3) if 60 * m <= curve[-1]["elapsed_s"] + 5}
-            print(f"  {ck['step']:,} steps in {wall:.0f} s wall; carried {carried:.4f}, windows {windows:.4f} nats/char; "
+            used = ck.get("trained_precision", "?")
+            print(f"  {ck['step']:,} steps in {wall:.0f} s wall ({used}); carried {carried:.4f}, windows {windows:.4f} nats/char; "
                   f"in-run curve: {', '.join(f'{m} min {v:.3f}' for m, v in at.items())}", flush=True)  # fmt: skip
-            rows.append(("charrnn", b, carried, windows, ck["step"]))
+            rows.append((f"charrnn {used.split()[0]}", b, carried, windows, ck["step"]))
             if not args.skip_plain:
                 pc, pw, steps = plain_reference(text, parse_duration(b))
                 print(f"  plain reference loop, {b}: {steps:,} steps; carried {pc:.4f}, windows {pw:.4f} nats/char", flush=True)
-                rows.append(("plain", b, pc, pw, steps))
-    print("\nbudget  who       steps   carried  windows  (nats/char; bits/char = nats / ln 2)")
+                rows.append(("plain fp32", b, pc, pw, steps))
+    print("\nbudget  who            steps   carried  windows  (nats/char; bits/char = nats / ln 2)")
     for who, b, c, w, s in rows:
-        print(f"{b:>6}  {who:<8} {s:>6,}  {c:7.4f}  {w:7.4f}   ({c / math.log(2):.3f} / {w / math.log(2):.3f} bits/char)")
-    ours = {b: c for who, b, c, _, _ in rows if who == "charrnn"}
-    plain = {b: c for who, b, c, _, _ in rows if who == "plain"}
+        print(f"{b:>6}  {who:<13} {s:>6,}  {c:7.4f}  {w:7.4f}   ({c / math.log(2):.3f} / {w / math.log(2):.3f} bits/char)")
+    ours = {b: (c, w) for who, b, c, w, _ in rows if who.startswith("charrnn")}
+    plain = {b: (c, w) for who, b, c, w, _ in rows if who.startswith("plain")}
     for b in ours:
         if b in plain:
-            print(f"{b}: charrnn - plain = {ours[b] - plain[b]:+.4f} nats/char (carried)")
+            (oc, ow), (pc, pw) = ours[b], plain[b]
+            print(f"{b}: charrnn - plain = {oc - pc:+.4f} nats/char carried, {ow - pw:+.4f} windows")
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ printed for reference only.
             beside the majority class and the character n-gram naive Bayes baseline
             that the run fits on the same split.
 
-    python bench/task_quality.py [--parts dates,reversal,classify] [--dates-steps 1500]
-                                 [--reversal-steps 1500] [--classify-steps 600]
+    python bench/task_quality.py [--parts dates,reversal,classify] [--dates-steps 2500]
+                                 [--reversal-steps 1500] [--classify-steps 500]
 """
 
 from __future__ import annotations
@@ -107,9 +107,9 @@ def classify(work: Path, steps: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", default="dates,reversal,classify")
-    ap.add_argument("--dates-steps", type=int, default=1500)
+    ap.add_argument("--dates-steps", type=int, default=2500)
     ap.add_argument("--reversal-steps", type=int, default=1500)
-    ap.add_argument("--classify-steps", type=int, default=600)
+    ap.add_argument("--classify-steps", type=int, default=500)
     a = ap.parse_args()
     header("task quality: seq2seq and classify after a fixed number of steps (CPU, fp32, 1 thread, seed 1337)")
     with tempfile.TemporaryDirectory() as tmp:

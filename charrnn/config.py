@@ -199,6 +199,9 @@ class TrainConfig:
     precision: str = Precision.auto.value
     threads: int | None = None
     max_bad_steps: int = 5  # non-finite losses in a row before the run stops
+    # the settings this run took from FP32_CPU_RECIPE instead of the defaults above
+    # (training/recipe.py; empty for a run in bf16, on a GPU, or given them all)
+    recipe: tuple[str, ...] = ()
 
     def validate(self) -> "TrainConfig":
         _positive("--seq-len", self.seq_len)
@@ -237,6 +240,8 @@ class TrainConfig:
             raise ConfigError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}.")
         if self.threads is not None:
             _positive("--threads", self.threads)
+        if set(self.recipe) - set(FP32_CPU_RECIPE):
+            raise ConfigError(f"unknown recipe settings {sorted(set(self.recipe) - set(FP32_CPU_RECIPE))}.")
         return self
 
     @property
@@ -286,6 +291,14 @@ RESUMABLE = ("steps", "epochs", "time", "eval_every", "eval_tokens", "final_eval
 LIMITS = ("steps", "epochs", "time")
 
 DEFAULT_TIME = "3m"
+
+# The defaults above were tuned where bf16 autocast runs (a CPU with native bf16, or
+# a GPU): there 3 minutes buy ~10k steps and a 2x256 LSTM overfits, so dropout and a
+# gentle lr win. A CPU training in fp32 runs 4-5x slower: 3 minutes buy under two
+# epochs, and a wider step size and one layer win (bench/RESULTS.md, issue 17). A new
+# LSTM language model that trains in fp32 on a CPU takes these instead of the
+# defaults, each one unless given (training/recipe.py).
+FP32_CPU_RECIPE: dict[str, Any] = {"layers": 1, "hidden": 256, "dropout": 0.0, "lr": 1e-2}
 DEFAULT_SPM_VOCAB = 1024  # --tokenizer spm without --vocab-size; lowered (and said so) for small corpora
 DEFAULT_CHECKPOINTS = "checkpoints"
 DEFAULT_CORPUS = "pydoc-topics"

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ..config import ModelConfig, format_duration, from_dict
+from ..config import ModelConfig, TrainConfig, format_duration, from_dict
 from ..training.telemetry import METRICS, metric_text
 from .common import DEFAULT_ROOT, CheckpointsOpt, Command, RunArg, app, out, user_errors
 
@@ -82,7 +82,15 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "labels": list((ck.get("labels") or {}).get("labels", [])),
         "label_stats": ck.get("label_stats"),
         "pairs": ck.get("pairs"),
+        "recipe": list(t.get("recipe") or []),  # settings taken from the fp32 CPU recipe (training/recipe.py)
+        "recipe_note": _recipe_note(cfg, t),
     }
+
+
+def _recipe_note(model: ModelConfig, t: dict[str, Any]) -> str | None:
+    from ..training import recipe
+
+    return recipe.describe(model, from_dict(TrainConfig, t)) if t.get("recipe") else None
 
 
 def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = False) -> None:
@@ -119,6 +127,8 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
     batch = f"{s['batch_size']} x {s['seq_len']}" if s["task"] == "lm" else f"{s['batch_size']} {'pairs' if s['pairs'] else 'documents'}"
     row("batch", f"{batch}, lr {s['lr']}, {s['precision']} on {s['device_trained_on']}")
     unit = {"classify": "document"}.get(s["task"], "token")
+    if s["recipe_note"]:
+        row("defaults", s["recipe_note"])
     if s["best_val_loss"] is not None:
         bpc = f", {s['best_val_bpc']:.4f} bits/char, perplexity {s['best_val_ppl']:.2f}" if s["best_val_bpc"] is not None else ""
         row("best val", f"{s['best_val_loss']:.4f} nats/{unit}{bpc}")

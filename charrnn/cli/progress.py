@@ -56,6 +56,7 @@ def start_lines(e: StartEvent) -> list[str]:
     return [
         e.corpus,
         f"model: {e.model}, {e.params:,} parameters; {e.device}, {e.precision}",
+        *([e.recipe] if e.recipe else []),
         f"run: {e.run_dir}; {e.tokens_per_step:,} {e.unit}s a step, {e.steps_per_epoch:,} steps an epoch; "
         f"stops after {' or '.join(limits)}{resumed}",
     ]

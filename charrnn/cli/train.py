@@ -157,7 +157,14 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.", rich_help_panel=P_OUT)] = False,
     tui: Annotated[bool, typer.Option("--tui", help="Watch training in the interactive terminal app.", rich_help_panel=P_OUT)] = False,
     device: DeviceOpt = Device(TC.device),
-    precision: Annotated[Precision, typer.Option(help="auto: bf16 autocast on GPUs and on CPUs with native bf16, else fp32; or fp32, bf16, fp16 (CUDA).", rich_help_panel=P_HW)] = Precision(TC.precision),
+    precision: Annotated[
+        Precision,
+        typer.Option(
+            help="auto: bf16 autocast on GPUs and on CPUs with native bf16, else fp32; or fp32, bf16, fp16 (CUDA). "
+            "An LSTM trained in fp32 on a CPU defaults to --layers 1 --dropout 0 --lr 0.01.",
+            rich_help_panel=P_HW,
+        ),
+    ] = Precision(TC.precision),
     threads: ThreadsOpt = TC.threads,
 ) -> None:
     """Train a recurrent network: a language model by default (--task lm), of any cell kind (--cell)."""
@@ -220,7 +227,7 @@ def run(
             changes = {f: getattr(tcfg, f) for f in RESUMABLE_SETTINGS if (f + "_" if f == "time" else f) in given}
             p = plan.resume_run(resume, root, changes, data.paths if "paths" in given else None, out_dir)
         else:
-            p = plan.new_run(data, model, tcfg, root, name, out_dir, d)
+            p = plan.new_run(data, model, tcfg, root, name, out_dir, d, given=given)
         opened = plan.open_data(p, d)
         if tui:
             _train_in_app(p, opened)

@@ -32,12 +32,20 @@ class RunPlan:
 
 def new_run(
     data: DataConfig, model: ModelConfig, train: TrainConfig, root: Path, name: str | None = None, out_dir: Path | None = None,
-    dist: distributed.Dist = distributed.SINGLE,
+    dist: distributed.Dist = distributed.SINGLE, given: set[str] | None = None,
 ) -> RunPlan:  # fmt: skip
-    """A fresh run in `out_dir`, or `root/name`, or `root/<corpus>-<cell>-<time>`."""
+    """A fresh run in `out_dir`, or `root/name`, or `root/<corpus>-<cell>-<time>`.
+    With `given` (the options the user set), a run that will train in fp32 on a CPU
+    takes the fp32 recipe in place of the defaults not given (training/recipe.py)."""
     data.validate()
     model.validate()
     train.validate()
+    if given is not None:
+        from . import recipe
+
+        model, train = recipe.choose(model, train, given, dist.local_rank)
+        model.validate()
+        train.validate()
     stem = (Path(data.paths[0]).stem if data.paths else "") or "corpus"
     run_dir = Path(out_dir) if out_dir else Path(root) / (name or f"{stem}-{model.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = distributed.broadcast(dist, run_dir)  # one name for all ranks, whatever their clocks say

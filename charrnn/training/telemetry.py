@@ -33,6 +33,7 @@ class StartEvent:
     task: str = "lm"
     unit: str = "token"  # what a step's units (and the loss's) are: tokens, documents
     bpc: bool = True  # whether the task scores bits per character (else its loss is per unit, and its metrics tell)
+    recipe: str | None = None  # which settings came from the fp32 CPU recipe (training/recipe.py)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import torch
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import CharRNNError, ConfigError, TrainingError
 from ..tasks import task_spec
-from . import checkpoint, distributed
+from . import checkpoint, distributed, recipe
 from .hardware import autocast, pick_device, pick_precision, precision_name
 from .schedule import lr_at
 from .telemetry import (
@@ -325,4 +325,5 @@ class Trainer:
             task=self.task.name,
             unit=self.task.unit,
             bpc=self.task.bpc,
+            recipe=recipe.describe(self.model_cfg, self.cfg),
         )

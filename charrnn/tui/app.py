@@ -269,7 +269,7 @@ class CharRNNApp(App):
         """Bring the visible screen up to date (called ten times a second)."""
         screen = self.screen
         sync = getattr(screen, "sync", None)
-        if sync is None:
+        if sync is None or not screen.is_mounted:  # a screen just pushed draws itself in its on_mount
             return
         if force or self._drawn.get(id(screen)) != self.state.version:
             self._drawn[id(screen)] = self.state.version

@@ -67,7 +67,10 @@ def factory(req: RunRequest, root: Path) -> TrainerFactory:
     data = DataConfig(paths=tuple(p for p in req.corpus if p.strip()) or (DEFAULT_CORPUS,))
     model = ModelConfig(cell=req.cell, layers=req.layers, hidden=req.hidden)
     tcfg = TrainConfig(**limit, device=req.device)
-    p = plan.new_run(data, model, tcfg, root, req.name)
+    # as `charrnn train`: a run in fp32 on a CPU takes the fp32 recipe for what the
+    # form leaves at its defaults (training/recipe.py)
+    given = {k for k in ("cell", "layers", "hidden") if getattr(req, k) != getattr(ModelConfig, k)}
+    p = plan.new_run(data, model, tcfg, root, req.name, given=given)
     return lambda sinks, stop: plan.trainer(p, sinks, stop)
 
 

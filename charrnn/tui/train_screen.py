@@ -45,6 +45,8 @@ def status_text(s: st.RunState) -> Text:
     if s.start is not None:
         t.append(f"  {s.start.run_dir}", style="bold")
         t.append(f"  {s.start.model} · {s.start.params:,} params · {s.start.device} {s.start.precision}", style="dim")
+        if s.start.recipe:
+            t.append(f"  ({s.start.recipe})", style="dim")
     elif s.phase == st.IDLE:
         t.append("  press n for a new run, r to resume one", style="dim")
     if s.phase == st.FAILED and s.error:

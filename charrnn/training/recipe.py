@@ -1,0 +1,58 @@
+"""The defaults a new run starts from, by the precision it will train in.
+
+`config.py`'s defaults (a 2x256 LSTM, dropout 0.1, AdamW at 3e-3) were tuned where
+bf16 autocast runs: there a 3-minute run makes ~10k steps, a dozen epochs of
+tinyshakespeare, and regularisation wins. A CPU without native bf16 trains in fp32
+at a fifth of that speed: 3 minutes buy under two epochs, the model is far from
+fitting, and what buys more or larger useful updates wins instead: one layer (2.3x
+the characters a second of two) and a learning rate of 1e-2 without dropout
+(`config.FP32_CPU_RECIPE`; measured in bench/fp32_sweep.py and bench/quality.py,
+bench/RESULTS.md). So a new LSTM language model whose run resolves to fp32 on a CPU
+(`--precision auto` without native bf16, or `--precision fp32`) takes those
+settings in place of the defaults, each one unless the user gave it. A run in bf16,
+on a GPU, of another cell or task, or resumed, keeps exactly what it is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from ..config import FP32_CPU_RECIPE, ModelConfig, TrainConfig, option_flag
+
+
+def applies(model: ModelConfig, train: TrainConfig, local_rank: int = 0) -> bool:
+    """Will this run train an LSTM language model in plain fp32 on a CPU?"""
+    if model.task != "lm" or model.cell != "lstm":
+        return False  # measured for the default cell and task only
+    from .hardware import pick_device, pick_precision
+
+    device = pick_device(train.device, local_rank)
+    return device.type == "cpu" and pick_precision(train.precision, device) is None
+
+
+def choose(model: ModelConfig, train: TrainConfig, given: set[str], local_rank: int = 0) -> tuple[ModelConfig, TrainConfig]:
+    """The configs with the fp32 CPU recipe in place of each default not given
+    (`given`: the option names the user set); the train config's `recipe` lists
+    the settings taken from it."""
+    if not applies(model, train, local_rank):
+        return model, train
+    taken = [k for k in FP32_CPU_RECIPE if k not in given]
+    if not taken:
+        return model, train
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)}
+    m = {k: FP32_CPU_RECIPE[k] for k in taken if k in model_fields}
+    t = {k: FP32_CPU_RECIPE[k] for k in taken if k not in model_fields}
+    return dataclasses.replace(model, **m), dataclasses.replace(train, **t, recipe=tuple(taken))
+
+
+def describe(model: ModelConfig, train: TrainConfig) -> str | None:
+    """One line saying which settings came from the fp32 recipe, or None."""
+    if not train.recipe:
+        return None
+    values = {**dataclasses.asdict(model), **dataclasses.asdict(train)}
+    opts = " ".join(f"{option_flag(k)} {_num(values[k])}" for k in train.recipe)
+    return f"fp32 on a CPU, so {opts} in place of the bf16-tuned defaults (faster to a good loss in fp32; an option given wins)"
+
+
+def _num(v: object) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)

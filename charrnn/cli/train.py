@@ -10,6 +10,7 @@ one-line error.
 
 from __future__ import annotations
 
+import enum
 import signal
 import threading
 from pathlib import Path
@@ -35,7 +36,9 @@ from ..config import (
     RESUMABLE as RESUMABLE_SETTINGS,
 )
 from ..errors import ConfigError, PeerLostError
+from ..models import registry
 from ..tasks import task_spec
+from ..tasks.options import ATTENTIONS, CONDITIONS, POOLS, ClassifyOptions, Seq2SeqOptions
 from . import kind_options as ko
 from .common import (
     DEFAULT_ROOT,
@@ -58,6 +61,7 @@ from .common import (
     TaskOpt,
     ThreadsOpt,
     TimeOpt,
+    _choice,
     app,
     err,
     given_options,
@@ -67,10 +71,16 @@ from .common import (
 
 D = DataConfig()
 KIND_OPTIONS = ko.OPTION_PARAMS
+CO, SO = ClassifyOptions(), Seq2SeqOptions()
+P_CLASSIFY, P_SEQ2SEQ = "Classification (--task classify)", "Encoder-decoder (--task seq2seq)"
 
 # train's parameters that are a kind's or a task's own settings: given ones go into
 # ModelConfig.options (the next cells and tasks add theirs here and to the signature)
-OPTION_PARAMS: tuple[str, ...] = KIND_OPTIONS
+OPTION_PARAMS: tuple[str, ...] = (*KIND_OPTIONS, "pool", "max_chars", "attention", "condition", "decoder_cell", "sampling_prob")
+
+Pool = enum.Enum("Pool", {p: p for p in POOLS}, type=str)  # type: ignore[misc]
+Attention = enum.Enum("Attention", {a: a for a in ATTENTIONS}, type=str)  # type: ignore[misc]
+Condition = enum.Enum("Condition", {c: c for c in CONDITIONS}, type=str)  # type: ignore[misc]
 
 
 @app.command(cls=Command)
@@ -122,6 +132,12 @@ def train(
     readout: ko.ReadoutOpt = ko.Readout(ko.ESN.readout),
     ridge: ko.RidgeOpt = ko.ESN.ridge,
     feedback: ko.FeedbackOpt = ko.Feedback(ko.JORDAN.feedback),
+    pool: Annotated[Pool, typer.Option(help="What feeds the label's softmax: the final state, the mean of the states, or attention over them.", rich_help_panel=P_CLASSIFY)] = Pool(CO.pool),
+    max_chars: Annotated[int, typer.Option(help="Characters read per document (a random window in training, the first ones in validation).", rich_help_panel=P_CLASSIFY)] = CO.max_chars,
+    attention: Annotated[Attention, typer.Option(help="none: the fixed-length context alone; dot or additive attention over the encoder's states.", rich_help_panel=P_SEQ2SEQ)] = Attention(SO.attention),
+    condition: Annotated[Condition, typer.Option(help="How the context reaches the decoder: its initial state, an input at every step, or both.", rich_help_panel=P_SEQ2SEQ)] = Condition(SO.condition),
+    decoder_cell: Annotated[Optional[str], typer.Option(help="The decoder's cell kind (default: --cell).", metavar="KIND", callback=lambda v: v if v is None else _choice(registry.names)(v), rich_help_panel=P_SEQ2SEQ, show_default=False)] = SO.decoder_cell,
+    sampling_prob: Annotated[float, typer.Option(help="Scheduled sampling: the chance, at each step, of feeding the decoder its own previous output instead of the true one.", rich_help_panel=P_SEQ2SEQ)] = SO.sampling_prob,
     seq_len: Annotated[int, typer.Option(help="Timesteps backpropagated through (truncated BPTT).", rich_help_panel=P_OPT)] = TC.seq_len,
     batch_size: Annotated[int, typer.Option(help="Streams per batch.", rich_help_panel=P_OPT)] = TC.batch_size,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).", rich_help_panel=P_OPT)] = TC.lr,
@@ -207,6 +223,10 @@ def run(
     data.validate()
     model.validate()
     tcfg.validate()
+    unused = sorted(set(task_spec(model.task).unused) & given) if resume is None else []
+    if unused:
+        flags = ", ".join(option_flag(u) for u in unused)
+        raise ConfigError(f"{flags} {'does' if len(unused) == 1 else 'do'} not fit --task {model.task}.")
     from ..training import distributed, plan
 
     if tui and distributed.launched():

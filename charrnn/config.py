@@ -84,9 +84,12 @@ class ModelConfig:
 
         kind, task = registry.get(self.cell), task_spec(self.task)
         if kind.structure != task.structure:
-            fits = ", ".join(registry.names(task.structure))
+            fits = ", ".join(registry.names(task.structure, self.task))
             reads = "composes trees" if kind.structure == registry.TREE else "reads sequences"
             raise ConfigError(f"--cell {self.cell} {reads}; --task {self.task} takes --cell {fits}.")
+        if kind.tasks is not None and self.task not in kind.tasks:
+            fits = ", ".join(registry.names(task.structure, self.task))
+            raise ConfigError(f"--cell {self.cell} serves --task {', '.join(kind.tasks)} only; --task {self.task} takes --cell {fits}.")
         owned = set(kind.option_fields()) | set(task.option_fields())
         stray = sorted(set(self.options) - owned)
         if stray:

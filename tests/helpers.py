@@ -49,3 +49,34 @@ async def until(pilot: Any, cond: Callable[[], bool], timeout: float = 30.0, wha
         if time.monotonic() - t0 > timeout:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or cond}")
         await pilot.pause(0.05)
+
+
+def resumes_exactly(root: Any, data: Any, model: Any, steps: int = 30, at: int = 15, **train: Any) -> None:
+    """A run of `steps` steps interrupted at step `at` and resumed ends with exactly the weights of
+    one that never stopped (any task: the schedule, optimizer, data position and RNG come back)."""
+    import threading
+
+    import torch
+
+    from charrnn.config import TrainConfig
+    from charrnn.training import checkpoint, plan
+    from charrnn.training.telemetry import BaseSink
+
+    class StopAt(BaseSink):
+        def __init__(self, stop: threading.Event):
+            self.stop = stop
+
+        def on_checkpoint(self, e: Any) -> None:
+            if e.step >= at:
+                self.stop.set()
+
+    cfg = TrainConfig(steps=steps, eval_every=at, device="cpu", **train)
+    plan.trainer(plan.new_run(data, model, cfg, root, "straight"), [], threading.Event()).run()
+    stop = threading.Event()
+    first = plan.trainer(plan.new_run(data, model, cfg, root, "split"), [StopAt(stop)], stop).run()
+    assert first.stopped_by == "interrupt" and first.step == at
+    second = plan.trainer(plan.resume_run(root / "split", root), [], threading.Event()).run()
+    assert second.step == steps and second.stopped_by == "steps"
+    a, b = (checkpoint.load(root / run / "last.pt")["model"] for run in ("straight", "split"))
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)

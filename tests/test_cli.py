@@ -193,4 +193,4 @@ def test_predict_and_labels_are_for_other_tasks(runner, workdir, corpus_file):
     assert train(runner, str(corpus_file), "--steps", "5", "--name", "lm").exit_code == 0
     one_line_error(runner.invoke(app, ["predict", "lm", "some text"]), "charrnn predict answers classification", "charrnn sample")
     one_line_error(runner.invoke(app, ["predict", "lm", "x", "--top", "3"]), "--top lists beams: give --beam K too")
-    one_line_error(train(runner, str(corpus_file), "--label-from", "file"), "--label-from reads labelled documents")
+    one_line_error(train(runner, str(corpus_file), "--label-dropout", "0.2", "--steps", "5"), "--label-dropout conditions the model", "--label-from")

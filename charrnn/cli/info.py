@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config import ModelConfig, TrainConfig, format_duration, from_dict
+from ..training.telemetry import METRICS, metric_text
 from .common import DEFAULT_ROOT, CheckpointsOpt, Command, RunArg, app, out, user_errors
 
 MAX_LABELS = 30  # labels listed in the table
@@ -86,6 +87,8 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "label_from": d.get("label_from"),
         "labels": _labels(ck),
         "last_val_bpc_no_label": last.get("val_bpc_no_label"),
+        "last_metrics": {k: last[k] for k in METRICS if isinstance(last.get(k), (int, float))},
+        "pairs": ck.get("pairs"),
         "recipe": list(t.get("recipe") or []),  # settings taken from the fp32 CPU recipe (training/recipe.py)
         "recipe_note": _recipe_note(cfg, t),
     }
@@ -140,22 +143,26 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
     corpus = ", ".join(s["corpus"]) or "?"
     sizes = f" ({s['train_chars']:,} train / {s['val_chars']:,} validation chars)" if s["train_chars"] is not None else ""
     row("corpus", corpus + sizes + (f", documents by {s['doc_sep']!r}" if s["doc_sep"] else ""))
+    if s["pairs"]:
+        p = s["pairs"]
+        row("pairs", f"{p.get('train', 0):,} train / {p.get('val', 0):,} validation; sources up to {p.get('train_max_source')} chars in training")
     row("trained", f"{s['step']:,} steps, epoch {s['epoch']}, {format_duration(s['elapsed_s'])}")
-    shape = f"{s['batch_size']} trees" if s["task"] == "tree" else f"{s['batch_size']} x {s['seq_len']}"
-    row("batch", f"{shape}, lr {s['lr']}, {s['precision']} on {s['device_trained_on']}")
+    if s["task"] == "lm":
+        batch = f"{s['batch_size']} x {s['seq_len']}"
+    else:
+        batch = f"{s['batch_size']} {'trees' if s['task'] == 'tree' else 'pairs' if s['pairs'] else 'documents'}"
+    row("batch", f"{batch}, lr {s['lr']}, {s['precision']} on {s['device_trained_on']}")
+    unit = {"classify": "document", "tree": "tree"}.get(s["task"], "token")
     if s["recipe_note"]:
         row("defaults", s["recipe_note"])
     if s["best_val_loss"] is not None:
-        if s["best_val_bpc"] is not None:
-            row("best val", f"{s['best_val_loss']:.4f} nats/token, {s['best_val_bpc']:.4f} bits/char, perplexity {s['best_val_ppl']:.2f}")
-        else:
-            row("best val", f"{s['best_val_loss']:.4f} nats")
-    if s["last_val_loss"] is not None and s["last_val_bpc"] is not None:
+        bpc = f", {s['best_val_bpc']:.4f} bits/char, perplexity {s['best_val_ppl']:.2f}" if s["best_val_bpc"] is not None else ""
+        row("best val", f"{s['best_val_loss']:.4f} nats/{unit}{bpc}")
+    if s["last_val_loss"] is not None:
+        bpc = f", {s['last_val_bpc']:.4f} bits/char" if s["last_val_bpc"] is not None else ""
+        metrics = "".join(f", {metric_text(k, v)}" for k, v in s["last_metrics"].items())
         none = f" ({s['last_val_bpc_no_label']:.4f} with no label)" if s["last_val_bpc_no_label"] is not None else ""
-        row("last val", f"{s['last_val_loss']:.4f} nats/token, {s['last_val_bpc']:.4f} bits/char{none}")
-    elif s["last_val_loss"] is not None:  # a task that scores examples (trees, labels): nats per example
-        acc = f", accuracy {s['last_val_accuracy']:.1%}" if s["last_val_accuracy"] is not None else ""
-        row("last val", f"{s['last_val_loss']:.4f} nats{acc}")
+        row("last val", f"{s['last_val_loss']:.4f} nats/{unit}{bpc}{none}{metrics}")
     for k, v in s["kind"].items():
         row(k, v)
     if s["labels"] is not None:

@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 from rich.markup import escape
 
-from ..config import Unknown
+from ..config import ModelConfig, Unknown, from_dict
 from ..errors import ConfigError, CorpusError, TokenizerError
 from ..models import registry
 from .common import DEFAULT_ROOT, P_OUT, CheckpointsOpt, Command, RunArg, ThreadsOpt, UnknownOpt, app, err, out, user_errors
@@ -76,15 +76,18 @@ def inspect(
 
     from ..inspect import view
     from ..inspect.export import to_json
+    from ..inspect.palette import depth_of
     from ..inspect.stats import busiest_unit, find_units, match_mask, position, saturation, unit_values
     from ..inspect.trace import activations, gradient_flow
     from ..training import checkpoint
-    from ..inspect.palette import depth_of
 
     if threads is not None:
         torch.set_num_threads(threads)  # the whole process is this one command
     path = checkpoint.find(run_or_checkpoint, checkpoints)
     ck = checkpoint.load(path)
+    if from_dict(ModelConfig, ck["model_config"]).task != "tree":  # a tree run shows its nodes (below)
+        checkpoint.require_task(ck, path, "lm", "charrnn inspect looks inside language models and tree nets; for this run use "
+                                "charrnn predict (--trace for a classifier, --attention-map for an encoder-decoder).")  # fmt: skip
     model, tok = checkpoint.model_from(ck, path)
     from ..tasks.generate import label_index
 

@@ -46,8 +46,6 @@ def predict(
         raise ConfigError("--top lists beams: give --beam K too (K >= --top).")
     if beam is not None and top > beam:
         raise ConfigError(f"--top {top} is more than the beam keeps (--beam {beam}).")
-    import importlib
-
     from ..config import ModelConfig, from_dict
     from ..tasks import task_spec
     from ..tasks.base import PredictOptions
@@ -62,19 +60,20 @@ def predict(
     inputs = _inputs(texts, file)
     view = None
     if spec.view and not as_json:
-        module, _, fn = spec.view.partition(":")
-        view = getattr(importlib.import_module(module), fn)
+        from .views import load
+
+        view = load(spec.view)
     for i, text in enumerate(inputs):
         p = predictor.predict(text)
         if as_json:
             out.print_json(json.dumps({"input": text, **p.json}))
             continue
         out.print(p.line, markup=False, highlight=False)
-        if view is not None and p.details is not None:
-            for part in view(p, opts):
-                out.print(part)
-            if i < len(inputs) - 1:
-                out.print()
+        parts = list(view(p, opts)) if view is not None and p.details is not None else []
+        for part in parts:
+            out.print(part)
+        if parts and i < len(inputs) - 1:  # a blank line between inputs drawn at length
+            out.print()
 
 
 def _inputs(texts: list[str] | None, file: Path | None) -> list[str]:

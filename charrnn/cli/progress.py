@@ -7,7 +7,18 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn
 
 from ..config import format_duration
-from ..training.telemetry import BaseSink, CheckpointEvent, EndEvent, EvalEvent, MessageEvent, SampleEvent, StartEvent, StepEvent
+from ..training.telemetry import (
+    METRICS,
+    BaseSink,
+    CheckpointEvent,
+    EndEvent,
+    EvalEvent,
+    MessageEvent,
+    SampleEvent,
+    StartEvent,
+    StepEvent,
+    metric_text,
+)
 
 
 def si(x: float) -> str:
@@ -17,24 +28,23 @@ def si(x: float) -> str:
     return f"{x:.0f}"
 
 
-def score(e: EvalEvent, digits: int = 4) -> str:
-    """The figure beside the loss: bits/char for a model of text, else the accuracy."""
+def score_text(e: EvalEvent) -> str:
+    """What the run is judged by: bits per character, else the task's first metric."""
     if e.val_bpc is not None:
-        return f"{e.val_bpc:.{digits}f} bits/char"
-    acc = e.metrics.get("accuracy")
-    return f"accuracy {acc:.{max(1, digits - 3)}%}" if acc is not None else ""
+        return f"{e.val_bpc:.3f} bits/char"
+    return metric_text(*next(iter(e.metrics.items()))) if e.metrics else "-"
 
 
-def eval_line(e: EvalEvent) -> str:
+def eval_line(e: EvalEvent, unit: str = "token") -> str:
     train = f"train {e.train_loss:.4f} | " if e.train_loss is not None else ""
     tag = "final " if e.final else ""
     best = " *" if e.best else ""
-    if e.val_bpc is None:  # a task that scores examples, not text: nats per example
-        return (f"{tag}step {e.step:,} | {train}val {e.val_loss:.4f} nats | {score(e)} | {si(e.chars_per_s)} chars/s | "
-                f"{format_duration(e.elapsed_s)}{best}")  # fmt: skip
+    text = f" | {e.val_bpc:.4f} bits/char | ppl {e.val_ppl:.2f}" if e.val_bpc is not None else ""
+    # the named metrics (accuracy, exact match, ...); the rest (a tree run's by depth) go to metrics.jsonl only
+    metrics = "".join(f" | {metric_text(k, v)}" for k, v in e.metrics.items() if k in METRICS)
     return (
-        f"{tag}step {e.step:,} | {train}val {e.val_loss:.4f} nats/token | {score(e)} | "
-        f"ppl {e.val_ppl:.2f} | {si(e.chars_per_s)} chars/s | {format_duration(e.elapsed_s)}{best}{metrics_text(e.metrics)}"
+        f"{tag}step {e.step:,} | {train}val {e.val_loss:.4f} nats/{unit}{text}{metrics} | "
+        f"{si(e.chars_per_s)} chars/s | {format_duration(e.elapsed_s)}{best}{metrics_text(e.metrics)}"
     )
 
 
@@ -60,39 +70,48 @@ def start_lines(e: StartEvent) -> list[str]:
     ]
 
 
-def end_line(e: EndEvent) -> str:
+def end_line(e: EndEvent, unit: str = "token") -> str:
     why = {"steps": "reached --steps", "epochs": "reached --epochs", "time": "time budget spent", "interrupt": "interrupted"}[e.stopped_by]
     val = ""
-    if e.final_val_loss is not None and e.final_val_bpc is not None:
-        val = f"; validation {e.final_val_loss:.4f} nats/token, {e.final_val_bpc:.4f} bits/char"
-    elif e.final_val_loss is not None:
-        val = f"; validation {e.final_val_loss:.4f} nats"
+    if e.final_val_loss is not None:
+        bpc = f", {e.final_val_bpc:.4f} bits/char" if e.final_val_bpc is not None else ""
+        val = f"; validation {e.final_val_loss:.4f} nats/{unit}{bpc}"
     best = f" (best {e.best_val_loss:.4f})" if e.best_val_loss is not None else ""
     return f"done at step {e.step:,} ({why}, {format_duration(e.elapsed_s)}){val}{best}. Checkpoints in {e.run_dir}"
 
 
 class PlainSink(BaseSink):
-    """--quiet: one plain line per evaluation, no bar, no samples."""
+    """--quiet: one plain line per evaluation, no bar, no samples; the task's report at the end."""
 
     def __init__(self, console: Console):
         self.console = console
+        self.unit = "token"
 
     def on_start(self, e: StartEvent) -> None:
+        self.unit = e.unit
         for line in start_lines(e):
             self.console.print(escape(line), highlight=False)
 
     def on_eval(self, e: EvalEvent) -> None:
-        self.console.print(eval_line(e), highlight=False)
+        self.console.print(eval_line(e, self.unit), highlight=False)
+        self._report(e)
+
+    def _report(self, e: EvalEvent) -> None:
+        if e.report is not None:
+            from .views import report
+
+            for part in report(e.report):
+                self.console.print(part)
 
     def on_message(self, e: MessageEvent) -> None:
         self.console.print(f"[yellow]{escape(e.text)}[/]" if e.level == "warning" else escape(e.text), highlight=False)
 
     def on_end(self, e: EndEvent) -> None:
-        self.console.print(escape(end_line(e)), highlight=False)
+        self.console.print(escape(end_line(e, self.unit)), highlight=False)
 
 
 class RichSink(PlainSink):
-    """The progress bar: step, train loss, val loss, bits/char, chars/s, ETA."""
+    """The progress bar: step, train loss, val loss, bits/char (or the task's metric), chars/s, ETA."""
 
     def __init__(self, console: Console):
         super().__init__(console)
@@ -109,11 +128,13 @@ class RichSink(PlainSink):
             refresh_per_second=5,
         )
         self.task = None
-        self.fields = {"step": "0", "loss": "-", "val": "-", "score": "", "speed": "-", "eta": "-"}
+        self.fields = {"step": "0", "loss": "-", "val": "-", "score": "- bits/char", "speed": "-", "eta": "-"}
 
     def on_start(self, e: StartEvent) -> None:
         super().on_start(e)
         self.total = e.total_steps
+        if not e.bpc:
+            self.fields["score"] = "-"
         self.progress.start()
         self.task = self.progress.add_task("train", total=1000, **self.fields)
 
@@ -127,9 +148,10 @@ class RichSink(PlainSink):
         self.progress.update(self.task, completed=1000 * e.progress, **self.fields)
 
     def on_eval(self, e: EvalEvent) -> None:
-        self.fields.update(val=f"{e.val_loss:.3f}", score=score(e, 3))
+        self.fields.update(val=f"{e.val_loss:.3f}", score=score_text(e))
         self.progress.update(self.task, **self.fields)
-        self.progress.console.print(eval_line(e), highlight=False)
+        self.progress.console.print(eval_line(e, self.unit), highlight=False)
+        self._report(e)
 
     def on_sample(self, e: SampleEvent) -> None:
         text = e.text.strip("\n")

@@ -9,12 +9,36 @@ import typer
 
 from ..config import DataConfig, Device, SampleConfig, Unknown
 from ..errors import ConfigError
-from .common import DEFAULT_ROOT, P_HW, P_SAMPLE, CheckpointsOpt, Command, RunArg, S, UnknownOpt, app, err, user_errors
+from .common import (
+    DEFAULT_ROOT,
+    P_HW,
+    P_SAMPLE,
+    CheckpointsOpt,
+    Command,
+    RunArg,
+    S,
+    UnknownOpt,
+    app,
+    err,
+    given_options,
+    user_errors,
+)
+
+
+def _check_beam(beam: int, cfg: SampleConfig, given: set[str]) -> None:
+    if beam < 1:
+        raise ConfigError(f"--beam must be a whole number > 0, got {beam}.")
+    sampling = [f"--{n.replace('_', '-')}" for n in ("temperature", "top_k", "top_p", "seed") if n in given]
+    if sampling:
+        raise ConfigError(f"--beam searches for the most likely text, so {', '.join(sampling)} (for sampling) does not apply.")
+    if cfg.num > beam:
+        raise ConfigError(f"--num {cfg.num} asks for more texts than the beam keeps (--beam {beam}).")
 
 
 @app.command(cls=Command)
 @user_errors
 def sample(
+    ctx: typer.Context,
     run_or_checkpoint: RunArg = None,
     prime: Annotated[str, typer.Option(help="Text to start from; it is printed first.", rich_help_panel=P_SAMPLE)] = S.prime,
     temperature: Annotated[float, typer.Option(help="Softmax temperature; 0 picks the most likely token.", rich_help_panel=P_SAMPLE)] = S.temperature,
@@ -28,6 +52,7 @@ def sample(
     label: Annotated[
         Optional[str], typer.Option(help="Generate for this label (a model trained with --label-from; default: no label).", rich_help_panel=P_SAMPLE, show_default=False)
     ] = None,
+    beam: Annotated[Optional[int], typer.Option(help="Beam search with this width: the most likely continuation instead of a sample (--num N: the N best).", rich_help_panel=P_SAMPLE, show_default=False)] = None,
     unknown: UnknownOpt = Unknown(S.unknown),
     checkpoints: CheckpointsOpt = DEFAULT_ROOT,
     device: Annotated[Device, typer.Option(help="Where to run the model.", rich_help_panel=P_HW)] = Device.cpu,
@@ -37,6 +62,8 @@ def sample(
         prime=prime, temperature=temperature, top_k=top_k, top_p=top_p, length=length, num=num, seed=seed,
         stop=tuple(stop or ()), stop_at_eos=not no_stop, unknown=unknown.value,
     ).validate()  # fmt: skip
+    if beam is not None:
+        _check_beam(beam, cfg, given_options(ctx))
     import torch
 
     from ..config import from_dict
@@ -54,6 +81,16 @@ def sample(
     model.to(pick_device(device.value))
     doc_sep = from_dict(DataConfig, ck.get("data_config", {})).doc_sep
     tok.encode(cfg.prime, unknown=cfg.unknown)  # unknown characters: fail before printing anything
+    if beam is not None:
+        if model.context is not None or model.ends is not None:
+            raise ConfigError("--beam searches a model without labels or an end output (halt, length); sample this one instead.")
+        from ..tasks.generate import beam_texts
+
+        for i, (text, logp) in enumerate(beam_texts(model, tok, cfg, beam, eos_text(doc_sep))[: cfg.num]):
+            sys.stdout.write(("\n" if i else "") + text + "\n")  # as samples are: a blank line between texts
+            sys.stdout.flush()
+            err.print(f"[dim]beam {i + 1} of {beam}: log-probability {logp:.3f}[/]")
+        return
     seed_used = cfg.seed if cfg.seed is not None else new_seed()
     gen = torch.Generator().manual_seed(seed_used)
     if cfg.num == 1:

@@ -10,6 +10,7 @@ one-line error.
 
 from __future__ import annotations
 
+import enum
 import signal
 import threading
 from pathlib import Path
@@ -35,7 +36,9 @@ from ..config import (
     RESUMABLE as RESUMABLE_SETTINGS,
 )
 from ..errors import ConfigError, PeerLostError
+from ..models import registry
 from ..tasks import task_spec
+from ..tasks.options import ATTENTIONS, POOLS, ClassifyOptions, Seq2SeqOptions
 from . import kind_options as ko
 from ..tasks.lm_options import Condition, LengthModel, LMOptions
 from .common import (
@@ -59,6 +62,7 @@ from .common import (
     TaskOpt,
     ThreadsOpt,
     TimeOpt,
+    _choice,
     app,
     err,
     given_options,
@@ -69,11 +73,17 @@ from .common import (
 D = DataConfig()
 KIND_OPTIONS = ko.OPTION_PARAMS
 LM = LMOptions()
-P_ENDS = "Conditioning and ends (lm)"
+CO, SO = ClassifyOptions(), Seq2SeqOptions()
+P_ENDS = "Conditioning (lm, seq2seq) and ends (lm)"
+P_CLASSIFY, P_SEQ2SEQ = "Classification (--task classify)", "Encoder-decoder (--task seq2seq)"
 
 # train's parameters that are a kind's or a task's own settings: given ones go into
 # ModelConfig.options (the next cells and tasks add theirs here and to the signature)
-OPTION_PARAMS: tuple[str, ...] = KIND_OPTIONS + ("condition", "label_dropout", "label_embed", "length_model")
+OPTION_PARAMS: tuple[str, ...] = (*KIND_OPTIONS, "pool", "max_chars", "attention", "condition", "decoder_cell", "sampling_prob",
+                                  "label_dropout", "label_embed", "length_model")  # fmt: skip
+
+Pool = enum.Enum("Pool", {p: p for p in POOLS}, type=str)  # type: ignore[misc]
+Attention = enum.Enum("Attention", {a: a for a in ATTENTIONS}, type=str)  # type: ignore[misc]
 
 
 @app.command(cls=Command)
@@ -111,7 +121,12 @@ def train(
         D.spm_type
     ),
     condition: Annotated[
-        Condition, typer.Option(help="Where a document's label (--label-from) enters: an extra input at every step, the initial state h(0), or both.", rich_help_panel=P_ENDS)
+        Condition,
+        typer.Option(
+            help="Where a context enters (section 10.2.4): an extra input at every step, the initial state h(0), or both. "
+            "--task lm: a document's label (--label-from); --task seq2seq: the encoder's summary of the source.",
+            rich_help_panel=P_ENDS,
+        ),
     ] = Condition(LM.condition),
     label_dropout: Annotated[float, typer.Option(help="Share of documents trained with no label, so the model also samples without one.", rich_help_panel=P_ENDS)] = LM.label_dropout,
     label_embed: Annotated[int, typer.Option(help="Width of the learned label embedding.", rich_help_panel=P_ENDS)] = LM.label_embed,
@@ -133,6 +148,11 @@ def train(
     readout: ko.ReadoutOpt = ko.Readout(ko.ESN.readout),
     ridge: ko.RidgeOpt = ko.ESN.ridge,
     feedback: ko.FeedbackOpt = ko.Feedback(ko.JORDAN.feedback),
+    pool: Annotated[Pool, typer.Option(help="What feeds the label's softmax: the final state, the mean of the states, or attention over them.", rich_help_panel=P_CLASSIFY)] = Pool(CO.pool),
+    max_chars: Annotated[int, typer.Option(help="Characters read per document (a random window in training, the first ones in validation).", rich_help_panel=P_CLASSIFY)] = CO.max_chars,
+    attention: Annotated[Attention, typer.Option(help="none: the fixed-length context alone; dot or additive attention over the encoder's states.", rich_help_panel=P_SEQ2SEQ)] = Attention(SO.attention),
+    decoder_cell: Annotated[Optional[str], typer.Option(help="The decoder's cell kind (default: --cell).", metavar="KIND", callback=lambda v: v if v is None else _choice(registry.names)(v), rich_help_panel=P_SEQ2SEQ, show_default=False)] = SO.decoder_cell,
+    sampling_prob: Annotated[float, typer.Option(help="Scheduled sampling: the chance, at each step, of feeding the decoder its own previous output instead of the true one.", rich_help_panel=P_SEQ2SEQ)] = SO.sampling_prob,
     seq_len: Annotated[int, typer.Option(help="Timesteps backpropagated through (truncated BPTT).", rich_help_panel=P_OPT)] = TC.seq_len,
     batch_size: Annotated[int, typer.Option(help="Streams per batch.", rich_help_panel=P_OPT)] = TC.batch_size,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).", rich_help_panel=P_OPT)] = TC.lr,
@@ -218,6 +238,10 @@ def run(
     data.validate()
     model.validate()
     tcfg.validate()
+    unused = sorted(set(task_spec(model.task).unused) & given) if resume is None else []
+    if unused:
+        flags = ", ".join(option_flag(u) for u in unused)
+        raise ConfigError(f"{flags} {'does' if len(unused) == 1 else 'do'} not fit --task {model.task}.")
     from ..training import distributed, plan
 
     if tui and distributed.launched():

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -57,6 +57,8 @@ class Probe:
     grad_flow: dict[str, np.ndarray]  # "h" (and "c") -> (L, T): |dL_T / d h_t|
     label: str | None = None  # the label traced under (None: no label, or a model without labels)
     labels: tuple[str, ...] = ()  # the labels the model knows, for a UI to offer
+    task: str = "lm"
+    prediction: Any = None  # tasks.base.Prediction of the probe text, drawn by the task's view (classify, seq2seq)
 
 
 @contextlib.contextmanager
@@ -131,38 +133,47 @@ def _offsets(tokenizer: Tokenizer, ids: list[int], text: str) -> np.ndarray:
     return np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
 
 
-def gradient_flow(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error", label: int | None = None) -> dict[str, np.ndarray]:
+def gradient_flow(
+    model: nn.Module, tokenizer: Tokenizer, text: str, unknown: str = "error", label: int | None = None,
+    loss_of: Callable[[Any], torch.Tensor] | None = None,
+) -> dict[str, np.ndarray]:  # fmt: skip
     """|dL_T / d s_t| for every state tensor s the kind carries (h; an LSTM's cell c
     too), every layer and every t <= T, where L_T is the loss of the last prediction
-    in the text (its last token, predicted from the rest). Index t reads "T - t steps
+    in the text (its last token, predicted from the rest), or `loss_of(trace)` of the
+    whole text for a model that answers once at the end. Index t reads "T - t steps
     back" from the end: the vanishing (or exploding) gradient of section 10.7,
     measured on this model."""
     ids = _ids(tokenizer, text, unknown)
     if len(ids) < 2:
         raise TokenizerError("the text needs at least two tokens to measure gradients through time.")
     start = [tokenizer.eos_id] if tokenizer.eos_id is not None else []
-    return gradient_flow_ids(model, start + ids, len(start), label)
+    return gradient_flow_ids(model, start + ids, len(start), label, loss_of)
 
 
-def gradient_flow_ids(model: CharRNN, ids: list[int], skip: int = 0, label: int | None = None) -> dict[str, np.ndarray]:
+def gradient_flow_ids(
+    model: nn.Module, ids: list[int], skip: int = 0, label: int | None = None, loss_of: Callable[[Any], torch.Tensor] | None = None
+) -> dict[str, np.ndarray]:
     """gradient_flow() over token ids, the first `skip` of them read but not reported
-    (a start-of-document token), under `label`."""
+    (a start-of-document token), under `label` or scored by `loss_of`."""
     with evaluating(model), torch.enable_grad():
         idx = torch.tensor([ids], dtype=torch.long, device=model.head.weight.device)  # (1, S+T)
-        tr = _traced(model, idx[:, :-1], label, grad=True)
-        loss = torch.nn.functional.cross_entropy(tr.logits[0, -1:].float(), idx[0, -1:])
-        names = [n for n in model.kind.state if n in tr.steps]
-        flat = [t for n in names for layer in tr.steps[n] for t in layer]
-        grads = torch.autograd.grad(loss, flat, allow_unused=True)
-    out, i = {}, 0
-    L, T = model.cfg.layers, idx.shape[1] - 1
-    for n in names:
-        norms = np.zeros((L, T), dtype=np.float32)
-        for k in range(L):
-            for t in range(T):
-                g = grads[i]
-                norms[k, t] = 0.0 if g is None else float(g.norm())
-                i += 1
+        if loss_of is None:  # the last prediction, under `label` (a language model)
+            tr = _traced(model, idx[:, :-1], label, grad=True)
+            loss = torch.nn.functional.cross_entropy(tr.logits[0, -1:].float(), idx[0, -1:])
+        else:  # a model that answers once at the end, from a start state that asks for gradients
+            tr = model.trace(idx, tuple(s.requires_grad_() for s in model.init_state(1)))
+            loss = loss_of(tr)
+        return grad_norms(loss, {n: tr.steps[n] for n in model.kind.state if n in tr.steps}, skip)
+
+
+def grad_norms(loss: torch.Tensor, steps: dict[str, list[list[torch.Tensor]]], skip: int = 0) -> dict[str, np.ndarray]:
+    """|d loss / d s_t| for each state name's per-layer, per-step tensors (steps[name][layer][t]),
+    as (L, T - skip) arrays: the first `skip` steps (a start symbol) left out."""
+    flat = [t for layers in steps.values() for layer in layers for t in layer]
+    grads = iter(torch.autograd.grad(loss, flat, allow_unused=True))
+    out = {}
+    for n, layers in steps.items():
+        norms = np.array([[0.0 if (g := next(grads)) is None else float(g.norm()) for _ in layer] for layer in layers], dtype=np.float32)
         out[n] = norms[:, skip:]
     return out
 

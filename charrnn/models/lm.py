@@ -29,6 +29,7 @@ from ..config import ModelConfig
 from ..errors import ConfigError
 from ..tasks.lm_options import LMOptions
 from . import registry
+from .base import Model
 from .context import LabelContext
 from .core import LayerState, State
 from .ends import REMAINING_EMBED, Ends, wide
@@ -40,7 +41,7 @@ def lm_options(cfg: ModelConfig) -> LMOptions:
     return opts if isinstance(opts, LMOptions) else LMOptions()
 
 
-class CharRNN(nn.Module):
+class CharRNN(Model):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         cfg.validate()
@@ -211,21 +212,6 @@ class CharRNN(nn.Module):
         """The token ids for a core that reads them (a Jordan net: in a language model the
         known previous output, fed back under teacher forcing, is the current input)."""
         return {"ids": idx} if self.core.reads_ids else {}
-
-    # ------------------------------------------------------------- optimizer
-
-    def configure_optimizers(self, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.99)) -> torch.optim.Optimizer:
-        """AdamW over the parameters that train (a frozen reservoir's do not), with
-        weight decay on the matrices only: biases and the embedding table are left alone."""
-        decay, rest = [], []
-        for n, p in self.named_parameters():
-            if p.requires_grad:
-                (decay if p.dim() >= 2 and not n.startswith("embed") else rest).append(p)
-        groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
-        return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=betas)
-
-    def num_params(self, trainable: bool = False) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable)
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from ..data.treebatch import TreeBatch
 from . import registry
-from .lm import CharRNN
+from .base import Model
 
 NodeState = tuple[Tensor, ...]  # each (n, H): h first (and c for a Tree-LSTM)
 
@@ -232,7 +232,7 @@ class ChildSumTreeLSTM(TreeCore):
         return (h, c), sig
 
 
-class TreeNet(nn.Module):
+class TreeNet(Model):
     """x = E[token] at every node -> a tree cell bottom-up -> logits = head(h) (a label per tree)."""
 
     def __init__(self, cfg: ModelConfig):
@@ -268,7 +268,3 @@ class TreeNet(nn.Module):
         """Every node's logits (N, C) (what the head makes of each subtree) and every signal, under autograd."""
         tr = self.core(self.inputs(lv.tokens), lv, keep=True)
         return self.head(self.drop(tr.out)), tr
-
-    # the same optimizer groups and counts as the sequence models
-    configure_optimizers = CharRNN.configure_optimizers
-    num_params = CharRNN.num_params

@@ -58,6 +58,7 @@ class Kind:
     options: type | None = None  # a frozen dataclass of the kind's own settings, all with defaults
     fused: bool = False  # trains through a fused PyTorch module (cuDNN / oneDNN); else the generic unrolled core
     structure: str = "sequence"  # what it reads: SEQUENCE (a core.py core over time) or TREE (recursive.py, --task tree)
+    tasks: tuple[str, ...] | None = None  # the tasks it serves, where not every task of its structure (ModelConfig.validate)
 
     def signal(self, name: str) -> Signal:
         for s in self.signals:
@@ -110,9 +111,10 @@ def get(name: str) -> Kind:
         raise ConfigError(f"unknown cell {name!r}; choose one of {', '.join(KINDS)}.") from None
 
 
-def names(structure: str | None = None) -> tuple[str, ...]:
-    """Every kind's name, or those that read one structure (SEQUENCE or TREE)."""
-    return tuple(k.name for k in KINDS.values() if structure is None or k.structure == structure)
+def names(structure: str | None = None, task: str | None = None) -> tuple[str, ...]:
+    """Every kind's name, or those that read one structure (SEQUENCE or TREE), or serve one task."""
+    return tuple(k.name for k in KINDS.values()
+                 if (structure is None or k.structure == structure) and (task is None or k.tasks is None or task in k.tasks))  # fmt: skip
 
 
 def all_signals() -> tuple[str, ...]:
@@ -177,4 +179,5 @@ register(Kind(
     "jordan", "output-to-hidden recurrence: h = tanh(b + W o(t-1) + U x)", ("h",),
     (_H, Signal("a", FREE, "pre-activation b + W o(t-1) + U x"), Signal("fed", FREE, "W o(t-1): the fed-back output's share")),
     "charrnn.models.jordan:JordanCore", options=JordanOptions,
+    tasks=("lm",),  # o(t-1) is the language model's own output over the vocabulary
 ))  # fmt: skip

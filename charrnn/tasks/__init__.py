@@ -15,6 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .lm_options import LMOptions  # light: a dataclass, no torch
+from .options import ClassifyOptions, Seq2SeqOptions
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,22 @@ class TreeOptions:
     classes: int = 0  # the labels the head tells apart: set from the training data when a run starts
 
 
+_NOT_A_STREAM = ("seq_len", "doc_state", "tokenizer", "vocab_size", "spm_type")  # documents and pairs are read whole, as characters
+
 register_task(TaskSpec("lm", "language modelling: predict each next token of a text", "charrnn.tasks.lm:LanguageModelling",
                        options=LMOptions))  # fmt: skip
+register_task(TaskSpec(
+    "classify", "one label per document, from the final state (or a pooling of the states)", "charrnn.tasks.classify:Classification",
+    ClassifyOptions, view="charrnn.cli.views.classify:prediction", unused=_NOT_A_STREAM,
+))  # fmt: skip
+register_task(TaskSpec(
+    "seq2seq", "encoder-decoder: read a source text, write its target (source<TAB>target pairs)",
+    "charrnn.tasks.seq2seq:Seq2SeqTask", Seq2SeqOptions, view="charrnn.cli.views.seq2seq:prediction",
+    unused=(*_NOT_A_STREAM, "doc_sep", "label_from"),
+))  # fmt: skip
 register_task(TaskSpec(
     "tree", "a label for each tree (label<TAB>tree lines, or listops), composed bottom-up by a tree cell",
     "charrnn.tasks.tree:TreeTask", options=TreeOptions, view="charrnn.inspect.treeview:prediction_view",
     structure="tree", default_cell="treelstm", default_data="listops",
-    unused=("seq_len", "doc_state", "doc_sep", "tokenizer", "vocab_size", "spm_type", "label_from"),
+    unused=(*_NOT_A_STREAM, "doc_sep", "label_from"),
 ))  # fmt: skip

@@ -31,6 +31,7 @@ class Scores:
     units: int  # tokens or examples scored
     chars: float  # characters they stand for
     metrics: dict[str, float] = field(default_factory=dict)  # e.g. accuracy, exact match; into metrics.jsonl
+    report: Any = None  # the final evaluation's report (tasks/reports.py), drawn at the end of a run
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ class Task:
 
     name: ClassVar[str]
     unit: ClassVar[str] = "token"  # what steps_per_epoch and units_per_step count
+    bpc: ClassVar[bool] = True  # whether its loss is over text, so bits per character mean something
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, data: Any,
                  dist: distributed.Dist, device: torch.device, amp: torch.dtype | None):  # fmt: skip

@@ -33,7 +33,7 @@ from torch import Tensor
 from ..config import SampleConfig
 from ..data.labels import LabelSet
 from ..data.tokenizer import Tokenizer
-from ..errors import ConfigError
+from ..errors import ConfigError, TokenizerError
 from ..models.lm import CharRNN
 
 
@@ -331,6 +331,46 @@ class _Document:
             remaining = torch.tensor([self.left], device=idx.device)
         top, layers = self.model.step_top(idx, layers, self.label, remaining)
         return self._heads(top, real=not starts), layers
+
+
+
+@torch.no_grad()
+def beam_texts(model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, width: int, eos_as: str = "\n") -> list[tuple[str, float]]:
+    """The `width` most likely continuations of the prime (beam search, ranked by log P / length^α),
+    best first, each as (the prime and its continuation, log P of the continuation). A continuation
+    ends at the end-of-document token (unless cfg.stop_at_eos is off), a stop string, or cfg.length."""
+    from .beam import beam_search
+
+    cfg.validate()
+    model.eval()
+    device = model.head.weight.device
+    eos = tokenizer.eos_id
+    context = tokenizer.encode(cfg.prime, unknown=cfg.unknown)
+    prefix = ([eos] if eos is not None else []) + context or tokenizer.encode("\n", unknown="skip")
+    if not prefix:
+        raise TokenizerError("beam search needs a place to start: give --prime (this model has no documents and no newline).")
+    state = model.init_state(1)
+    if len(prefix) > 1:
+        _, _, state = model(torch.tensor([prefix[:-1]], dtype=torch.long, device=device))
+
+    def step(tokens: Tensor, layers: list) -> tuple[Tensor, list, None]:
+        logits, layers = model.step_layers(tokens, layers)
+        return torch.log_softmax(logits.float(), -1), layers, None
+
+    def reorder(layers: list, rows: Tensor) -> list:
+        return [tuple(s[rows] for s in layer) for layer in layers]
+
+    hyps = beam_search(step, model.split_state(state), reorder, prefix[-1], eos if cfg.stop_at_eos else None, width,
+                       max(cfg.length, 1), device=device)  # fmt: skip
+    out = []
+    for h in hyps:
+        pieces: list[list[int]] = [[]]
+        for i in h.ids:  # an end-of-document token inside (--no-stop) reads as eos_as
+            pieces.append([]) if i == eos else pieces[-1].append(i)
+        text = eos_as.join(tokenizer.decode(p) for p in pieces)[: cfg.length]
+        cuts = [at for s in cfg.stop if (at := text.find(s)) >= 0]
+        out.append((tokenizer.decode(context) + (text[: min(cuts)] if cuts else text), h.logp))
+    return out
 
 
 def sample_text(model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator | None = None, eos_as: str = "\n",

@@ -40,6 +40,7 @@ EVAL_TREES = 256  # trees scored in one batch
 class TreeTask(Task):
     name = "tree"
     unit = "tree"
+    bpc = False  # a label per tree: its loss is per tree, its accuracy in the metrics
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, data: TreeSource,
                  dist: distributed.Dist, device: torch.device, amp: torch.dtype | None):  # fmt: skip

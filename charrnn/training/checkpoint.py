@@ -30,7 +30,7 @@ import torch
 
 from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..data.tokenizer import Tokenizer, tokenizer_from_state
-from ..errors import CharRNNError, CheckpointError
+from ..errors import CharRNNError, CheckpointError, ConfigError
 from .hardware import precision_name
 
 FORMAT = "charrnn-checkpoint"
@@ -193,6 +193,13 @@ def model_from(ck: dict[str, Any], path: Path | str = "checkpoint") -> tuple[tor
     if tok.vocab_size != cfg.vocab_size:
         raise CheckpointError(f"{path} is damaged: its tokenizer has {tok.vocab_size} tokens, its model {cfg.vocab_size}.")
     return model.eval(), tok
+
+
+def require_task(ck: dict[str, Any], path: Path | str, task: str, why: str) -> None:
+    """A ConfigError unless the checkpoint holds a run of `task`; `why` says what needs one and what to use instead."""
+    have = from_dict(ModelConfig, ck["model_config"]).task
+    if have != task:
+        raise ConfigError(f"{path} holds a {have} run; {why}")
 
 
 def configs_from(ck: dict[str, Any]) -> tuple[ModelConfig, DataConfig, TrainConfig]:

@@ -30,7 +30,9 @@ class StartEvent:
     tokens_per_step: int
     world: int = 1
     trained_params: int | None = None  # None: all of them train
-    unit: str = "token"  # what tokens_per_step counts (the task's unit: a token, a tree)
+    task: str = "lm"
+    unit: str = "token"  # what a step's units (tokens_per_step, and the loss's) are: tokens, documents, trees
+    bpc: bool = True  # whether the task scores bits per character (else its loss is per unit, and its metrics tell)
     recipe: str | None = None  # which settings came from the fp32 CPU recipe (training/recipe.py)
 
 
@@ -63,9 +65,11 @@ class EvalEvent:
     best: bool
     final: bool = False  # the end-of-run evaluation over the whole split
     metrics: dict[str, float] = field(default_factory=dict)  # what else the task measures (accuracy, ...)
+    report: Any = None  # the task's end-of-run report (tasks/reports.py), on the final evaluation
 
     def record(self) -> dict[str, Any]:
         """The metrics.jsonl line."""
+        report = {"report": self.report.record()} if self.report is not None else {}
         return {
             **self.metrics,
             "step": self.step,
@@ -78,7 +82,25 @@ class EvalEvent:
             "chars_per_s": round(self.chars_per_s, 1),
             "best": self.best,
             "final": self.final,
+            **report,
         }
+
+
+# How the metrics tasks report read in a line: (label, shown as a percentage). Others show as numbers.
+METRICS = {
+    "accuracy": ("accuracy", True),
+    "majority": ("majority class", True),
+    "bayes_accuracy": ("n-gram Bayes", True),
+    "exact_match": ("exact match", True),
+    "cer": ("CER", True),
+    "exact_longer": ("exact match on longer sources", True),
+}
+
+
+def metric_text(name: str, value: float) -> str:
+    """'accuracy 93.1%', 'exact match 99.2%', 'CER 0.4%', or 'name 1.234' for any other metric."""
+    label, percent = METRICS.get(name, (name.replace("_", " "), False))
+    return f"{label} {100 * value:.1f}%" if percent else f"{label} {value:.4g}"
 
 
 @dataclass(frozen=True)

@@ -283,6 +283,7 @@ class Trainer:
                 step=self.step, train_loss=train_loss, val_loss=scores.loss, val_bpc=scores.bpc,
                 val_ppl=math.exp(min(scores.loss, 50.0)), tokens=scores.units, chars=scores.chars, elapsed_s=self._elapsed(),
                 chars_per_s=units_per_s * self.task.chars_per_unit(), best=best, final=final, metrics=dict(scores.metrics),
+                report=scores.report,
             )  # fmt: skip
             self.last_eval = ev.record()
             self.out.emit("on_eval", ev)
@@ -342,6 +343,8 @@ class Trainer:
             tokens_per_step=self.task.units_per_step,
             world=self.dist.world,
             trained_params=trained,
+            task=self.task.name,
             unit=self.task.unit,
+            bpc=self.task.bpc,
             recipe=recipe.describe(self.model_cfg, self.cfg),
         )

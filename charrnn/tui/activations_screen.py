@@ -6,11 +6,19 @@ signal; this screen shows one signal of one layer as a heatmap (characters
 across, units down), each unit's saturation beside it, the text coloured by the
 selected unit, and how far the gradient reaches back through time. For a model
 trained on labelled documents, b traces the text under the next label (or none).
+
+A task that answers once per text (a classifier, an encoder-decoder) also sends
+its answer for the probe text; a panel below draws it with the task's own view,
+as `charrnn predict` does: the class probabilities as each character arrives,
+or the output and its attention map. The probe text is then the input to try.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -23,6 +31,20 @@ from . import colors
 from .widgets import Chart, Heatmap, Series, TokenText, escape, unescape
 
 GRAD_COLORS = {"h": "#5fafff", "c": "#ffaf00"}
+TASK_TITLES = {"classify": "the classifier's answer as the text arrives", "seq2seq": "the output, and where the decoder looked"}
+
+
+def task_view(task: str, prediction: Any) -> Group:
+    """A task's answer for the probe text, drawn by the task's view (as `charrnn predict --trace --attention-map`)."""
+    from ..cli.views import load
+    from ..tasks import task_spec
+    from ..tasks.base import PredictOptions
+
+    spec = task_spec(task)
+    parts: list[Any] = [Text(prediction.line, style="bold")]
+    if spec.view:
+        parts += list(load(spec.view)(prediction, PredictOptions(trace=True, attention_map=True)))
+    return Group(*parts)
 
 
 def signal_bar(signals: tuple[str, ...], signal: str, layer: int, layers: int, unit: int, units: int, extra: str = "") -> Text:
@@ -59,6 +81,7 @@ class ActivationsScreen(Screen):
         self.sel_signal = "h"
         self.sel_layer = 0
         self.sel_unit = 0
+        self._task_drawn: Any = None  # the frame whose answer the task panel shows
 
     def compose(self) -> ComposeResult:
         yield Static(id="act-bar")
@@ -70,6 +93,7 @@ class ActivationsScreen(Screen):
             yield TokenText(id="unit-text")
             yield Static(id="tree-nodes")  # a tree run's probe: the nodes where the tree puts them
             yield Chart(id="grad", log_y=True, empty="the gradient through time appears with the first frame")
+        yield Static(id="task-view")
         yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
@@ -118,6 +142,7 @@ class ActivationsScreen(Screen):
                 signal_bar(("h",), "h", 0, 1, 0, 1, self.waiting()), layout=False
             )
             return
+        self._task_panel()
         acts = self.probe.acts
         if self.sel_signal not in acts.signals:
             self.sel_signal = self.signals[0]
@@ -153,6 +178,15 @@ class ActivationsScreen(Screen):
             signal_bar(self.signals, self.sel_signal, self.sel_layer, acts.layers, self.sel_unit, acts.hidden, extra),
             layout=False,
         )
+
+    def _task_panel(self) -> None:
+        panel = self.query_one("#task-view", Static)
+        prediction = getattr(self.probe, "prediction", None)
+        panel.display = prediction is not None
+        if prediction is not None and self._task_drawn is not self.probe:
+            self._task_drawn = self.probe
+            panel.border_title = TASK_TITLES.get(self.probe.task, "the answer")
+            panel.update(task_view(self.probe.task, prediction))
 
     # -------------------------------------------------------------- actions
 

@@ -12,7 +12,6 @@ returns, and only then does the app exit, so no thread outlives it.
 from __future__ import annotations
 
 import gc
-import math
 import threading
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,7 @@ from textual.worker import Worker, WorkerState
 
 from ..config import DEFAULT_CHECKPOINTS
 from ..errors import CharRNNError
-from ..training.telemetry import MessageEvent, ProbeEvent
+from ..training.telemetry import METRICS, MessageEvent, ProbeEvent, metric_text
 from . import messages as m
 from . import state as st
 from .activations_screen import ActivationsScreen
@@ -278,8 +277,9 @@ class CharRNNApp(App):
         e = message.event
         self.state.evaluated(e)
         what = "final" if e.final else f"step {e.step:,}"
-        score = f"{e.val_bpc:.3f} bits/char" if e.val_bpc is not None else f"accuracy {e.metrics.get('accuracy', math.nan):.1%}"
-        self.state.note(f"{what}: val {score} ({e.val_loss:.4f} nats){' *' if e.best else ''}", "")
+        score = f"{e.val_bpc:.3f} bits/char ({e.val_loss:.4f} nats)" if e.val_bpc is not None else f"{e.val_loss:.4f} nats"
+        metrics = "".join(f", {metric_text(k, v)}" for k, v in [kv for kv in e.metrics.items() if kv[0] in METRICS][:2])
+        self.state.note(f"{what}: val {score}{metrics}{' *' if e.best else ''}", "")
 
     def on_sample_update(self, message: m.SampleUpdate) -> None:
         self.state.sampled(message.event)
@@ -315,7 +315,7 @@ class CharRNNApp(App):
         """Bring the visible screen up to date (called ten times a second)."""
         screen = self.screen
         sync = getattr(screen, "sync", None)
-        if sync is None:
+        if sync is None or not screen.is_mounted:  # a screen just pushed draws itself in its on_mount
             return
         if force or self._drawn.get(id(screen)) != self.state.version:
             self._drawn[id(screen)] = self.state.version

@@ -73,7 +73,7 @@ class Bridge(BaseSink):
 
 
 def _history(run_dir: Path, limit: int = 5000) -> tuple[tuple[int, float], ...]:
-    """The validation curve of a resumed run so far, from its metrics.jsonl
+    """The validation curve of a resumed run so far (bits/char, or the loss of a task without), from its metrics.jsonl
     (read here, on the training thread, so the UI thread never touches the disk)."""
     points = []
     try:
@@ -81,7 +81,7 @@ def _history(run_dir: Path, limit: int = 5000) -> tuple[tuple[int, float], ...]:
             for line in f:
                 try:
                     r = json.loads(line)
-                    step, bpc = int(r["step"]), float(r["val_bpc"])
+                    step, bpc = int(r["step"]), float(r["val_bpc"] if r.get("val_bpc") is not None else r["val_loss"])
                 except (ValueError, KeyError, TypeError):
                     continue
                 if not r.get("final") and math.isfinite(bpc):

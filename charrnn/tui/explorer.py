@@ -46,15 +46,12 @@ class Explorer:
 
     def __init__(self, path: Path | str, root: Path | str = "checkpoints"):
         from ..config import DataConfig, from_dict
-        from ..errors import ConfigError
         from ..training import checkpoint
 
         self.path = checkpoint.find(str(path), root)
         ck = checkpoint.load(self.path)
-        task = ck["model_config"].get("task", "lm")
-        if task != "lm":
-            raise ConfigError(f"{self.path} is a {task} run; this screen samples language models. "
-                              f"Ask it with `charrnn predict`, or watch it learn on the activations screen.")  # fmt: skip
+        checkpoint.require_task(ck, self.path, "lm", "this screen samples language models: ask it with `charrnn predict`, "
+                                "or watch it learn on the activations screen.")  # fmt: skip
         self.model, self.tok = checkpoint.model_from(ck, self.path)
         from ..tasks.generate import labels_of
 

@@ -3,7 +3,8 @@
 Message handlers append to it and bump `version`; the screens redraw from it on
 a timer (at most ten times a second) when the version has moved. Curves are in
 bits per character so that the training and validation lines share one scale
-(and char and subword models compare).
+(and char and subword models compare); for a task whose loss is not over text
+(a classifier's, per document) they are its loss in nats per unit.
 """
 
 from __future__ import annotations
@@ -34,12 +35,12 @@ class RunState:
     start: StartEvent | None = None
     step: StepEvent | None = None
     last_eval: EvalEvent | None = None
-    best_bpc: float | None = None
+    best_bpc: float | None = None  # the best validation point of the curves (bits/char, or the loss without bpc)
     sample: SampleEvent | None = None
     end: EndEvent | None = None
     error: str | None = None
     probe: Any = None  # probe.Probe: the newest activation frame
-    train_pts: list[tuple[int, float]] = field(default_factory=list)  # (step, bits/char)
+    train_pts: list[tuple[int, float]] = field(default_factory=list)  # (step, bits/char), or nats per unit without bpc
     val_pts: list[tuple[int, float]] = field(default_factory=list)
     checkpoints: list[CheckpointEvent] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)  # (line, style) for the event log; kept across runs
@@ -59,23 +60,28 @@ class RunState:
         fresh.best_bpc = min((b for _, b in history), default=None)
         self.__dict__.update(fresh.__dict__)
 
+    @property
+    def bpc(self) -> bool:
+        """Whether the curves are in bits per character (else the loss per unit)."""
+        return self.start is None or self.start.bpc
+
     def stepped(self, e: StepEvent) -> None:
         self.step = e
         if self.phase == PREPARING:
             self.phase = TRAINING
         cpt = e.chars_per_s / e.tokens_per_s if e.tokens_per_s > 0 else 1.0  # characters per token
         if math.isfinite(e.loss):
-            _append(self.train_pts, (e.step, e.loss / LN2 / max(cpt, 1e-9)))
+            _append(self.train_pts, (e.step, e.loss / LN2 / max(cpt, 1e-9) if self.bpc else e.loss))
         self.touch()
 
     def evaluated(self, e: EvalEvent) -> None:
         self.last_eval = e
-        bpc = curve_bpc(e)
-        if math.isfinite(bpc):
+        v = curve_bpc(e) if self.bpc else e.val_loss  # a task without bits/char: its loss per unit
+        if math.isfinite(v):
             if not e.final or not self.val_pts or self.val_pts[-1][0] != e.step:
-                _append(self.val_pts, (e.step, bpc))
-            if self.best_bpc is None or bpc < self.best_bpc:
-                self.best_bpc = bpc
+                _append(self.val_pts, (e.step, v))
+            if self.best_bpc is None or v < self.best_bpc:
+                self.best_bpc = v
         self.touch()
 
     def sampled(self, e: SampleEvent) -> None:

@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from ..config import format_duration
+from ..training.telemetry import metric_text
 from . import state as st
 from .widgets import Chart, Series, bar
 
@@ -78,12 +79,19 @@ def stats_text(s: st.RunState) -> Text:
     t.append("\n")
     train_bpc = s.train_pts[-1][1] if s.train_pts else None
     t.append("train ", style="dim")
-    t.append(f"{_num(e.loss if e else None)} nats ({_num(train_bpc, '.3f')} bpc)", style=f"bold {TRAIN_COLOR}")
+    if s.bpc:
+        t.append(f"{_num(e.loss if e else None)} nats ({_num(train_bpc, '.3f')} bpc)", style=f"bold {TRAIN_COLOR}")
+    else:
+        t.append(f"{_num(e.loss if e else None)} nats/{s.start.unit if s.start else 'unit'}", style=f"bold {TRAIN_COLOR}")
     t.append("   val ", style="dim")
     t.append(f"{_num(ev.val_loss if ev else None)} nats ", style=f"bold {VAL_COLOR}")
-    t.append(f"{_num(ev.val_bpc if ev else None, '.3f')} bits/char", style=f"bold {VAL_COLOR}")
-    t.append(f"   best {_num(s.best_bpc, '.3f')}", style="dim")
+    if s.bpc:
+        t.append(f"{_num(ev.val_bpc if ev else None, '.3f')} bits/char", style=f"bold {VAL_COLOR}")
+    t.append(f"   best {_num(s.best_bpc, '.3f' if s.bpc else '.4f')}", style="dim")
     t.append("\n")
+    if ev is not None and ev.metrics:  # what the task is judged by (accuracy, exact match, ...)
+        t.append("  ·  ".join(metric_text(k, v) for k, v in ev.metrics.items()), style=f"bold {VAL_COLOR}")
+        t.append("\n")
     if e is not None:
         t.append(f"{_rate(e.chars_per_s)} chars/s", style="bold")
         t.append(f"  {_rate(e.tokens_per_s)} tokens/s  lr {e.lr:.2e}  |grad| {_num(e.grad_norm, '.2f')}", style="dim")
@@ -111,13 +119,17 @@ class TrainScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#stats").border_title = "progress"
-        self.query_one("#curves").border_title = f"[{TRAIN_COLOR}]train[/] / [{VAL_COLOR}]validation[/] bits per character"
+        self._title_curves(self.app.state)  # type: ignore[attr-defined]
         self.query_one("#sample").border_title = "latest sample"
         self.query_one("#events").border_title = "events"
         self._shown: dict[str, object] = {}
         self._next_curve = 0.0
         self._curve_timer = False
         self.sync(self.app.state)  # type: ignore[attr-defined]
+
+    def _title_curves(self, s: st.RunState) -> None:
+        what = "bits per character" if s.bpc else f"loss (nats per {s.start.unit if s.start else 'unit'})"
+        self.query_one("#curves").border_title = f"[{TRAIN_COLOR}]train[/] / [{VAL_COLOR}]validation[/] {what}"
 
     def _changed(self, part: str, key: object) -> bool:
         """Whether `part` must be redrawn: only what changed is handed to Textual."""
@@ -129,7 +141,9 @@ class TrainScreen(Screen):
     def sync(self, s: st.RunState) -> None:
         if self._changed("status", (s.phase, id(s.start), s.error, id(s.end))):
             self.query_one("#train-status", Static).update(status_text(s), layout=False)
-        self.query_one("#stats", Static).update(stats_text(s), layout=False)
+            self._title_curves(s)
+        stats = stats_text(s)
+        self.query_one("#stats", Static).update(stats, layout=self._changed("stats-lines", len(stats.plain.splitlines())))
         self._curves(s)
         if s.sample is not None and self._changed("sample", id(s.sample)):
             sample = self.query_one("#sample", Static)

@@ -1,0 +1,129 @@
+"""Quality of the sequence-to-one and encoder-decoder tasks after a fixed number of steps.
+
+Three parts, each one `charrnn train` process (CPU, fp32, one thread), scored from the
+run's final record in metrics.jsonl. The figures depend on the step count and seed, not
+on the machine's speed, so this runs under `cpulock -s`; the time each run took is
+printed for reference only.
+
+  dates     `charrnn train dates --task seq2seq --attention dot`: exact match and
+            character error rate on the 2,000 held-out pairs (greedy decoding).
+  reversal  `charrnn train reversal --task seq2seq`, once with --attention none (the
+            chapter's fixed-length context) and once with --attention dot, the same
+            steps and seed: exact match by source length side by side (validation
+            sources run longer than any training one).
+  classify  `charrnn train --task classify --label-from folder` on a real corpus:
+            blank-line-separated blocks of the top-level modules of some Python
+            standard-library packages, labelled by package; the validation accuracy
+            beside the majority class and the character n-gram naive Bayes baseline
+            that the run fits on the same split.
+
+    python bench/task_quality.py [--parts dates,reversal,classify] [--dates-steps 2500]
+                                 [--reversal-steps 1500] [--classify-steps 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import header  # noqa: E402
+
+COMMON = ["--device", "cpu", "--precision", "fp32", "--threads", "1", "-q", "--sample-chars", "0"]
+SEQ2SEQ = ["--task", "seq2seq", "--layers", "1", "--hidden", "128", "--embed", "32", "--batch-size", "64", "--dropout", "0.0"]
+PACKAGES = ("asyncio", "email", "json", "logging", "unittest", "http", "multiprocessing", "importlib")
+
+
+def train(args: list[str], out: Path) -> dict:
+    """Run `charrnn train ARGS --out OUT` and return its final metrics record."""
+    cmd = [sys.executable, "-m", "charrnn", "train", *args, *COMMON, "--out", str(out), "--checkpoints", str(out.parent)]
+    print("$ charrnn train " + " ".join(a for a in [*args, *COMMON]), flush=True)
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if r.returncode != 0:
+        sys.exit(f"charrnn train failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    finals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if json.loads(line).get("final")]
+    rec = finals[-1]
+    rec["wall_s"] = time.perf_counter() - t0
+    return rec
+
+
+def dates(work: Path, steps: int) -> None:
+    rec = train(["dates", *SEQ2SEQ, "--attention", "dot", "--steps", str(steps), "--eval-every", str(steps)], work / "dates")
+    rep = rec["report"]
+    print(f"dates -> ISO, {steps} steps: exact match {rec['exact_match']:.1%} on {rep['pairs']:,} held-out pairs, "
+          f"CER {rec['cer']:.2%}; on sources longer than any in training {rec.get('exact_longer', float('nan')):.1%} "
+          f"({rec['wall_s']:.0f} s)\n")  # fmt: skip
+
+
+def reversal(work: Path, steps: int) -> None:
+    rows = {}
+    for att in ("none", "dot"):
+        rec = train(["reversal", *SEQ2SEQ, "--attention", att, "--steps", str(steps), "--eval-every", str(steps)], work / f"rev-{att}")
+        rows[att] = rec
+        print(f"  attention {att}: exact match {rec['exact_match']:.1%}, CER {rec['cer']:.2%} ({rec['wall_s']:.0f} s)")
+    train_max = rows["none"]["report"]["train_max_source"]
+    print(f"reversal, {steps} steps, exact match by source length (training sources up to {train_max} characters):")
+    print(f"{'source':>8} {'pairs':>6} {'none':>7} {'dot':>7}")
+    for a, b in zip(rows["none"]["report"]["by_source_length"], rows["dot"]["report"]["by_source_length"]):
+        span = f"{a['lo']}-{a['hi']}" if a["hi"] > a["lo"] else str(a["lo"])
+        mark = "  (longer than any training source)" if a["lo"] > train_max else ""
+        print(f"{span:>8} {a['n']:>6} {a['exact']:>7.1%} {b['exact']:>7.1%}{mark}")
+    none, dot = rows["none"]["exact_match"], rows["dot"]["exact_match"]
+    print(f"overall: none {none:.1%}, dot {dot:.1%}\n")
+
+
+def stdlib_folder(work: Path) -> Path:
+    """One folder per package holding copies of its top-level modules."""
+    lib = Path(sysconfig.get_paths()["stdlib"])
+    root = work / "stdlib-packages"
+    for pkg in PACKAGES:
+        (root / pkg).mkdir(parents=True, exist_ok=True)
+        for f in sorted((lib / pkg).glob("*.py")):
+            shutil.copy(f, root / pkg / f.name)
+    return root
+
+
+def classify(work: Path, steps: int) -> None:
+    data = stdlib_folder(work)
+    rec = train([str(data), "--task", "classify", "--label-from", "folder", "--glob", "*.py", "--doc-sep", "blank", "--pool", "mean",
+                 "--max-chars", "256", "--layers", "1", "--hidden", "128", "--embed", "32", "--batch-size", "64",
+                 "--steps", str(steps), "--eval-every", str(steps)], work / "classify")  # fmt: skip
+    rep = rec["report"]
+    base = rep.get("baseline", {})
+    print(f"classify stdlib blocks by package ({len(rep['labels'])} labels, {rep['documents']:,} validation blocks), {steps} steps:")
+    print(f"  RNN (LSTM 1x128, mean pool) accuracy {rep['accuracy']:.1%}; {base.get('name', 'baseline')} {base.get('accuracy', float('nan')):.1%}; "
+          f"majority class {rep['majority']:.1%}; RNN / baseline {rep['accuracy'] / base.get('accuracy', float('nan')):.2f}x "
+          f"({rec['wall_s']:.0f} s)\n")  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default="dates,reversal,classify")
+    ap.add_argument("--dates-steps", type=int, default=2500)
+    ap.add_argument("--reversal-steps", type=int, default=1500)
+    ap.add_argument("--classify-steps", type=int, default=500)
+    a = ap.parse_args()
+    header("task quality: seq2seq and classify after a fixed number of steps (CPU, fp32, 1 thread, seed 1337)")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for part in a.parts.split(","):
+            if part == "dates":
+                dates(work, a.dates_steps)
+            elif part == "reversal":
+                reversal(work, a.reversal_steps)
+            elif part == "classify":
+                classify(work, a.classify_steps)
+            else:
+                sys.exit(f"unknown part {part!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -96,10 +96,11 @@ def _traced(model: CharRNN, idx: torch.Tensor, label: int | None, grad: bool = F
     recurrence trains (a frozen reservoir)."""
     lab = None if label is None else torch.tensor([label], device=idx.device)
     labels = None if lab is None else lab.expand(idx.shape)
-    state = model.start_state(1, lab)
+    conditioned = hasattr(model, "start_state")  # a language model (labels or not); a classifier or encoder has none
+    state = model.start_state(1, lab) if conditioned else model.init_state(1)
     if grad:
         state = tuple(s if s.requires_grad else s.detach().requires_grad_() for s in state)
-    return model.trace(idx, state, labels)
+    return model.trace(idx, state, labels) if conditioned else model.trace(idx, state)
 
 
 def activations(model: CharRNN, tokenizer: Tokenizer, text: str, unknown: str = "error", label: int | None = None) -> Activations:

@@ -181,7 +181,7 @@ class Classification(Task):
 
         text = text[: self.max_chars]
         acts = activations(model, self.tok, text, unknown="skip")
-        flow = gradient_flow(model, self.tok, text, "skip", lambda tr: F.cross_entropy(tr.logits[0, -1:].float(), tr.logits[0, -1:].argmax(-1)))
+        flow = gradient_flow(model, self.tok, text, "skip", loss_of=lambda tr: F.cross_entropy(tr.logits[0, -1:].float(), tr.logits[0, -1:].argmax(-1)))
         prediction = ClassifyPredictor(model, self.tok, self.labels, self.max_chars, PredictOptions(trace=True)).predict(text)
         return Probe(step, acts, flow, task=self.name, prediction=prediction)
 

@@ -57,21 +57,24 @@ from charrnn.training import checkpoint  # noqa: E402
 CACHE = Path(tempfile.gettempdir()) / "charrnn-fp32-sweep"
 
 
+M, T = ModelConfig(), TrainConfig()
+
+
 @dataclass(frozen=True)
 class Recipe:
     # charrnn's defaults (config.py), fp32
-    cell: str = "lstm"
-    layers: int = 2
-    hidden: int = 256
-    embed: int = 64
-    dropout: float = 0.1
-    batch: int = 32
-    seq: int = 32
-    lr: float = 3e-3
-    min_lr: float = 2e-4
-    warmup: int = 50
-    wd: float = 0.1
-    clip: float = 1.0
+    cell: str = M.cell
+    layers: int = M.layers
+    hidden: int = M.hidden
+    embed: int = M.embed
+    dropout: float = M.dropout
+    batch: int = T.batch_size
+    seq: int = T.seq_len
+    lr: float = T.lr
+    min_lr: float = T.min_lr
+    warmup: int = T.warmup
+    wd: float = T.weight_decay
+    clip: float = T.clip
     opt: str = "adamw"
     beta1: float = 0.9
     beta2: float = 0.99

@@ -52,7 +52,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from ..config import ModelConfig
-from . import registry
+from . import documents, registry
+from .documents import keep_rows
 
 State = tuple[Tensor, ...]  # each (L, B, ...)
 LayerState = tuple[Tensor, ...]  # each (B, ...)
@@ -65,19 +66,6 @@ class CoreTrace:
     state: State  # after the last step
     signals: dict[str, Tensor]  # name -> (L, B, T, ...)
     steps: dict[str, list[list[Tensor]]]  # name -> [layer][t] -> (B, ...): the graph's own tensors, for autograd.grad
-
-
-def keep_rows(state: State | LayerState, keep: Tensor, dim: int, start: State | LayerState | None = None) -> tuple[Tensor, ...]:
-    """Restart the batch rows whose `keep` (B,) is 0: each tensor's batch is at `dim`.
-    They start again from zeros, or from `start` (the same shapes as `state`) where
-    given: a model conditioned on a context sets h(0) at each document's start."""
-    out = []
-    for j, s in enumerate(state):
-        shape = [1] * s.dim()
-        shape[dim] = -1
-        k = keep.to(s.dtype).view(shape)
-        out.append(s * k if start is None else s * k + start[j].to(s.dtype) * (1 - k))
-    return tuple(out)
 
 
 class Unrolled:
@@ -261,11 +249,9 @@ class FusedCore(Unrolled):
         if not self.use_fused:
             return self.unrolled(x, state, reset, h0)
         if reset is not None and bool(reset[:, 1:].any()):
-            from . import documents
-
             return documents.forward(self, x, state, reset, h0)
         if reset is not None:
-            state = keep_rows(state, ~reset[:, 0], 1, None if h0 is None else tuple(h[:, :, 0] for h in h0))
+            state = documents.restart(state, reset, 0, h0)
         return self.whole(x, state)
 
     def whole(self, x: Tensor, state: State) -> tuple[Tensor, State]:

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-State = tuple[Tensor, ...]
+State = tuple[Tensor, ...]  # each (L, B, ...), or one layer's (B, ...)
 
 PATHS = ("spans", "steps", "packed")
 PATH: str | None = None  # None: choose per batch; else one of PATHS
@@ -68,20 +68,29 @@ def forward(core: Any, x: Tensor, state: State, reset: Tensor, h0: State | None 
     return packed(core, x, state, reset, h0)
 
 
-def _restart(state: State, reset: Tensor, t: int, h0: State | None) -> State:
-    """The rows (dimension 1) that start a document at step t, from zeros or from h0 there."""
+def keep_rows(state: State, keep: Tensor, dim: int, start: State | None = None) -> State:
+    """Restart the batch rows whose `keep` (B,) is 0: each tensor's batch is at `dim`.
+    They start again from zeros, or from `start` (the same shapes as `state`) where
+    given: a model conditioned on a context sets h(0) at each document's start."""
     out = []
     for j, s in enumerate(state):
-        keep = (~reset[:, t]).view(1, -1, *([1] * (s.dim() - 2))).to(s.dtype)
-        out.append(s * keep if h0 is None else s * keep + h0[j][:, :, t].to(s.dtype) * (1 - keep))
+        shape = [1] * s.dim()
+        shape[dim] = -1
+        k = keep.to(s.dtype).view(shape)
+        out.append(s * k if start is None else s * k + start[j].to(s.dtype) * (1 - k))
     return tuple(out)
+
+
+def restart(state: State, reset: Tensor, t: int, h0: State | None) -> State:
+    """The rows (dimension 1) that start a document at step t, from zeros or from h0 there."""
+    return keep_rows(state, ~reset[:, t], 1, None if h0 is None else tuple(h[:, :, t] for h in h0))
 
 
 def spans(core: Any, x: Tensor, state: State, reset: Tensor, cols: list[int], h0: State | None = None) -> tuple[Tensor, State]:
     bounds = [0, *cols, x.shape[1]]
     outs = []
     for a, b in zip(bounds, bounds[1:]):
-        state = _restart(state, reset, a, h0)
+        state = restart(state, reset, a, h0)
         out, state = core.whole(x[:, a:b], state)  # (B, b - a, H)
         outs.append(out)
     return torch.cat(outs, 1), state
@@ -128,7 +137,7 @@ def packed(core: Any, x: Tensor, state: State, reset: Tensor, h0: State | None =
     inner = reset.clone()
     inner[:, 0] = False  # the pieces that start inside a row, at a document start
     init = []
-    for j, s in enumerate(_restart(state, reset, 0, h0)):  # (L, B, H) -> (L, S, H): the carried state into each row's first piece
+    for j, s in enumerate(restart(state, reset, 0, h0)):  # (L, B, H) -> (L, S, H): the carried state into each row's first piece
         z = x.new_zeros(s.shape[0], S, *s.shape[2:])  # in the input's dtype, as every fused call gets it
         z[:, first] = s.to(z.dtype)
         if h0 is not None:

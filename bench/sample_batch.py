@@ -7,12 +7,20 @@ Two figures of issue 16, each against a baseline measured in the same run:
   - batched sampling: generate_batch() of N streams (`charrnn sample --num N`) in
     characters a second of all N together, against one stream; target >= 0.8 N x.
 
-    python bench/sample_batch.py [--repeats 5] [--length 1000] [--device cpu] [--max-n 32]
+    python bench/sample_batch.py [--repeats 5] [--length 1000] [--device cpu] [--max-n 32] [--entropy 1.5]
+
+The model is untrained, its output layer scaled so that its next-token distribution
+has about `--entropy` bits (1.5: a character model trained on English prose): an
+untrained one is uniform (6 bits), under which a top-k/top-p draw falls outside the
+allowed set far more often than a trained model's (sampler.py works the allowed set
+out only then), and its cost would not be a trained model's. The step's arithmetic
+does not depend on the scale.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -40,6 +48,26 @@ def bare_steps(m: CharRNN, n: int, device: torch.device) -> float:
     return n / (time.perf_counter() - t0)
 
 
+def sharpen(m: CharRNN, bits: float, device: torch.device) -> float:
+    """Scale the output layer so that softmax(logits) over a random text has about `bits`
+    bits of entropy on average (bisection on the scale); the entropy reached."""
+    with torch.inference_mode():
+        out, _ = m.outputs(torch.randint(m.cfg.vocab_size, (1, 400), generator=torch.Generator().manual_seed(0)).to(device))
+        logits = m.head(out)[0].float()
+
+        def entropy(c: float) -> float:
+            logp = torch.log_softmax(logits * c, -1)
+            return float(-(logp.exp() * logp).sum(-1).mean()) / math.log(2)
+
+        lo, hi = 1.0, 1e4
+        for _ in range(60):
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if entropy(mid) > bits else (lo, mid)
+        m.head.weight.mul_(lo)
+        m.head.bias.mul_(lo)
+    return entropy(lo)
+
+
 def loop_speed(m: CharRNN, tok, cfg: SampleConfig) -> float:
     t0 = time.perf_counter()
     text = "".join(generate(m, tok, cfg, torch.Generator().manual_seed(0)))
@@ -61,6 +89,7 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--max-n", type=int, default=32)
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--entropy", type=float, default=1.5, help="bits of the next-token distribution (0: leave the model as it is)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -69,8 +98,9 @@ def main() -> None:
     tok = CharTokenizer("".join(chr(c) for c in range(32, 96)) + "\n")
     torch.manual_seed(0)
     m = CharRNN(ModelConfig(cell="lstm", layers=args.layers, hidden=args.hidden, embed=64, vocab_size=tok.vocab_size)).to(device).eval()
-    print(f"model: lstm {args.layers}x{args.hidden}, vocabulary {tok.vocab_size}, {device}; {args.length} characters a sample; "
-          f"medians of {args.repeats} runs, alternating")  # fmt: skip
+    bits = sharpen(m, args.entropy, device) if args.entropy > 0 else float("nan")
+    print(f"model: lstm {args.layers}x{args.hidden}, vocabulary {tok.vocab_size}, {device}, next-token entropy {bits:.2f} bits; "
+          f"{args.length} characters a sample; medians of {args.repeats} runs, alternating")  # fmt: skip
     plain = SampleConfig(length=args.length, temperature=0.8, stop_at_eos=False)
     full = SampleConfig(length=args.length, temperature=0.8, top_k=40, top_p=0.95, stop=("\n\n\n", "THE END"), stop_at_eos=False)
     ns = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= args.max_n]

@@ -80,3 +80,28 @@ def resumes_exactly(root: Any, data: Any, model: Any, steps: int = 30, at: int =
     a, b = (checkpoint.load(root / run / "last.pt")["model"] for run in ("straight", "split"))
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)
+
+
+def scripted(monkeypatch: Any, ids: list[int]) -> None:
+    """Make generation draw `ids` in order, whatever the model says: replaces the
+    sampler generate() uses (tasks/sampler.Sampler) with one reading from the script."""
+    import torch
+
+    from charrnn.tasks import generate as generate_mod
+
+    it = iter(ids)
+
+    class Scripted:
+        def __init__(self, *args: Any, **kwargs: Any):
+            pass
+
+        def ids_top(self, top: Any) -> Any:
+            return torch.tensor([next(it)], device=top.device)
+
+        def rows_top(self, top: Any) -> Any:
+            return torch.tensor([next(it) for _ in range(top.shape[0])], device=top.device)
+
+        def one(self, logits: Any) -> int:
+            return next(it)
+
+    monkeypatch.setattr(generate_mod, "Sampler", Scripted)

@@ -1,12 +1,12 @@
 import pytest
 import torch
 
-from charrnn.tasks import generate as sample_mod
 from charrnn.config import ModelConfig, SampleConfig
 from charrnn.errors import UnknownCharactersError
 from charrnn.models.lm import CharRNN
 from charrnn.tasks.generate import generate, pick, sample_text
 from charrnn.data.tokenizer import CharTokenizer
+from helpers import scripted
 
 
 def model_for(tok, cell="lstm"):
@@ -44,11 +44,6 @@ class Pieces:
                 return outer.pieces[i]
 
         return D()
-
-
-def scripted(monkeypatch, ids):
-    it = iter(ids)
-    monkeypatch.setattr(sample_mod, "pick", lambda *a, **k: next(it))
 
 
 def test_same_seed_same_text(tok):

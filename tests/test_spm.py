@@ -17,7 +17,6 @@ import pytest
 import torch
 
 from charrnn.training import checkpoint
-from charrnn.tasks import generate as sample_mod
 from charrnn.cli import app
 from charrnn.config import DataConfig, ModelConfig, SampleConfig
 from charrnn.data.corpus import factory_for, prepare
@@ -28,7 +27,7 @@ from charrnn.tasks.generate import generate, sample_text
 from charrnn.data.spm import SentencePieceTokenizer
 from charrnn.data.spm_train import coverage, own_characters
 from charrnn.data.tokenizer import EOS_CHAR, tokenizer_from_state
-from helpers import TINY, WORDS, one_line_error
+from helpers import TINY, WORDS, one_line_error, scripted
 
 # words from several scripts: CJK, emoji (with a skin-tone modifier), combining marks,
 # Greek, and sentencepiece's own space mark used as an ordinary character
@@ -250,11 +249,6 @@ def test_same_seed_same_text_and_unseen_prime(tok):
     c = sample_text(m, tok, SampleConfig(**cfg, seed=4))
     assert a == b != c
     assert a.startswith("Zebra ☃ 🦜") and len(a) <= len("Zebra ☃ 🦜") + 120
-
-
-def scripted(monkeypatch, ids):
-    it = iter(ids)
-    monkeypatch.setattr(sample_mod, "pick", lambda *a, **k: next(it))
 
 
 def test_stop_strings_across_piece_boundaries(tok, monkeypatch):

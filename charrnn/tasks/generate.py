@@ -23,7 +23,6 @@ document either way (a new tau for the length model).
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any, Iterator
 
@@ -35,6 +34,7 @@ from ..data.labels import LabelSet
 from ..data.tokenizer import Tokenizer
 from ..errors import ConfigError, TokenizerError
 from ..models.lm import CharRNN
+from .sampler import Sampler, distribution
 
 
 def eos_text(doc_sep: str | None) -> str:
@@ -63,40 +63,10 @@ def new_seed() -> int:
     return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
 
 
-def distribution(logits: Tensor, temperature: float, top_k: int | None = None, top_p: float | None = None) -> Tensor:
-    """The distribution a token is drawn from, over the last dimension of logits (..., V):
-    softmax(logits / T) restricted to the k most likely and/or the smallest set with
-    mass >= top_p (renormalised); at temperature 0, all the mass on the most likely."""
-    logits = logits.detach().float().cpu()
-    if temperature == 0:
-        return torch.nn.functional.one_hot(torch.argmax(logits, -1), logits.shape[-1]).float()
-    logits = logits / temperature
-    if top_k is not None and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
-        logits = logits.masked_fill(logits < kth, -math.inf)
-    if top_p is not None and top_p < 1.0:
-        probs, order = torch.sort(torch.softmax(logits, -1), dim=-1, descending=True)
-        drop = torch.cumsum(probs, -1) - probs >= top_p  # mass before this token already reaches p
-        logits = logits.masked_fill(torch.zeros_like(drop).scatter(-1, order, drop), -math.inf)
-    return torch.softmax(logits, -1)
-
-
 def pick(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, gen: torch.Generator) -> int:
-    """One token id from logits (V,): greedy at temperature 0, else drawn from `distribution`."""
-    return int(pick_rows(logits.view(1, -1), temperature, top_k, top_p, gen)[0])
-
-
-def pick_rows(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, gen: torch.Generator) -> Tensor:
-    """`pick` for each row of logits (B, V) -> ids (B,) on the CPU.
-
-    The draw is torch.multinomial's own for one sample: argmax(p / q) with q ~ Exp(1),
-    the same random numbers from `gen`, so a seed gives the text it always gave, at half
-    the cost (multinomial checks its input first)."""
-    if temperature == 0:
-        return logits.detach().float().cpu().argmax(-1)
-    probs = distribution(logits, temperature, top_k, top_p)
-    q = torch.empty_like(probs).exponential_(1, generator=gen)
-    return probs.div_(q).argmax(-1)
+    """One token id from logits (V,): greedy at temperature 0, else drawn from `distribution`
+    (one draw; a loop keeps one Sampler, which draws its random numbers in blocks)."""
+    return Sampler(temperature, top_k, top_p, gen).one(logits)
 
 
 class _Stream:
@@ -111,9 +81,15 @@ class _Stream:
 
     def push(self, i: int) -> tuple[str, bool]:
         cfg = self.cfg
-        if i == self.eos and cfg.stop_at_eos:
-            return self.flush(), True
-        piece = self.eos_as if i == self.eos else self.decoder.push(i)
+        if i == self.eos:
+            if cfg.stop_at_eos:
+                return self.flush(), True
+            piece = self.eos_as
+        else:
+            piece = self.decoder.push(i)
+        if not cfg.stop and self.produced + len(piece) < cfg.length:  # nothing held back, not the last
+            self.produced += len(piece)
+            return piece, False
         piece = piece[: cfg.length - self.produced]
         self.produced += len(piece)
         self.pending += piece
@@ -150,11 +126,11 @@ def _prefix(tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator) -> tu
 
 
 def _start(model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator) -> tuple[str, Tensor, list[Any]]:
-    """The printed prefix, the logits (1, V) after reading the start symbol and the prime, and the per-layer state."""
+    """The printed prefix, the top output (1, H) after reading the start symbol and the prime, and the per-layer state."""
     shown, start, context = _prefix(tokenizer, cfg, gen)
     prefix = torch.tensor([start + context], dtype=torch.long, device=model.head.weight.device)  # (1, P)
-    logits, _, state = model(prefix)
-    return shown, logits[:, -1], model.split_state(state)
+    out, state = model.outputs(prefix)
+    return shown, out[:, -1], model.split_state(state)
 
 
 @torch.inference_mode()
@@ -173,6 +149,10 @@ def generate(
     label"); the lengths a length model draws are appended to `taus` when given.
     Raises UnknownCharactersError for prime characters outside the vocabulary
     (unless cfg.unknown == "skip").
+
+    The loop is the sampler's hot path (issue 16: within 10% of the bare step): the
+    drawn id stays a tensor and is the next step's input, the output layer's product
+    carries the temperature and the noise (sampler.py).
     """
     cfg.validate()
     model.eval()
@@ -181,25 +161,19 @@ def generate(
     if model.context is not None or model.ends is not None:
         yield from _generate_document(model, tokenizer, cfg, gen, eos_as, label, taus)
         return
-    shown, logits, layers = _start(model, tokenizer, cfg, gen)
+    shown, top, layers = _start(model, tokenizer, cfg, gen)
     if shown:
         yield shown
-    logits = logits[0]  # (V,)
-    stream = _Stream(tokenizer, cfg, eos_as)
-    device = logits.device
-    ids = torch.arange(tokenizer.vocab_size, device=device)  # ids[i : i + 1] is the next input, without a copy
-    step = model.step_layers
+    push = _Stream(tokenizer, cfg, eos_as).push
+    step, draw = model.step_top, Sampler(cfg.temperature, cfg.top_k, cfg.top_p, gen, model.head).ids_top
     done = cfg.length <= 0
     while not done:
-        i = pick(logits, cfg.temperature, cfg.top_k, cfg.top_p, gen)
-        text, done = stream.push(i)
+        i = draw(top)  # (1,): the next input as it is
+        text, done = push(int(i))
         if text:
             yield text
         if not done:
-            logits, layers = step(ids[i : i + 1], layers)
-            logits = logits[0]
-
-
+            top, layers = step(i, layers)
 
 
 @torch.inference_mode()
@@ -222,15 +196,16 @@ def generate_batch(
         gen = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else new_seed())
     if n == 1 or model.context is not None or model.ends is not None:
         return ["".join(generate(model, tokenizer, cfg, gen, eos_as, label)) for _ in range(n)]
-    shown, logits, layers = _start(model, tokenizer, cfg, gen)
-    logits = logits.expand(n, -1)  # (n, V)
+    shown, top, layers = _start(model, tokenizer, cfg, gen)
+    top = top.expand(n, -1)  # (n, H)
     layers = [tuple(s.expand(n, *s.shape[1:]).contiguous() for s in ls) for ls in layers]
     streams = [_Stream(tokenizer, cfg, eos_as) for _ in range(n)]
     texts = [[shown] for _ in range(n)]
     rows = list(range(n))  # the sample each row of the batch holds
-    device = logits.device
+    device = top.device
+    draw = Sampler(cfg.temperature, cfg.top_k, cfg.top_p, gen, model.head).rows_top
     while rows and cfg.length > 0:
-        picked = pick_rows(logits, cfg.temperature, cfg.top_k, cfg.top_p, gen)  # (B,)
+        picked = draw(top)  # (B,)
         keep = []
         for r, (row, i) in enumerate(zip(rows, picked.tolist())):
             text, done = streams[row].push(i)
@@ -242,10 +217,11 @@ def generate_batch(
                 break
             sel = torch.tensor(keep, device=device)
             rows = [rows[r] for r in keep]
-            picked = picked[keep]
+            picked = picked.index_select(0, sel)
             layers = [tuple(s.index_select(0, sel) for s in ls) for ls in layers]
-        logits, layers = model.step_layers(picked.to(device), layers)
+        top, layers = model.step_top(picked, layers)
     return ["".join(t) for t in texts]
+
 
 def _generate_document(
     model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator, eos_as: str, label: int | None, taus: list[int] | None
@@ -257,6 +233,7 @@ def _generate_document(
     eos = tokenizer.eos_id
     stream = _Stream(tokenizer, cfg, eos_as)
     idx = torch.empty(1, dtype=torch.long, device=model.head.weight.device)
+    draw = Sampler(cfg.temperature, cfg.top_k, cfg.top_p, gen).one
     doc = _Document(model, label, gen, taus)
     logits, layers = doc.begin(start + context, len(context))
     done = cfg.length <= 0
@@ -269,7 +246,7 @@ def _generate_document(
                 break
             i = eos  # --no-stop: on into a new document, its start symbol read next
         else:
-            i = pick(logits, cfg.temperature, cfg.top_k, cfg.top_p, gen)  # never the end token: masked
+            i = draw(logits)  # never the end token: masked
         text, done = stream.push(i)
         if text:
             yield text

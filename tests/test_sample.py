@@ -80,7 +80,7 @@ def test_top_p_keeps_the_smallest_set_reaching_p():
 def test_distribution_is_what_pick_draws_from_row_by_row():
     """distribution() (the explore screen's "as drawn") over a batch of rows equals the
     one pick() samples from for each row, and each row is a distribution."""
-    from charrnn.tasks.generate import distribution
+    from charrnn.tasks.sampler import distribution
 
     logits = torch.randn(6, 9, generator=torch.Generator().manual_seed(1)) * 3
     for T, k, p in [(1.0, None, None), (0.5, 3, None), (1.3, None, 0.6), (0.8, 4, 0.7)]:

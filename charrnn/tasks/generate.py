@@ -34,7 +34,7 @@ from ..data.labels import LabelSet
 from ..data.tokenizer import Tokenizer
 from ..errors import ConfigError, TokenizerError
 from ..models.lm import CharRNN
-from .sampler import Sampler, distribution
+from .sampler import Sampler
 
 
 def eos_text(doc_sep: str | None) -> str:

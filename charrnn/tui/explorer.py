@@ -68,7 +68,8 @@ class Explorer:
         for a prime the model cannot read."""
         import torch
 
-        from ..tasks.generate import distribution, eos_text, sample_text
+        from ..tasks.generate import eos_text, sample_text
+        from ..tasks.sampler import distribution
 
         cfg = cfg.validate()
         gen = torch.Generator().manual_seed(seed)

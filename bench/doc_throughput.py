@@ -36,6 +36,7 @@ from charrnn.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from charrnn.data.corpus import prepare  # noqa: E402
 from charrnn.models import documents  # noqa: E402
 from charrnn.models.lm import CharRNN  # noqa: E402
+from charrnn.training.hardware import autocast  # noqa: E402
 from charrnn.training.trainer import Trainer  # noqa: E402
 
 WORDS = ("the of and to in is was that for on as with by it his be at from this had not are but which or have an they "
@@ -104,10 +105,13 @@ def step_costs(args) -> None:
             reset[torch.randint(B, (max(1, B // 8),), generator=g), c] = True
         return reset
 
+    dtype = torch.bfloat16 if args.precision == "bf16" else None
+
     def step(reset: torch.Tensor | None, path: str | None) -> float:
         documents.PATH = path
         t0 = time.perf_counter()
-        _, loss, _ = m(idx, m.init_state(B), y, reset)
+        with autocast(torch.device("cpu"), dtype):
+            _, loss, _ = m(idx, m.init_state(B), y, reset)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -125,7 +129,7 @@ def step_costs(args) -> None:
             for p in paths:
                 res[(k, p)].append(step(resets.get(k), p if k else None))
     base = median(res[(0, "spans")])
-    print(f"\none training step ({args.cell} {args.layers}x{args.hidden}, batch {B} x {T}), medians of {args.repeats}; "
+    print(f"\none training step ({args.cell} {args.layers}x{args.hidden}, batch {B} x {T}, {args.precision}), medians of {args.repeats}; "
           f"no document start: {base:.1f} ms")  # fmt: skip
     print("timesteps with a start   " + "".join(f"{p:>16}" for p in paths))
     for k in ks:
@@ -156,7 +160,7 @@ def main() -> None:
           f"{args.precision}, cpu; {args.steps} steps a run, {args.repeats} runs each, alternating")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        for shape in args.shapes.split(","):
+        for shape in [s for s in args.shapes.split(",") if s]:
             if shape == "fortunes":
                 path, sep = fortunes(tmp_path / "fortunes.txt", 8000), "%"
             else:

@@ -101,3 +101,30 @@ def test_training_on_documents_in_every_precision(tmp_path, precision):
                       precision=precision, device="cpu")  # fmt: skip
     r = Trainer(ModelConfig(cell="lstm", layers=2, hidden=16, embed=8), data, cfg, corpus, tmp_path / "run").run()
     assert r.step == 12 and r.final_val_loss == r.final_val_loss  # finite, not NaN
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_the_scan_in_fp32_equals_stepping(cell):
+    """In fp32 the scan takes MKL's packed products where PyTorch has them (fp64 above takes
+    plain ones): outputs, final state and every gradient still equal the unrolled loop."""
+    torch.manual_seed(0)
+    m = tiny(cell, torch.float32).train()
+    idx, y, reset = batch(B=5, T=20)
+    s0 = tuple(torch.randn_like(s) for s in m.init_state(5))
+    want = run(m, None, idx, y, reset, s0)
+    got = run(m, "steps", idx, y, reset, s0)
+    for a, b in zip([got[0], *got[1], *got[2]], [want[0], *want[1], *want[2]]):
+        torch.testing.assert_close(a, b, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_packed_product_is_the_product(dtype):
+    from charrnn.models.scan import times_transposed
+
+    g = torch.Generator().manual_seed(0)
+    M, x, b = (torch.randn(*shape, generator=g, dtype=dtype) for shape in [(40, 24), (7, 24), (40,)])
+    mul = times_transposed(M, 7)
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=1e-12, rtol=0)
+    torch.testing.assert_close(mul(x), x @ M.t(), **tol)
+    torch.testing.assert_close(mul(x, b), x @ M.t() + b, **tol)
+    torch.testing.assert_close(mul(x[:3]), x[:3] @ M.t(), **tol)  # fewer rows than it was packed for

@@ -100,7 +100,7 @@ class _LSTM(torch.autograd.Function):
         T, B, G = xp.shape
         H = G // 4
         Wh = times_transposed(W, B)
-        act = torch.empty_like(xp)  # (T, B, 4H): the gates after their nonlinearities
+        act = torch.empty_like(xp)  # (T, B, 4H): the gates after their nonlinearities, f times keep
         cs = xp.new_empty(T + 1, B, H)  # cs[0] = c(0), cs[t + 1] = c(t), before any reset
         tcs = xp.new_empty(T, B, H)  # tanh(c(t))
         out = xp.new_empty(T, B, H)  # h(t), before any reset
@@ -111,12 +111,16 @@ class _LSTM(torch.autograd.Function):
         keeps = keep.unbind(0) if keep is not None and cols else ()
         h, c = h0, c0
         for t in range(T):
-            if keeps and t in cols:
-                h, c = h * keeps[t], c * keeps[t]
-            torch.add(xs[t], Wh(h), out=acts[t])
+            reset = keeps and t in cols
+            if reset:  # W (k h) = k (W h), and f is kept as f k: what the backward pass reads
+                torch.addcmul(xs[t], Wh(h), keeps[t], out=acts[t])
+            else:
+                torch.add(xs[t], Wh(h), out=acts[t])
             sig_if[t].sigmoid_()
             tanh_g[t].tanh_()
             sig_o[t].sigmoid_()
+            if reset:
+                f[t].mul_(keeps[t])
             c = torch.addcmul(f[t] * c, i[t], g[t], out=c_out[t])
             h = torch.mul(o[t], torch.tanh(c, out=tc_out[t]), out=h_out[t])
         ctx.save_for_backward(W, act, cs, tcs, out, h0, keep)
@@ -129,11 +133,12 @@ class _LSTM(torch.autograd.Function):
         T, B, G = act.shape
         H = G // 4
         cols = ctx.cols if keep is not None else frozenset()
-        # what each step read: h(t-1) and c(t-1) after the reset, for all t at once
+        # the h(t-1) each step read, after the reset, for all t at once; c(t-1) is needed only
+        # where f(t) is not zero, so where it was not reset
         hprev = torch.cat([h0.unsqueeze(0), out[: T - 1]])  # (T, B, H)
-        cprev = cs[:T]
         if cols:
-            hprev, cprev = hprev * keep, cprev * keep
+            hprev = hprev * keep
+        cprev = cs[:T]
         i, f, g, o = act.chunk(4, 2)  # (T, B, H) each
         # what turns dL/dh(t) and dL/dc(t) into dL/d(pre-activations), for all t at once:
         # s' = s - s^2 for the sigmoid gates, computed over all four and then g's replaced by tanh' = 1 - g^2
@@ -143,7 +148,7 @@ class _LSTM(torch.autograd.Function):
         fac[..., H : 2 * H].mul_(cprev)  # df_pre = dc * c(t-1) * f'
         fac[..., 3 * H :].mul_(tcs)  # do_pre = dh * tanh(c) * o'
         dc_dh = torch.addcmul(o, o * tcs, tcs, value=-1).unbind(0)  # dc(t) += dh(t) * o * (1 - tanh(c)^2)
-        fk = (f * keep if cols else f).unbind(0)  # dc(t-1) = dc(t) * f(t) * keep(t)
+        fk = f.unbind(0)  # dc(t-1) = dc(t) * f(t) * keep(t): f was stored times keep
         da = torch.empty_like(act)
         fac_icg, fac_o = fac[..., : 3 * H].view(T, B, 3, H).unbind(0), fac[..., 3 * H :].unbind(0)
         d_icg, d_o, das = da[..., : 3 * H].view(T, B, 3, H).unbind(0), da[..., 3 * H :].unbind(0), da.unbind(0)

@@ -6,6 +6,9 @@ Two figures of issue 16, each against a baseline measured in the same run:
     calls (model.step_layers) in steps a second; target within 10% (>= 0.90x);
   - batched sampling: generate_batch() of N streams (`charrnn sample --num N`) in
     characters a second of all N together, against one stream; target >= 0.8 N x.
+    Beside it, the ceiling: the bare step for N rows against the bare step for one
+    (tokens a second), which no sampling loop can pass; on a CPU a batch of 32 rows
+    makes the step compute-bound, and the ceiling sits far below 0.8 N.
 
     python bench/sample_batch.py [--repeats 5] [--length 1000] [--device cpu] [--max-n 32] [--entropy 1.5]
 
@@ -36,9 +39,10 @@ from charrnn.models.lm import CharRNN  # noqa: E402
 from charrnn.tasks.generate import generate, generate_batch  # noqa: E402
 
 
-def bare_steps(m: CharRNN, n: int, device: torch.device) -> float:
-    idx = torch.zeros(1, dtype=torch.long, device=device)
-    layers = m.split_state(m.init_state(1))
+def bare_steps(m: CharRNN, n: int, device: torch.device, rows: int = 1) -> float:
+    """Steps a second of the bare step for `rows` streams (tokens a second: rows times that)."""
+    idx = torch.zeros(rows, dtype=torch.long, device=device)
+    layers = m.split_state(m.init_state(rows))
     with torch.inference_mode():
         t0 = time.perf_counter()
         for _ in range(n):
@@ -104,7 +108,7 @@ def main() -> None:
     plain = SampleConfig(length=args.length, temperature=0.8, stop_at_eos=False)
     full = SampleConfig(length=args.length, temperature=0.8, top_k=40, top_p=0.95, stop=("\n\n\n", "THE END"), stop_at_eos=False)
     ns = [n for n in (1, 2, 4, 8, 16, 32, 64) if n <= args.max_n]
-    runs: dict[str, list[float]] = {k: [] for k in ("bare", "plain", "full", *[f"n{n}" for n in ns])}
+    runs: dict[str, list[float]] = {k: [] for k in ("bare", "plain", "full", *[f"n{n}" for n in ns], *[f"b{n}" for n in ns])}
     bare_steps(m, 200, device), loop_speed(m, tok, plain), batch_speed(m, tok, plain, 4)  # warm up
     for _ in range(args.repeats):
         runs["bare"].append(bare_steps(m, args.length, device))
@@ -112,15 +116,17 @@ def main() -> None:
         runs["full"].append(loop_speed(m, tok, full))
         for n in ns:
             runs[f"n{n}"].append(batch_speed(m, tok, plain, n))
+            runs[f"b{n}"].append(n * bare_steps(m, args.length, device, n))
     base = median(runs["bare"])
     print(f"\nbare step, batch 1 (model.step_layers):          {base:>9,.0f} steps/s  1.00x")
     print(f"generate(), temperature 0.8:                     {median(runs['plain']):>9,.0f} chars/s  {median(runs['plain']) / base:.2f}x")
     print(f"generate(), + top-k 40, top-p 0.95, 2 stop strings: {median(runs['full']):>6,.0f} chars/s  {median(runs['full']) / base:.2f}x")
-    one = median(runs["n1"])
-    print(f"\n{'N':>4} {'chars/s (all N)':>16} {'x one stream':>13} {'/ N':>6}")
+    one, bare_one = median(runs["n1"]), median(runs["b1"])
+    print("\nN streams as one batch; the ceiling: the bare step for N rows, in tokens/s, over the bare step for one")
+    print(f"{'N':>4} {'chars/s (all N)':>16} {'x one stream':>13} {'/ N':>6} {'ceiling':>9}")
     for n in ns:
         v = median(runs[f"n{n}"])
-        print(f"{n:>4} {v:>16,.0f} {v / one:>13.2f} {v / one / n:>6.2f}")
+        print(f"{n:>4} {v:>16,.0f} {v / one:>13.2f} {v / one / n:>6.2f} {median(runs[f'b{n}']) / bare_one:>8.2f}x")
 
 
 if __name__ == "__main__":

@@ -19,11 +19,17 @@ leaves as one tensor, so autograd takes U and b from there. Everything that
 does not depend on the incoming gradient (the derivatives of the gates) is
 computed for all T steps at once before the backward loop.
 
-On the 2-core AVX2 machine of bench/RESULTS.md this runs a 2x256 LSTM at about
-0.7x the speed of oneDNN's fused kernel, against 0.6x for the generic unrolled
-path (autograd through every step) and 0.45x for packed sequences. The state
-runs in the parameters' dtype (fp32, or fp64 in the parity tests), whatever
-autocast does outside: a half-precision recurrence would gain nothing here.
+What keeps it near the fused kernel's speed (issue 16): the recurrent weight is
+packed once per layer for MKL's packed GEMM where PyTorch has it (`times_transposed`:
+a step's (B, H) x (H, 4H) product a fifth faster than addmm), every per-step view is
+cut once before the loop (`unbind`) rather than indexed in it, no per-step copy of
+h(t-1) or c(t-1) is kept (the backward pass rebuilds them from the outputs), and a
+reset rides on operations the step does anyway (k W h(t-1) = W (k h(t-1)) in the
+step's own addcmul; f stored as f k). On the 2-core AVX-512 Xeon of bench/RESULTS.md
+an LSTM layer's forward and backward take about 1.08x the fused oneDNN kernel's time,
+and training on documents runs at about 0.92x the speed of the same corpus carried
+through (fp32). Under bf16 autocast the fused kernel uses the CPU's AMX units while
+this scan stays in fp32, so there the ratio is about 0.59 (bench/RESULTS.md).
 
 Tensors are time-major: xp (T, B, G), out (T, B, H), a layer's state (B, H).
 `keep` is (T, B, 1) with 1 where the state flows on, and `cols` the steps

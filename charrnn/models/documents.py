@@ -43,7 +43,9 @@ PATH: str | None = None  # None: choose per batch; else one of PATHS
 # into spans is cheaper than the alternative, by device and by whether gradients are
 # taken: measured on a 2-core CPU (bench/RESULTS.md); for CUDA, a cuDNN call costs tens
 # of microseconds where oneDNN's costs milliseconds.
-SPANS_UP_TO = {("cpu", True): 3, ("cpu", False): 6, ("cuda", True): 8, ("cuda", False): 8}
+# Under bf16 autocast a CPU with AMX runs the fused module in bf16 while the scan stays
+# in fp32, so spans pay for longer there.
+SPANS_UP_TO = {("cpu", True): 3, ("cpu", False): 6, ("cpu-bf16", True): 6, ("cpu-bf16", False): 8, ("cuda", True): 8, ("cuda", False): 8}
 
 
 def choose(reset: Tensor, device: torch.device, grad: bool) -> tuple[str, list[int]]:
@@ -52,6 +54,8 @@ def choose(reset: Tensor, device: torch.device, grad: bool) -> tuple[str, list[i
     if PATH is not None:
         return PATH, cols
     kind = "cuda" if device.type == "cuda" else "cpu"
+    if kind == "cpu" and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
+        kind = "cpu-bf16"
     if len(cols) <= SPANS_UP_TO[(kind, grad)]:
         return "spans", cols
     return ("packed" if kind == "cuda" else "steps"), cols

@@ -48,7 +48,7 @@ def times_transposed(M: Tensor, rows: int) -> Callable[..., Tensor]:
     """x (rows, k) -> x M^T (+ a bias (n,)) for an M (n, k) that stays fixed through a scan:
     MKL's packed GEMM where PyTorch has it (fp32 on a CPU; M packed once, then a step's
     small product runs about a fifth faster than addmm's), else a plain product."""
-    if M.device.type == "cpu" and M.dtype == torch.float32 and torch._C.has_mkl:
+    if M.device.type == "cpu" and M.dtype == torch.float32 and getattr(torch._C, "has_mkl", False):
         try:
             packed = torch.ops.mkl._mkl_reorder_linear_weight(M, rows)
             return lambda x, bias=None: torch.ops.mkl._mkl_linear(x, packed, M, bias, rows)

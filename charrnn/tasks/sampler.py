@@ -186,11 +186,7 @@ class Sampler:
         if not self.truncated:
             return s.argmax(-1)
         s = as_numpy(s)[0]
-        i = int(s.argmax())
-        if not self._allowed_one(s - self.raw[at], i):
-            y = s - self.raw[at]
-            i = int(np.where(allowed(y, self.top_k, self.top_p), s, -np.inf).argmax())
-        return self._input(i, top.device)
+        return self._input(int(self._truncate(s - self.raw[at], s)), top.device)
 
     def _input(self, i: int, device: torch.device) -> Tensor:
         """Token id i as a model input (1,), made once and kept."""
@@ -209,5 +205,5 @@ class Sampler:
         if not self.truncated:
             return s.argmax(-1)
         s = as_numpy(s)
-        i = self._truncate(s[0] - self.raw[at], s[0]) if B == 1 else self._truncate(s - self.raw[at : at + B], s)
+        i = self._truncate(s - self.raw[at : at + B], s)
         return torch.from_numpy(np.asarray(i, np.int64).reshape(B)).to(top.device)

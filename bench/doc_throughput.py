@@ -13,7 +13,7 @@ tokens/s are compared. `--paths` adds runs with one path forced
 against the number of timesteps holding a document start (the crossing points
 behind documents.SPANS_UP_TO).
 
-    python bench/doc_throughput.py [--steps 60] [--repeats 5] [--paths spans,steps,packed] [--costs]
+    python bench/doc_throughput.py [--steps 60] [--repeats 5] [--paths spans,steps,packed] [--costs] [--device cuda]
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def run(corpus, data_cfg: DataConfig, args, out: Path, doc_state: str, path: str
     model = ModelConfig(cell=args.cell, layers=args.layers, hidden=args.hidden, embed=args.embed)
     cfg = TrainConfig(
         seq_len=args.seq_len, batch_size=args.batch_size, steps=args.steps, eval_every=10**9, final_eval_tokens=64,
-        sample_chars=0, precision=args.precision, device="cpu", doc_state=doc_state,
+        sample_chars=0, precision=args.precision, device=args.device, doc_state=doc_state,
     )  # fmt: skip
     documents.PATH = path
     try:
@@ -93,9 +93,10 @@ def step_costs(args) -> None:
     """ms per training step of each path, by the number of timesteps (after the first) where some row starts a document."""
     torch.manual_seed(0)
     B, T = args.batch_size, args.seq_len
-    m = CharRNN(ModelConfig(cell=args.cell, layers=args.layers, hidden=args.hidden, embed=args.embed, vocab_size=65))
+    device = torch.device(args.device)
+    m = CharRNN(ModelConfig(cell=args.cell, layers=args.layers, hidden=args.hidden, embed=args.embed, vocab_size=65)).to(device)
     opt = m.configure_optimizers(1e-3, 0.1)
-    idx, y = torch.randint(65, (B, T)), torch.randint(65, (B, T))
+    idx, y = torch.randint(65, (B, T), device=device), torch.randint(65, (B, T), device=device)
     g = torch.Generator().manual_seed(1)
 
     def pattern(k: int) -> torch.Tensor:
@@ -103,18 +104,20 @@ def step_costs(args) -> None:
         cols = torch.randperm(T - 1, generator=g)[:k] + 1
         for c in cols.tolist():
             reset[torch.randint(B, (max(1, B // 8),), generator=g), c] = True
-        return reset
+        return reset.to(device)
 
     dtype = torch.bfloat16 if args.precision == "bf16" else None
 
     def step(reset: torch.Tensor | None, path: str | None) -> float:
         documents.PATH = path
         t0 = time.perf_counter()
-        with autocast(torch.device("cpu"), dtype):
+        with autocast(device, dtype):
             _, loss, _ = m(idx, m.init_state(B), y, reset)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
         documents.PATH = None
         return (time.perf_counter() - t0) * 1e3
 
@@ -151,13 +154,14 @@ def main() -> None:
     p.add_argument("--shapes", default="fortunes,lines")
     p.add_argument("--costs", action="store_true", help="also measure each path's step cost by the number of document starts")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     header("training throughput with documents: state reset at document starts / carried through")
     forced = [x for x in args.paths.split(",") if x]
     print(f"model: {args.cell} {args.layers}x{args.hidden}, embedding {args.embed}, batch {args.batch_size} x {args.seq_len}, "
-          f"{args.precision}, cpu; {args.steps} steps a run, {args.repeats} runs each, alternating")  # fmt: skip
+          f"{args.precision}, {args.device}; {args.steps} steps a run, {args.repeats} runs each, alternating")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         for shape in [s for s in args.shapes.split(",") if s]:

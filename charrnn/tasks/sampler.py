@@ -121,16 +121,19 @@ class Sampler:
         """The index of the first of `rows` unused rows of noise, drawing more when they run out."""
         at = self.at
         if at + rows > len(self.raw):
+            left = len(self.raw) - at
             target = max(rows, min(self.block * rows, MAX_BLOCK // width))  # rows on hand once drawn
             self.block *= 2
-            e = torch.empty(target - (len(self.raw) - at), width).exponential_(1, generator=self.gen)
-            with np.errstate(divide="ignore"):  # e = 0 (once in 2^24): g = inf, that token
-                fresh = -np.log(e.numpy())
-            self.raw = np.concatenate([self.raw[at:].reshape(-1, width), fresh])
-            if self.bias is not None:
-                noisy = torch.from_numpy(fresh).to(self.bias.device, self.bias.dtype) + self.bias
-                self.noisy = torch.cat([self.noisy[at:], noisy])
+            log_e = torch.empty(target - left, width).exponential_(1, generator=self.gen).log_()  # e = 0 (once in 2^24): g = inf
+            if self.bias is not None:  # the noisy bias b' + g for those rows, on the head's device
+                noisy = torch.sub(self.bias, log_e.to(self.bias.device, self.bias.dtype))
+                self.noisy = torch.cat([self.noisy[at:], noisy]) if left else noisy
                 self.noisy_rows = list(self.noisy.unbind(0))  # the same rows as views: a list index costs nothing
+            if self.bias is None or self.truncated:  # g itself, for the allowed set and for logits
+                fresh = log_e.neg_().numpy()
+                self.raw = np.concatenate([self.raw[at:], fresh]) if left else fresh
+            else:
+                self.raw = np.empty((target, 0), np.float32)  # only its length counts: rows drawn
             at = 0
         self.at = at + rows
         return at

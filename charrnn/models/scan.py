@@ -21,15 +21,17 @@ computed for all T steps at once before the backward loop.
 
 What keeps it near the fused kernel's speed (issue 16): the recurrent weight is
 packed once per layer for MKL's packed GEMM where PyTorch has it (`times_transposed`:
-a step's (B, H) x (H, 4H) product a fifth faster than addmm), every per-step view is
-cut once before the loop (`unbind`) rather than indexed in it, no per-step copy of
-h(t-1) or c(t-1) is kept (the backward pass rebuilds them from the outputs), and a
-reset rides on operations the step does anyway (k W h(t-1) = W (k h(t-1)) in the
-step's own addcmul; f stored as f k). On the 2-core AVX-512 Xeon of bench/RESULTS.md
-an LSTM layer's forward and backward take about 1.08x the fused oneDNN kernel's time,
-and training on documents runs at about 0.92x the speed of the same corpus carried
-through (fp32). Under bf16 autocast the fused kernel uses the CPU's AMX units while
-this scan stays in fp32, so there the ratio is about 0.59 (bench/RESULTS.md).
+a step's (B, H) x (H, 4H) product a fifth faster than addmm), and in the LSTM every
+per-step view is cut once before the loop (`unbind`) rather than indexed in it, c(t)
+is written straight into the saved buffer and h(t-1) rebuilt from the outputs in the
+backward pass (no per-step copies), and a reset rides on operations the step does
+anyway (k W h(t-1) = W (k h(t-1)) in the step's own addcmul; f stored as f k). On the
+2-core AVX-512 Xeon of bench/RESULTS.md an LSTM layer's forward and backward take
+about 1.08x the fused oneDNN kernel's time; training on documents runs at 0.78-0.95x
+the speed of the same corpus carried through (fp32; the fused baseline's own speed
+moves by a fifth between runs). Under bf16 autocast the fused kernel uses the CPU's
+AMX units while this scan stays in fp32, so there the ratio is about 0.6. The GRU
+and RNN scans beat oneDNN's fused GRU and RNN here (1.09-1.14x, 1.04x).
 
 Tensors are time-major: xp (T, B, G), out (T, B, H), a layer's state (B, H).
 `keep` is (T, B, 1) with 1 where the state flows on, and `cols` the steps

@@ -4,9 +4,15 @@ import torch
 from charrnn.config import ModelConfig, SampleConfig
 from charrnn.errors import UnknownCharactersError
 from charrnn.models.lm import CharRNN
-from charrnn.tasks.generate import generate, pick, sample_text
+from charrnn.tasks.generate import generate, sample_text
+from charrnn.tasks.sampler import Sampler
 from charrnn.data.tokenizer import CharTokenizer
 from helpers import scripted
+
+
+def pick(logits, temperature, top_k, top_p, gen):
+    """One draw from logits (V,), from a fresh sampler on `gen`."""
+    return Sampler(temperature, top_k, top_p, gen).one(logits)
 
 
 def model_for(tok, cell="lstm"):

@@ -71,12 +71,6 @@ def new_seed() -> int:
     return int.from_bytes(os.urandom(4), "little") & 0x7FFFFFFF
 
 
-def pick(logits: Tensor, temperature: float, top_k: int | None, top_p: float | None, gen: torch.Generator) -> int:
-    """One token id from logits (V,): greedy at temperature 0, else drawn from sampler.distribution
-    (a single draw; a loop keeps one Sampler, which draws its random numbers in blocks)."""
-    return Sampler(temperature, top_k, top_p, gen).one(logits)
-
-
 class _Stream:
     """One sample's text as tokens arrive: decoding, the end-of-document token, stop
     strings and the length limit. `push(id)` -> (text now certain, finished)."""

@@ -58,25 +58,6 @@ def allowed(y: np.ndarray, top_k: int | None, top_p: float | None) -> np.ndarray
     return keep
 
 
-def is_allowed(y: np.ndarray, i: np.ndarray | np.intp, top_k: int | None, top_p: float | None) -> np.ndarray:
-    """Whether token i (...,) may be drawn from scaled logits y (..., V), as `allowed` says,
-    without working out the whole set: fewer than k tokens are above it, and the mass of
-    those above it (among the k largest) is below p."""
-    y2 = y.reshape(-1, y.shape[-1])
-    yi = np.take_along_axis(y2, np.reshape(i, (-1, 1)), -1)  # (B, 1)
-    above = y2 > yi
-    ok = np.ones(len(y2), bool)
-    if top_k is not None:
-        ok &= above.sum(-1) < top_k
-    if top_p is not None and top_p < 1.0 and above.any():
-        e = np.exp((y2 - y2.max(-1, keepdims=True)).astype(np.float64))
-        V = y2.shape[-1]
-        if top_k is not None and top_k < V:
-            e *= y2 >= np.partition(y2, V - top_k, axis=-1)[:, V - top_k : V - top_k + 1]  # the k-th largest
-        ok &= (e * above).sum(-1) < top_p * e.sum(-1)
-    return ok
-
-
 def distribution(logits: Tensor, temperature: float, top_k: int | None = None, top_p: float | None = None) -> Tensor:
     """The distribution a token is drawn from, over the last dimension of logits (..., V):
     softmax(logits / T) over the allowed tokens, zero elsewhere; at temperature 0, all
@@ -147,18 +128,19 @@ class Sampler:
         return self._truncate(y, y + self.raw[at : at + rows].reshape(y.shape))
 
     def _truncate(self, y: np.ndarray, s: np.ndarray) -> np.ndarray | np.intp:
-        """argmax over the allowed tokens of s = y + g. The unrestricted argmax is the
-        answer whenever it is allowed (the maximum over a set, found in a subset, is the
-        subset's), which a draw usually is: only otherwise is the allowed set worked out."""
+        """argmax over the allowed tokens of s = y + g. For one row the unrestricted argmax
+        is the answer whenever it is allowed (the maximum over a set, found in a subset, is
+        the subset's), which a draw usually is: only otherwise is the allowed set worked out."""
         i = s.argmax(-1)
-        if not self.truncated:
+        if not self.truncated or y.ndim == 1 and self._allowed_one(y, int(i)):
             return i
-        if y.ndim == 1 and self._allowed_one(y, int(i)) or y.ndim > 1 and is_allowed(y, i, self.top_k, self.top_p).all():
-            return i
-        return np.where(allowed(y, self.top_k, self.top_p), s, -np.inf).argmax(-1)
+        keep = allowed(y, self.top_k, self.top_p)
+        return i if keep is None else np.where(keep, s, -np.inf).argmax(-1)
 
     def _allowed_one(self, y: np.ndarray, i: int) -> bool:
-        """`is_allowed` for one row, in the fewest numpy calls: the most likely token always is."""
+        """Whether `allowed` lets token i of one row of scaled logits y (V,) through, without
+        working it out for the whole row: fewer than k tokens lie above it, and their mass
+        (among the k largest, ties kept) is below p; the most likely token always passes."""
         above = y > y[i]
         n = np.count_nonzero(above)
         if n == 0:

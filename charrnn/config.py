@@ -210,6 +210,9 @@ class TrainConfig:
     # the settings this run took from FP32_CPU_RECIPE instead of the defaults above
     # (training/recipe.py; empty for a run in bf16, on a GPU, or given them all)
     recipe: tuple[str, ...] = ()
+    # what `--precision auto` resolved to on this CPU and why, when a probe chose it
+    # (training/autoprecision.py); the run then trains in the precision it names
+    auto_choice: str = ""
 
     def validate(self) -> "TrainConfig":
         _positive("--seq-len", self.seq_len)

@@ -113,7 +113,7 @@ def _labels(ck: dict[str, Any]) -> dict[str, dict[str, int]] | None:
 def _recipe_note(model: ModelConfig, t: dict[str, Any]) -> str | None:
     from ..training import recipe
 
-    return recipe.describe(model, from_dict(TrainConfig, t)) if t.get("recipe") else None
+    return recipe.describe(model, from_dict(TrainConfig, t)) if t.get("recipe") or t.get("auto_choice") else None
 
 
 def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = False) -> None:

@@ -43,6 +43,29 @@ def cpu_has_native_bf16() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
+def cpu_features() -> list[str]:
+    """Which of AMX and AVX512-BF16 this CPU has, as /proc/cpuinfo names them: the
+    CPU class a precision figure belongs to ([] for an fp32-only CPU)."""
+    try:
+        flags = set(open("/proc/cpuinfo").read().split())
+    except OSError:
+        flags = set()
+    amx = getattr(getattr(torch, "cpu", None), "_is_amx_tile_supported", None)
+    found = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    if not found and amx is not None:
+        try:
+            found = ["amx_bf16"] if amx() else []
+        except RuntimeError:
+            pass
+    return found
+
+
+def cpu_class() -> str:
+    """'AMX', 'AVX512-BF16' or 'fp32-only'."""
+    f = cpu_features()
+    return "AMX" if "amx_bf16" in f else "AVX512-BF16" if f else "fp32-only"
+
+
 def pick_precision(name: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype, or None for plain fp32."""
     if name == "fp32":

@@ -8,6 +8,7 @@ may change only how long it goes on and a few operational options.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ def new_run(
     data.validate()
     model.validate()
     train.validate()
+    train = resolve_auto(train, dist)
     if given is not None:
         from . import recipe
 
@@ -53,6 +55,22 @@ def new_run(
     if (run_dir / checkpoint.LAST).exists():
         raise ConfigError(f"{run_dir} already holds a run; resume it (--resume {run_dir}) or choose another name.")
     return RunPlan(model, data, train, run_dir, Path(root))
+
+
+def resolve_auto(train: TrainConfig, dist: distributed.Dist = distributed.SINGLE) -> TrainConfig:
+    """A new run's `--precision auto` on a CPU with native bf16, resolved by this
+    machine's measured step times (training/autoprecision.py): rank 0 decides for
+    every rank. On a GPU, and on a CPU without native bf16, auto is what it was."""
+    if train.precision != "auto":
+        return train
+    from .hardware import cpu_has_native_bf16, pick_device
+
+    if pick_device(train.device, dist.local_rank).type != "cpu" or not cpu_has_native_bf16():
+        return train
+    from . import autoprecision
+
+    choice = distributed.broadcast(dist, autoprecision.choose(train) if dist.main else None)
+    return dataclasses.replace(train, precision=choice.precision, auto_choice=choice.reason)
 
 
 def resume_run(

@@ -46,12 +46,17 @@ def choose(model: ModelConfig, train: TrainConfig, given: set[str], local_rank: 
 
 
 def describe(model: ModelConfig, train: TrainConfig) -> str | None:
-    """One line saying which settings came from the fp32 recipe, or None."""
+    """One line saying what `--precision auto` chose and which settings came from
+    the fp32 recipe, or None."""
+    auto = train.auto_choice
     if not train.recipe:
-        return None
+        return auto or None
     values = {**dataclasses.asdict(model), **dataclasses.asdict(train)}
     opts = " ".join(f"{option_flag(k)} {_num(values[k])}" for k in train.recipe)
-    return f"fp32 on a CPU, so {opts} in place of the bf16-tuned defaults (faster to a good loss in fp32; an option given wins)"
+    taken = f"{opts} in place of the bf16-tuned defaults"
+    if auto:
+        return f"{auto}; so {taken} (an option given wins)"
+    return f"fp32 on a CPU, so {taken} (faster to a good loss in fp32; an option given wins)"
 
 
 def _num(v: object) -> str:

@@ -91,6 +91,8 @@ class Sampler:
         self.at, self.block = 0, 1  # the next unused row; how many tokens' worth the next draw takes (doubling)
         self.weight = self.bias = self.noisy = None
         self.inputs: dict[int, Tensor] = {}
+        # scratch rows for the one-row allowed-set test (sized on first use; no allocation a token)
+        self._above, self._e, self._y = np.empty(0, bool), np.empty(0, np.float32), np.empty(0, np.float32)
         if head is not None:
             w, b = head.weight.detach(), head.bias.detach()
             scale = 1.0 if temperature in (0, 1) else 1.0 / temperature
@@ -137,11 +139,20 @@ class Sampler:
         keep = allowed(y, self.top_k, self.top_p)
         return i if keep is None else np.where(keep, s, -np.inf).argmax(-1)
 
+    def _scratch(self, V: int) -> None:
+        if self._y.shape[0] < V:
+            self._above, self._e, self._y = np.empty(V, bool), np.empty(V, np.float32), np.empty(V, np.float32)
+            self._s_t = torch.empty(1, V)  # o / T + g of one row, written by addmm where numpy reads it
+            self._s = self._s_t.numpy()[0]
+
     def _allowed_one(self, y: np.ndarray, i: int) -> bool:
         """Whether `allowed` lets token i of one row of scaled logits y (V,) through, without
         working it out for the whole row: fewer than k tokens lie above it, and their mass
-        (among the k largest, ties kept) is below p; the most likely token always passes."""
-        above = y > y[i]
+        (among the k largest, ties kept) is below p; the most likely token always passes.
+        Most draws stop at the first test (a trained model's draw is mostly its most likely
+        token); the k-th largest is found only when the mass of all V tokens cannot settle it."""
+        self._scratch(y.shape[0])
+        above = np.greater(y, y[i], out=self._above[: y.shape[0]])
         n = np.count_nonzero(above)
         if n == 0:
             return True
@@ -150,9 +161,11 @@ class Sampler:
             return False
         if p is None or p >= 1.0:
             return True
-        e = np.exp(y - y.max())
-        total = e.sum() if k is None or k >= V else e[y >= np.partition(y, V - k)[V - k]].sum()
-        return bool(e[above].sum() < p * total)
+        e = np.exp(np.subtract(y, y.max(), out=self._e[:V]), out=self._e[:V])
+        mass, total = e[above].sum(), e.sum()
+        if mass >= p * total or k is None or k >= V:  # the k largest hold less than all V: no k-th needed
+            return bool(mass < p * total)
+        return bool(mass < p * e[y >= np.partition(y, V - k)[V - k]].sum())
 
     def one(self, logits: Tensor) -> int:
         """A token id from logits (V,) or (1, V)."""
@@ -167,11 +180,17 @@ class Sampler:
         if self.greedy:
             return self.rows_top(top)
         at = self._take(1, self.bias.shape[0])
-        s = torch.addmm(self.noisy_rows[at], top, self.weight)  # (1, V)
         if not self.truncated:
-            return s.argmax(-1)
-        s = as_numpy(s)[0]
-        return self._input(int(self._truncate(s - self.raw[at], s)), top.device)
+            return torch.addmm(self.noisy_rows[at], top, self.weight).argmax(-1)  # (1, V) -> (1,)
+        V = self.bias.shape[0]
+        self._scratch(V)
+        if top.device.type == "cpu" and top.dtype == self.weight.dtype == torch.float32:
+            s = torch.addmm(self.noisy_rows[at], top, self.weight, out=self._s_t)  # lands in numpy's row: no copy
+            s = self._s[:V]
+        else:
+            s = as_numpy(torch.addmm(self.noisy_rows[at], top, self.weight))[0]
+        y = np.subtract(s, self.raw[at], out=self._y[:V])
+        return self._input(int(self._truncate(y, s)), top.device)
 
     def _input(self, i: int, device: torch.device) -> Tensor:
         """Token id i as a model input (1,), made once and kept."""

@@ -168,8 +168,7 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
     steps = []
     for i in range(30):
         t0 = time.perf_counter()
-        x, y = task.batch(0, i)
-        _, loss, _ = net(x, None, y)
+        loss = task.loss(net, task.batch(0, i))
         t.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         t.optimizer.step()

@@ -86,7 +86,8 @@ def _compare(values: dict[str, Any], given: set[str], face: dict[str, Any]) -> N
 
     if distributed.launched():
         raise ConfigError("charrnn compare runs in a single process; drop torchrun (train one kind under torchrun instead).")
-    kinds = parse_cells(str(face["cells"]))
+    cells = face["cells"]  # a file may list them: cells = ["rnn", "lstm"]
+    kinds = parse_cells(",".join(map(str, cells)) if isinstance(cells, list) else str(cells))
     target = parse_count(str(face["params"])) if face["params"] is not None else None
     if "time" not in values and "steps" not in values:
         values = {**values, "time": DEFAULT_BUDGET}

@@ -17,7 +17,6 @@ is first called. Errors are `charrnn.errors.CharRNNError`s with the CLI's messag
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import DEFAULT_CHECKPOINTS, DataConfig, ModelConfig, SampleConfig, TrainConfig, from_dict
+from .config import DEFAULT_CHECKPOINTS, DataConfig, ModelConfig, SampleConfig, from_dict
 from .errors import ConfigError
 from .inspect.trace import Activations, activations, gradient_flow
 from .tasks.generate import eos_text, generate, new_seed
@@ -106,35 +105,22 @@ def load(run_or_checkpoint: str | Path | None = None, device: str = "cpu", check
     return Model(path, checkpoint.load(path), device)
 
 
-def _split(options: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-    """Keyword options -> the data, model and training configs' fields (vocab_size is
-    sentencepiece's, as on the command line; a cell's own settings go in options=)."""
-    names = {c: {f.name for f in dataclasses.fields(c)} for c in (DataConfig, ModelConfig, TrainConfig)}
-    names[ModelConfig] -= {"vocab_size"}
-    out: dict[type, dict[str, Any]] = {c: {} for c in names}
-    for k, v in options.items():
-        owner = next((c for c in names if k in names[c]), None)
-        if owner is None:
-            known = sorted(set().union(*names.values()))
-            raise ConfigError(f"charrnn.train() has no option {k!r}; it takes {', '.join(known)}.")
-        out[owner][k] = tuple(v) if isinstance(v, list) else v
-    return out[DataConfig], out[ModelConfig], out[TrainConfig]
-
-
 def train(corpus: str | Path | list[str | Path], name: str | None = None, checkpoints: str | Path = DEFAULT_CHECKPOINTS,
           progress: bool = False, **options: Any) -> Model:  # fmt: skip
     """Train a new run on files, folders or a built-in corpus (`charrnn corpora`) with
     `charrnn train`'s options as keywords (steps=500, cell="gru", hidden=128,
-    tokenizer="spm", ...); returns the trained Model (its best checkpoint), whose
+    tokenizer="spm", tau_max=50.0, ...: every option `charrnn train --help` lists,
+    a kind's and a task's own included); returns the trained Model (its best checkpoint), whose
     `.result` says how the run ended. progress=True prints a line per evaluation. As
     with `charrnn train`, a run in fp32 on a CPU takes the fp32 recipe for the
     settings not given (training/recipe.py)."""
     from .training import plan
 
-    paths = tuple(str(p) for p in (corpus if isinstance(corpus, (list, tuple)) else [corpus]))
-    data_kw, model_kw, train_kw = _split(options)
-    data = DataConfig(paths=paths, **{k: v for k, v in data_kw.items() if k != "paths"})
-    model, tcfg = ModelConfig(**model_kw), TrainConfig(**train_kw)
+    from .runconfig import build_configs
+
+    if "paths" in options:
+        raise ConfigError("charrnn.train() takes the corpus as its first argument, not paths=.")
+    data, model, tcfg = build_configs(options, paths=corpus, keyword=True)  # as `charrnn train` builds them
     p = plan.new_run(data, model, tcfg, Path(checkpoints), name, given=set(options))  # the fp32 recipe, as `charrnn train`
     sinks: list[Any] = []
     if progress:

@@ -16,6 +16,34 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from .errors import ConfigError
+from .spec import P_CORPUS, P_EVAL, P_HW, P_MODEL, P_OPT, P_OUT, P_TASK, declared, option
+
+T = TypeVar("T")
+DEFAULT_SPM_VOCAB = 1024  # --tokenizer spm without --vocab-size; lowered (and said so) for small corpora
+
+
+def _kinds() -> tuple[str, ...]:
+    from .models import registry
+
+    return registry.names()
+
+
+def _tasks() -> tuple[str, ...]:
+    from .tasks import task_names
+
+    return task_names()
+
+
+def _kinds_help() -> str:
+    from .models import registry
+
+    return "Recurrent cell: " + "; ".join(f"{k.name} ({k.about})" for k in registry.KINDS.values()) + "."
+
+
+def _tasks_help() -> str:
+    from .tasks import TASKS
+
+    return "What to learn: " + "; ".join(f"{t.name} ({t.about})" for t in TASKS.values()) + "."
 
 
 class Device(str, enum.Enum):
@@ -25,38 +53,13 @@ class Device(str, enum.Enum):
     mps = "mps"
 
 
-class DocState(str, enum.Enum):
-    """What the recurrent state does at an end-of-document token."""
-
-    reset = "reset"  # zero the state: each document starts fresh, as in sampling
-    carry = "carry"  # let it flow on: the model must learn to forget by itself
-
-
-class Precision(str, enum.Enum):
-    auto = "auto"  # bf16 autocast where it is measured faster, else fp32
-    fp32 = "fp32"
-    bf16 = "bf16"
-    fp16 = "fp16"  # CUDA only
-
-
-class TokenizerKind(str, enum.Enum):
-    char = "char"
-    spm = "spm"  # sentencepiece subwords
-
-
-class SpmType(str, enum.Enum):
-    unigram = "unigram"
-    bpe = "bpe"
-
-
-LABEL_SOURCES = ("file", "folder", "prefix", "tsv")  # where a document's label comes from (--label-from)
-
-
-class LabelFrom(str, enum.Enum):
-    file = "file"  # the file's name without its extension
-    folder = "folder"  # the file's parent folder
-    prefix = "prefix"  # each document begins label<TAB>text
-    tsv = "tsv"  # each line is one document, label<TAB>text
+# The choices of the options below (the CLI's Enums are made from them, spec.option):
+DOC_STATES = ("reset", "carry")  # at an end-of-document token: zero the state (as in sampling), or let it flow on
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # auto: bf16 autocast where it is measured faster, else fp32; fp16: CUDA only
+TOKENIZERS, SPM_TYPES = ("char", "spm"), ("unigram", "bpe")  # characters, or sentencepiece subwords
+# where a document's label comes from (--label-from): the file's name without its extension, its parent
+# folder, a label<TAB>text prefix on each document, or each line a document, label<TAB>text
+LABEL_SOURCES = ("file", "folder", "prefix", "tsv")
 
 
 class Unknown(str, enum.Enum):
@@ -66,13 +69,13 @@ class Unknown(str, enum.Enum):
 
 @dataclass(frozen=True)
 class ModelConfig:
-    cell: str = "lstm"  # a model kind from charrnn.models.registry
-    layers: int = 2
-    hidden: int = 256
-    embed: int = 64
-    dropout: float = 0.1
+    cell: str = option("lstm", _kinds_help, panel=P_MODEL, choices=_kinds, metavar="KIND")  # a kind of models.registry
+    layers: int = option(2, "Stacked recurrent layers.", panel=P_MODEL)
+    hidden: int = option(256, "Units per layer.", panel=P_MODEL)
+    embed: int = option(64, "Embedding size.", panel=P_MODEL)
+    dropout: float = option(0.1, "Dropout between layers and before the output.", panel=P_MODEL)
     vocab_size: int = 0  # set from the tokenizer
-    task: str = "lm"  # a task from charrnn.tasks
+    task: str = option("lm", _tasks_help, panel=P_TASK, choices=_tasks, metavar="TASK")  # a task from charrnn.tasks
     # The chosen kind's and task's own settings by field name (e.g. a leaky unit's
     # tau_max); each is checked against the dataclass of options the kind or the
     # task declares, and missing ones take its defaults.
@@ -122,6 +125,15 @@ class ModelConfig:
         return _options(task_spec(self.task).options, self.options)
 
 
+def check_choices(cfg: T) -> T:
+    """Each option's value is one of the choices its declaration lists (spec.option)."""
+    for f, opt in declared(type(cfg)):
+        v = getattr(cfg, f.name)
+        if isinstance(opt.choices, tuple) and v is not None and v not in opt.choices:
+            raise ConfigError(f"{option_flag(f.name)} must be one of {', '.join(opt.choices)}, got {v!r}.")
+    return cfg
+
+
 def _shown(v: Any) -> str:
     return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else str(v)
 
@@ -135,43 +147,42 @@ def _options(cls: type | None, values: dict[str, Any]) -> Any:
     if cls is None:
         return None
     names = {f.name for f in dataclasses.fields(cls)}
-    opts = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names})
+    opts = check_choices(cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names}))
     check = getattr(opts, "validate", None)
     return check() if check is not None else opts
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    paths: tuple[str, ...] = ()
-    glob: str = "*"
-    encoding: str = "utf-8"
-    errors: str = "strict"
-    doc_sep: str | None = None  # None | "line" | "blank" | "file" | a literal separator line
-    val_frac: float = 0.1
-    tokenizer: str = "char"  # "char" | "spm"
-    vocab_size: int | None = None  # sentencepiece only
-    spm_type: str = "unigram"  # sentencepiece only: "unigram" | "bpe"
-    label_from: str | None = None  # labelled documents: "file" | "folder" | "prefix" | "tsv" (data/labels.py)
+    paths: tuple[str, ...] = ()  # train's argument: files, folders or built-in corpora
+    glob: str = option("*", "Files to take from folders.", panel=P_CORPUS)
+    encoding: str = option("utf-8", "Text encoding of the files.", panel=P_CORPUS)
+    errors: str = option("strict", "On undecodable bytes: strict (stop), replace or ignore.", panel=P_CORPUS)
+    doc_sep: str | None = option(None, "Split into documents: line, blank (blank lines), file, or a separator line such as %.", panel=P_CORPUS)
+    val_frac: float = option(0.1, "Fraction held out for validation.", panel=P_CORPUS)
+    label_from: str | None = option(
+        None, "Labelled documents: the label is the file's name, its folder, a label<TAB> prefix, or a TSV's first column.",
+        panel=P_CORPUS, choices=LABEL_SOURCES)  # data/labels.py  # fmt: skip
+    tokenizer: str = option("char", "Characters, or sentencepiece subword tokens.", panel=P_CORPUS, choices=TOKENIZERS)
+    vocab_size: int | None = option(
+        None, f"Sentencepiece vocabulary size (--tokenizer spm; {DEFAULT_SPM_VOCAB} when not given, lowered to fit a small corpus).",
+        panel=P_CORPUS)  # fmt: skip
+    spm_type: str = option("unigram", "Sentencepiece model type (--tokenizer spm).", panel=P_CORPUS, choices=SPM_TYPES)
 
     def validate(self) -> "DataConfig":
+        check_choices(self)
         if not 0.0 <= self.val_frac < 1.0:
             raise ConfigError(f"--val-frac must be in [0, 1), got {self.val_frac}.")
         if self.errors not in ("strict", "replace", "ignore"):
             raise ConfigError(f"--errors must be strict, replace or ignore, got {self.errors!r}.")
         if self.doc_sep is not None and (self.doc_sep == "" or "\n" in self.doc_sep):
             raise ConfigError("--doc-sep must be line, blank, file or a one-line separator such as %.")
-        if self.tokenizer not in {t.value for t in TokenizerKind}:
-            raise ConfigError(f"--tokenizer must be char or spm, got {self.tokenizer!r}.")
         if self.tokenizer == "char" and self.vocab_size is not None:
             raise ConfigError("--vocab-size is for --tokenizer spm; a char model's vocabulary is its corpus' characters.")
         if self.tokenizer == "char" and self.spm_type != "unigram":
             raise ConfigError("--spm-type is for --tokenizer spm.")
-        if self.spm_type not in {t.value for t in SpmType}:
-            raise ConfigError(f"--spm-type must be unigram or bpe, got {self.spm_type!r}.")
         if self.vocab_size is not None and self.vocab_size < 2:
             raise ConfigError(f"--vocab-size must be a whole number >= 2, got {self.vocab_size}.")
-        if self.label_from is not None and self.label_from not in LABEL_SOURCES:
-            raise ConfigError(f"--label-from must be one of {', '.join(LABEL_SOURCES)}, got {self.label_from!r}.")
         if self.doc_sep is not None and "\x00" in self.doc_sep:
             raise ConfigError("--doc-sep must not contain a NUL character.")
         import codecs
@@ -185,27 +196,34 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    seq_len: int = 32
-    batch_size: int = 32
-    lr: float = 3e-3
-    min_lr: float = 2e-4
-    warmup: int = 50
-    weight_decay: float = 0.1
-    clip: float = 1.0
-    steps: int | None = None
-    epochs: float | None = None
-    time: str | None = None  # "90s", "3m", "1h30m"; DEFAULT_TIME when no other limit is set
-    eval_every: int = 250
-    eval_tokens: int = 32_768  # a fixed slice of the validation split, during training
-    final_eval_tokens: int = 2_000_000  # the end-of-run evaluation; covers the whole split up to this
-    sample_chars: int = 200
-    save_every: int | None = None  # steps; None: at every evaluation
-    save_interval: float = 60.0  # seconds of wall clock between checkpoints at the latest (0: only the above)
-    doc_state: str = DocState.reset.value
-    seed: int = 1337
-    device: str = Device.auto.value
-    precision: str = Precision.auto.value
-    threads: int | None = None
+    seq_len: int = option(32, "Timesteps backpropagated through (truncated BPTT).", panel=P_OPT)
+    batch_size: int = option(32, "Streams per batch.", panel=P_OPT)
+    lr: float = option(3e-3, "Peak learning rate (AdamW).", panel=P_OPT)
+    min_lr: float = option(2e-4, "Learning rate at the end of the cosine decay.", panel=P_OPT)
+    warmup: int = option(50, "Steps of linear warmup.", panel=P_OPT)
+    weight_decay: float = option(0.1, "AdamW weight decay on weight matrices.", panel=P_OPT)
+    clip: float = option(1.0, "Clip the gradient norm to this.", panel=P_OPT)
+    steps: int | None = option(None, "Stop after this many steps.", panel=P_OPT)
+    epochs: float | None = option(None, "Stop after this many passes over the training split.", panel=P_OPT)
+    # "90s", "3m", "1h30m"; DEFAULT_TIME when no other limit is set
+    time: str | None = option(None, "Stop after this wall-clock time (90s, 3m, 1h); 3m when no limit is given.", panel=P_OPT)
+    doc_state: str = option("reset", "At a document's end: reset the state, or carry it on.", panel=P_OPT, choices=DOC_STATES)
+    seed: int = option(1337, "Random seed (same seed, same run on a CPU).", panel=P_OPT)
+    eval_every: int = option(250, "Evaluate, sample and checkpoint every N steps.", panel=P_EVAL)
+    # a fixed slice of the validation split, during training
+    eval_tokens: int = option(32_768, "Validation tokens scored during training.", panel=P_EVAL)
+    # the end-of-run evaluation; covers the whole split up to this
+    final_eval_tokens: int = option(2_000_000, "Validation tokens scored at the end.", panel=P_EVAL)
+    sample_chars: int = option(200, "Characters of sample shown at each evaluation (0: none).", panel=P_EVAL)
+    save_every: int | None = option(None, "Also checkpoint every N steps.", panel=P_OUT)  # None: at every evaluation
+    save_interval: float = option(60.0, "Also checkpoint when this many seconds have passed since the last checkpoint (0: never), "
+                                  "so a killed run loses at most that much.", panel=P_OUT)  # fmt: skip
+    device: str = option(Device.auto.value, "Where to run.", panel=P_HW, choices=tuple(d.value for d in Device))
+    precision: str = option(
+        "auto", "auto: bf16 autocast on GPUs and on CPUs with native bf16, else fp32; or fp32, bf16, fp16 (CUDA). "
+        "An LSTM trained in fp32 on a CPU defaults to --layers 1 --dropout 0 --lr 0.01.", panel=P_HW,
+        choices=PRECISIONS)  # fmt: skip
+    threads: int | None = option(None, "CPU threads (default: torch's choice; 1 is often faster on a busy machine).", panel=P_HW)
     max_bad_steps: int = 5  # non-finite losses in a row before the run stops
     # the settings this run took from FP32_CPU_RECIPE instead of the defaults above
     # (training/recipe.py; empty for a run in bf16, on a GPU, or given them all)
@@ -215,6 +233,7 @@ class TrainConfig:
     auto_choice: str = ""
 
     def validate(self) -> "TrainConfig":
+        check_choices(self)
         _positive("--seq-len", self.seq_len)
         _positive("--batch-size", self.batch_size)
         for name, v in (("--lr", self.lr), ("--min-lr", self.min_lr)):
@@ -245,12 +264,6 @@ class TrainConfig:
             raise ConfigError(f"--save-interval must be a number of seconds >= 0, got {self.save_interval}.")
         if self.sample_chars < 0:
             raise ConfigError(f"--sample-chars must be >= 0, got {self.sample_chars}.")
-        if self.doc_state not in {d.value for d in DocState}:
-            raise ConfigError(f"--doc-state must be reset or carry, got {self.doc_state!r}.")
-        if self.device not in {d.value for d in Device}:
-            raise ConfigError(f"--device must be auto, cpu, cuda or mps, got {self.device!r}.")
-        if self.precision not in {p.value for p in Precision}:
-            raise ConfigError(f"--precision must be auto, fp32, bf16 or fp16, got {self.precision!r}.")
         if self.threads is not None:
             _positive("--threads", self.threads)
         if set(self.recipe) - set(FP32_CPU_RECIPE):
@@ -312,7 +325,6 @@ DEFAULT_TIME = "3m"
 # LSTM language model that trains in fp32 on a CPU takes these instead of the
 # defaults, each one unless given (training/recipe.py).
 FP32_CPU_RECIPE: dict[str, Any] = {"layers": 1, "hidden": 256, "dropout": 0.0, "lr": 1e-2}
-DEFAULT_SPM_VOCAB = 1024  # --tokenizer spm without --vocab-size; lowered (and said so) for small corpora
 DEFAULT_CHECKPOINTS = "checkpoints"
 DEFAULT_CORPUS = "pydoc-topics"
 
@@ -353,9 +365,6 @@ def _positive(name: str, value: int) -> None:
         raise ConfigError(f"{name} must be a whole number > 0, got {value}.")
 
 
-T = TypeVar("T")
-
-
 def to_dict(cfg: Any) -> dict[str, Any]:
     out = {}
     for f in dataclasses.fields(cfg):
@@ -378,9 +387,7 @@ def from_dict(cls: type[T], data: dict[str, Any]) -> T:
 __all__ = [
     "DataConfig",
     "Device",
-    "DocState",
     "ModelConfig",
-    "Precision",
     "SampleConfig",
     "TrainConfig",
     "Unknown",

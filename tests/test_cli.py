@@ -24,7 +24,7 @@ def test_train_sample_info_resume(runner, workdir, corpus_file):
     assert "corpus: 1 file" in r.stderr and "done at step 20 (reached --steps" in r.stderr
     assert "val" in r.stderr and "bits/char" in r.stderr
     run = workdir / "checkpoints" / "r1"
-    assert {p.name for p in run.iterdir()} == {"last.pt", "best.pt", "metrics.jsonl"}
+    assert {p.name for p in run.iterdir()} == {"last.pt", "best.pt", "metrics.jsonl", "config.toml"}
 
     a = runner.invoke(app, ["sample", "r1", "--seed", "5", "--length", "80", "--prime", "The"])
     b = runner.invoke(app, ["sample", "--seed", "5", "--length", "80", "--prime", "The"])  # newest run

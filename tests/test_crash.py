@@ -55,7 +55,7 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint(tmp_path,
     done = subprocess.run(cmd("--resume", "k", "--steps", str(at + 3)), cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"resuming at step {at:,}" in done.stderr and checkpoint.load(last)["step"] == at + 3
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "last.pt", "metrics.jsonl"]
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.toml", "last.pt", "metrics.jsonl"]
 
 
 def test_ctrl_c_saves_then_exits(tmp_path, corpus_file):

@@ -28,12 +28,15 @@ from charrnn.errors import ConfigError
 from charrnn.models import registry
 from charrnn.models.core import Recurrent
 from charrnn.models.lm import CharRNN
+from charrnn.spec import option
+from charrnn.tasks import TASKS, TaskSpec, register_task
+from charrnn.tasks.lm import LanguageModelling
 from charrnn.training import checkpoint
 
 
 @dataclass(frozen=True)
 class ToyOptions:
-    keep_bias: float = 0.0  # the gate's starting bias: > 0 keeps more of the past
+    keep_bias: float = option(0.0, "The gate's starting bias: > 0 keeps more of the past.")  # --keep-bias, in "Cell options"
 
     def validate(self) -> "ToyOptions":
         if not math.isfinite(self.keep_bias):
@@ -95,6 +98,60 @@ def test_toy_kind_through_the_cli(toy, runner, workdir, corpus_file, tmp_path):
     assert doc["model_config"]["cell"] == "toy" and doc["signal_ranges"] == {"h": "tanh", "keep": "gate", "cand": "tanh"}
     assert doc["shapes"]["signals.keep"] == [1, 12, 32] and doc["saturation_thresholds"] == {"keep": [0.1, 0.9]}
     assert doc["shapes"]["gradients.h"] == [1, 11]
+
+
+# a learning rate so small that one step leaves every starting value in place (to 1e-6)
+STILL = ["--steps", "1", "--lr", "1e-9", "--min-lr", "0", "--warmup", "0", "--sample-chars", "0"]
+
+
+def test_toy_kind_option_reaches_the_model_through_the_cli(toy, runner, workdir, corpus_file):
+    """--keep-bias exists because ToyOptions declares it: no other edit anywhere."""
+    assert "--keep-bias" in runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).stdout
+    r = runner.invoke(app, ["train", str(corpus_file), "--cell", "toy", "--keep-bias", "2.5", "--name", "k", "--device", "cpu",
+                            *TINY, *STILL, "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    ck = checkpoint.load(workdir / "checkpoints" / "k" / "last.pt")
+    assert ck["model_config"]["options"] == {"keep_bias": 2.5}
+    torch.testing.assert_close(ck["model"]["core.b.0"][32:], torch.full((32,), 2.5), atol=1e-6, rtol=0)
+    assert 'keep-bias = 2.5' in (workdir / "checkpoints" / "k" / "config.toml").read_text()
+    r = runner.invoke(app, ["train", str(corpus_file), "--cell", "lstm", "--keep-bias", "2.5", "--device", "cpu", *TINY, *STILL])
+    assert r.exit_code == 1 and "--keep-bias does not fit --cell lstm with --task lm" in r.stderr
+
+
+@dataclass(frozen=True)
+class HeadOptions:
+    head_bias: float = option(0.0, "The output layer's starting bias.", panel="Toy task")
+
+
+class HeadStart(LanguageModelling):
+    """Language modelling whose model starts with every output bias at --head-bias."""
+
+    def build_model(self):
+        model = super().build_model()
+        with torch.no_grad():
+            model.head.bias.fill_(self.model_cfg.task_options().head_bias)
+        return model
+
+
+@pytest.fixture
+def toy_task():
+    spec = register_task(TaskSpec("headstart", "language modelling from a chosen output bias (test)", HeadStart, HeadOptions))
+    yield spec
+    del TASKS["headstart"]
+
+
+def test_toy_task_option_reaches_the_model_through_the_cli(toy_task, runner, workdir, corpus_file):
+    """A task with its own option is its module and its registration (here, this file)."""
+    assert "--head-bias" in runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}).stdout
+    r = runner.invoke(app, ["train", str(corpus_file), "--task", "headstart", "--head-bias", "-1.5", "--name", "h", "--device", "cpu",
+                            *TINY, *STILL, "--quiet"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    ck = checkpoint.load(workdir / "checkpoints" / "h" / "last.pt")
+    assert ck["model_config"]["task"] == "headstart" and ck["model_config"]["options"] == {"head_bias": -1.5}
+    bias = ck["model"]["head.bias"]
+    torch.testing.assert_close(bias, torch.full_like(bias, -1.5), atol=1e-6, rtol=0)
+    r = runner.invoke(app, ["train", str(corpus_file), "--head-bias", "1", "--device", "cpu", *TINY, *STILL])
+    assert r.exit_code == 1 and "--head-bias does not fit --cell lstm with --task lm" in r.stderr
 
 
 def test_toy_kind_options_are_checked_and_kept(toy):

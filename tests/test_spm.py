@@ -302,7 +302,7 @@ def test_cli_train_sample_info_resume_on_another_machine(runner, workdir, mixed_
     # nothing but the run and the corpus cache: sentencepiece trained in memory
     made = sorted(str(p.relative_to(workdir)) for p in workdir.rglob("*") if p.is_file())
     assert [m for m in made if not m.startswith("checkpoints/.cache/")] == [
-        "checkpoints/s/best.pt", "checkpoints/s/last.pt", "checkpoints/s/metrics.jsonl", "mixed.txt",
+        "checkpoints/s/best.pt", "checkpoints/s/config.toml", "checkpoints/s/last.pt", "checkpoints/s/metrics.jsonl", "mixed.txt",
     ]  # fmt: skip
     assert {Path(m).name for m in made if m.startswith("checkpoints/.cache/")} == {"ids.bin", "meta.json"}
 

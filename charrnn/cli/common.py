@@ -5,8 +5,10 @@ Torch is imported inside the commands, never at module level, so that
 Mistakes the user can fix (CharRNNError) end as one red line on stderr and
 exit status 1; a nonsense option as one line and status 2; never a traceback.
 
-Options that more than one command takes are declared here once, as `Annotated`
-types; a command's signature then reads `hidden: HiddenOpt = M.hidden`.
+Options that configure a run are declared once, on their configs, kinds and
+tasks (spec.option), and generated into each command (declared.py); the few
+options of the faces themselves that several commands share are declared here,
+as `Annotated` types.
 """
 
 from __future__ import annotations
@@ -26,10 +28,9 @@ try:  # typer >= 0.17 carries its own copy of click
 except ImportError:  # pragma: no cover
     from click.exceptions import UsageError
 
-from ..config import DEFAULT_CHECKPOINTS, Device, ModelConfig, SampleConfig, TrainConfig, Unknown
+from ..config import DEFAULT_CHECKPOINTS, ModelConfig, SampleConfig, TrainConfig, Unknown
 from ..errors import CharRNNError, PeerLostError
-from ..models import registry
-from ..tasks import TASKS
+from ..spec import P_CELL, P_CORPUS, P_EVAL, P_HW, P_MODEL, P_OPT, P_OUT, P_SAMPLE, P_TASK  # noqa: F401  (the panels, for commands)
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -114,48 +115,15 @@ def given_options(ctx: typer.Context) -> set[str]:
 
 
 # ------------------------------------------------------------ shared options
+# (the options that configure a run are declared on their configs, kinds and tasks,
+# and generated into each command by cli/declared.py; these are the faces' own)
 
 M, TC, S = ModelConfig(), TrainConfig(), SampleConfig()
-P_TASK, P_CORPUS, P_MODEL, P_CELL, P_OPT = "Task", "Corpus", "Model", "Cell options", "Optimisation"
-P_EVAL, P_OUT, P_HW, P_SAMPLE = "Evaluation", "Output", "Hardware", "Sampling"
-
-
-def _kinds_help() -> str:
-    return "Recurrent cell: " + "; ".join(f"{k.name} ({k.about})" for k in registry.KINDS.values()) + "."
-
-
-def _tasks_help() -> str:
-    return "What to learn: " + "; ".join(f"{t.name} ({t.about})" for t in TASKS.values()) + "."
-
-
-def _choice(names: Callable[[], tuple[str, ...]]) -> Callable[[str], str]:
-    """A callback that accepts one of a registry's names, read when the option is parsed
-    (so a kind registered after import, by a plugin or a test, is a valid choice)."""
-
-    def check(value: str) -> str:
-        if value not in names():
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(names())}.")
-        return value
-
-    return check
-
 
 RunArg = Annotated[
     Optional[str], typer.Argument(help="A run folder or checkpoint file (default: the newest run).", show_default=False)
 ]
 CheckpointsOpt = Annotated[Path, typer.Option(help="Where runs (and the corpus cache) live.", rich_help_panel=P_OUT)]
-TaskOpt = Annotated[str, typer.Option(help=_tasks_help(), metavar="TASK", callback=_choice(lambda: tuple(TASKS)), rich_help_panel=P_TASK)]
-CellOpt = Annotated[str, typer.Option(help=_kinds_help(), metavar="KIND", callback=_choice(registry.names), rich_help_panel=P_MODEL)]
-LayersOpt = Annotated[int, typer.Option(help="Stacked recurrent layers.", rich_help_panel=P_MODEL)]
-HiddenOpt = Annotated[int, typer.Option(help="Units per layer.", rich_help_panel=P_MODEL)]
-StepsOpt = Annotated[Optional[int], typer.Option(help="Stop after this many steps.", rich_help_panel=P_OPT)]
-TimeOpt = Annotated[
-    Optional[str], typer.Option("--time", help="Stop after this wall-clock time (90s, 3m, 1h); 3m when no limit is given.", rich_help_panel=P_OPT)
-]
 NameOpt = Annotated[Optional[str], typer.Option(help="Run name (default: corpus-cell-time).", rich_help_panel=P_OUT)]
-DeviceOpt = Annotated[Device, typer.Option(help="Where to run.", rich_help_panel=P_HW)]
-ThreadsOpt = Annotated[
-    Optional[int], typer.Option(help="CPU threads (default: torch's choice; 1 is often faster on a busy machine).", rich_help_panel=P_HW)
-]
 UnknownOpt = Annotated[Unknown, typer.Option(help="Characters the model never saw: error, or skip them.")]
 DEFAULT_ROOT = Path(DEFAULT_CHECKPOINTS)

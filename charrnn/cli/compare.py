@@ -20,29 +20,12 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..config import DEFAULT_CORPUS, DataConfig, Device, ModelConfig, Precision, TrainConfig, format_duration
+from ..config import DEFAULT_CORPUS, DataConfig, ModelConfig, TrainConfig, format_duration
 from ..errors import ConfigError
 from ..models import registry
-from . import kind_options as ko
-from .common import (
-    DEFAULT_ROOT,
-    P_CORPUS,
-    P_MODEL,
-    P_OPT,
-    P_OUT,
-    TC,
-    CheckpointsOpt,
-    Command,
-    DeviceOpt,
-    LayersOpt,
-    M,
-    ThreadsOpt,
-    app,
-    err,
-    given_options,
-    out,
-    user_errors,
-)
+from ..runconfig import build_configs
+from .common import DEFAULT_ROOT, P_MODEL, P_OUT, CheckpointsOpt, Command, app, err, out
+from .declared import Generated, own
 from .progress import PlainSink, si
 
 DEFAULT_CELLS = "rnn,lstm,gru,leaky,esn,jordan"
@@ -69,66 +52,65 @@ def parse_cells(text: str) -> tuple[str, ...]:
     return cells
 
 
-@app.command(cls=Command)
-@user_errors
-def compare(
-    ctx: typer.Context,
-    paths: Annotated[Optional[list[str]], typer.Argument(help=f"Text files, folders or a built-in corpus. Default: {DEFAULT_CORPUS}.", show_default=False)] = None,
-    cells: Annotated[str, typer.Option(help="The kinds to compare, separated by commas.", rich_help_panel=P_MODEL)] = DEFAULT_CELLS,
-    params: Annotated[Optional[str], typer.Option(help="Size each kind to about this many trained parameters (500k, 1.2M); else --layers x --hidden.", rich_help_panel=P_MODEL, show_default=False)] = None,
-    layers: LayersOpt = M.layers,
-    hidden: Annotated[int, typer.Option(help="Units per layer (when --params is not given).", rich_help_panel=P_MODEL)] = M.hidden,
-    embed: Annotated[int, typer.Option(help="Embedding size.", rich_help_panel=P_MODEL)] = M.embed,
-    dropout: Annotated[float, typer.Option(help="Dropout between layers and before the output.", rich_help_panel=P_MODEL)] = M.dropout,
-    tau_max: ko.TauMaxOpt = ko.LEAKY.tau_max,
-    learn_tau: ko.LearnTauOpt = ko.LEAKY.learn_tau,
-    delays: ko.DelaysOpt = None,
-    density: ko.DensityOpt = ko.ESN.density,
-    spectral_radius: ko.RadiusOpt = ko.ESN.spectral_radius,
-    input_scaling: ko.InputScalingOpt = ko.ESN.input_scaling,
-    leak: ko.LeakOpt = ko.ESN.leak,
-    readout: ko.ReadoutOpt = ko.Readout(ko.ESN.readout),
-    ridge: ko.RidgeOpt = ko.ESN.ridge,
-    feedback: ko.FeedbackOpt = ko.Feedback(ko.JORDAN.feedback),
-    time_: Annotated[Optional[str], typer.Option("--time", help="Wall-clock budget of each kind (90s, 1m, 5m).", rich_help_panel=P_OPT, show_default=DEFAULT_BUDGET)] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Steps of each kind (instead of, or besides, --time).", rich_help_panel=P_OPT, show_default=False)] = None,
-    seq_len: Annotated[int, typer.Option(help="Timesteps backpropagated through (truncated BPTT).", rich_help_panel=P_OPT)] = TC.seq_len,
-    batch_size: Annotated[int, typer.Option(help="Streams per batch.", rich_help_panel=P_OPT)] = TC.batch_size,
-    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).", rich_help_panel=P_OPT)] = TC.lr,
-    seed: Annotated[int, typer.Option(help="Random seed, the same for every kind.", rich_help_panel=P_OPT)] = TC.seed,
-    doc_sep: Annotated[Optional[str], typer.Option(help="Split into documents: line, blank, file, or a separator line.", rich_help_panel=P_CORPUS)] = None,
-    val_frac: Annotated[float, typer.Option(help="Fraction held out for validation.", rich_help_panel=P_CORPUS)] = DataConfig.val_frac,
-    name: Annotated[Optional[str], typer.Option(help="Folder of the comparison under CHECKPOINTS (default: compare-corpus-time); a run per kind inside.", rich_help_panel=P_OUT)] = None,
-    checkpoints: CheckpointsOpt = DEFAULT_ROOT,
-    json_path: Annotated[Optional[Path], typer.Option("--json", help="Where to write one JSON line per row (default: compare.jsonl in the comparison's folder).", rich_help_panel=P_OUT, show_default=False)] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show every evaluation of every run.", rich_help_panel=P_OUT)] = False,
-    device: DeviceOpt = Device(TC.device),
-    precision: Annotated[Precision, typer.Option(help="As for charrnn train.", rich_help_panel="Hardware")] = Precision(TC.precision),
-    threads: ThreadsOpt = TC.threads,
-) -> None:
-    """Train several kinds of recurrent net on one corpus, each for the same budget, and
-    compare them: parameters, speed, validation bits/char, how far back the gradient
-    reaches, a sample; with n-gram reference rows (and exact ones on the long-range corpora)."""
+# compare takes the model's size, every kind's own options, a budget, and a few
+# data and hardware settings; each is declared once, on its config or kind
+SETTINGS = ("layers", "hidden", "embed", "dropout", "time", "steps", "seq_len", "batch_size", "lr", "seed", "doc_sep", "val_frac",
+            "device", "precision", "threads")  # fmt: skip
+
+
+def _picked(cat: dict[str, Any]) -> list[str]:
+    return [*SETTINGS, *(n for n, d in cat.items() if d.owners[0].startswith("cell:"))]
+
+
+OVERRIDE = {  # what differs here from charrnn train's help
+    "hidden": {"help": "Units per layer (when --params is not given)."},
+    "time": {"help": "Wall-clock budget of each kind (90s, 1m, 5m).", "show_default": DEFAULT_BUDGET},
+    "steps": {"help": "Steps of each kind (instead of, or besides, --time).", "show_default": False},
+    "seed": {"help": "Random seed, the same for every kind."},
+    "doc_sep": {"help": "Split into documents: line, blank, file, or a separator line."},
+    "precision": {"help": "As for charrnn train."},
+}
+OWN = [
+    own("paths", Annotated[Optional[list[str]], typer.Argument(help=f"Text files, folders or a built-in corpus. Default: {DEFAULT_CORPUS}.", show_default=False)]),
+    own("cells", Annotated[str, typer.Option(help="The kinds to compare, separated by commas.", rich_help_panel=P_MODEL)], DEFAULT_CELLS),
+    own("params", Annotated[Optional[str], typer.Option(help="Size each kind to about this many trained parameters (500k, 1.2M); else --layers x --hidden.", rich_help_panel=P_MODEL, show_default=False)]),
+    own("name", Annotated[Optional[str], typer.Option(help="Folder of the comparison under CHECKPOINTS (default: compare-corpus-time); a run per kind inside.", rich_help_panel=P_OUT)]),
+    own("checkpoints", CheckpointsOpt, DEFAULT_ROOT),
+    own("json_path", Annotated[Optional[Path], typer.Option("--json", help="Where to write one JSON line per row (default: compare.jsonl in the comparison's folder).", rich_help_panel=P_OUT, show_default=False)]),
+    own("verbose", Annotated[bool, typer.Option("--verbose", "-v", help="Show every evaluation of every run.", rich_help_panel=P_OUT)], False),
+]  # fmt: skip
+
+
+def _compare(values: dict[str, Any], given: set[str], face: dict[str, Any]) -> None:
     from ..training import distributed
 
     if distributed.launched():
         raise ConfigError("charrnn compare runs in a single process; drop torchrun (train one kind under torchrun instead).")
-    given = given_options(ctx)
-    kinds = parse_cells(cells)
-    target = parse_count(params) if params is not None else None
-    data = DataConfig(paths=tuple(paths or [DEFAULT_CORPUS]), doc_sep=doc_sep, val_frac=val_frac).validate()
-    base = ModelConfig(layers=layers, hidden=hidden, embed=embed, dropout=dropout)
-    tcfg = TrainConfig(
-        seq_len=seq_len, batch_size=batch_size, lr=lr, seed=seed, steps=steps, sample_chars=0,
-        time=time_ if time_ is not None else (None if steps is not None else DEFAULT_BUDGET),
-        device=device.value, precision=precision.value, threads=threads,
-    ).validate()  # fmt: skip
-    options = ko.given_kind_options(dict(locals()), given)
+    cells = face["cells"]  # a file may list them: cells = ["rnn", "lstm"]
+    kinds = parse_cells(",".join(map(str, cells)) if isinstance(cells, list) else str(cells))
+    target = parse_count(str(face["params"])) if face["params"] is not None else None
+    if "time" not in values and "steps" not in values:
+        values = {**values, "time": DEFAULT_BUDGET}
+    data, model, tcfg = build_configs({**values, "sample_chars": 0})
+    data.validate()
+    tcfg.validate()
+    base = ModelConfig(**{**vars(model), "options": {}})
+    options = dict(model.options)  # the kinds' own options given: each cell takes those it owns
     stem = (Path(data.paths[0]).stem if data.paths else "") or "corpus"
-    name = name or f"compare-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
-    folder = Path(checkpoints) / name
-    jsonl = json_path or folder / "compare.jsonl"
-    _run(kinds, target, data, base, tcfg, options, folder, Path(checkpoints), jsonl, verbose)
+    name = face["name"] or f"compare-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    folder = Path(face["checkpoints"]) / name
+    jsonl = face["json_path"] or folder / "compare.jsonl"
+    _run(kinds, target, data, base, tcfg, options, folder, Path(face["checkpoints"]), jsonl, face["verbose"])
+
+
+compare = Generated(
+    "compare",
+    """Train several kinds of recurrent net on one corpus, each for the same budget, and
+    compare them: parameters, speed, validation bits/char, how far back the gradient
+    reaches, a sample; with n-gram reference rows (and exact ones on the long-range corpora).""",
+    OWN, _compare, pick=_picked, override=OVERRIDE, file_keys=("cells", "params"),
+)  # fmt: skip
+app.command("compare", cls=Command)(compare)
 
 
 def _run(kinds: tuple[str, ...], target: int | None, data: DataConfig, base: ModelConfig, tcfg: TrainConfig, options: dict[str, Any],

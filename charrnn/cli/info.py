@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config import ModelConfig, TrainConfig, format_duration, from_dict
+from ..errors import CharRNNError
 from ..training.telemetry import METRICS, metric_text
 from .common import DEFAULT_ROOT, CheckpointsOpt, Command, RunArg, app, out, user_errors
 
@@ -91,7 +92,20 @@ def summarize(path: Path, ck: dict[str, Any]) -> dict[str, Any]:
         "pairs": ck.get("pairs"),
         "recipe": list(t.get("recipe") or []),  # settings taken from the fp32 CPU recipe (training/recipe.py)
         "recipe_note": _recipe_note(cfg, t),
+        "settings": _settings(ck),
     }
+
+
+def _settings(ck: dict[str, Any]) -> dict[str, Any]:
+    """Every option of the run, by name, as its config.toml holds them (runconfig.resolved)."""
+    from ..config import DataConfig
+    from ..runconfig import resolved
+
+    try:
+        return resolved(from_dict(DataConfig, ck.get("data_config", {})), from_dict(ModelConfig, ck["model_config"]),
+                        from_dict(TrainConfig, ck.get("train_config", {})))  # fmt: skip
+    except CharRNNError:  # a kind or task this charrnn does not have: the rows above still say what they can
+        return {}
 
 
 def _kind_facts(ck: dict[str, Any], cfg: ModelConfig) -> dict[str, Any]:
@@ -155,6 +169,10 @@ def describe(path: Path, ck: dict[str, Any], console: Console, as_json: bool = F
     unit = {"classify": "document", "tree": "tree"}.get(s["task"], "token")
     if s["recipe_note"]:
         row("defaults", s["recipe_note"])
+    if s["settings"]:
+        from ..runconfig import changed
+
+        row("options", changed(s["settings"]) or "the defaults")
     if s["best_val_loss"] is not None:
         bpc = f", {s['best_val_bpc']:.4f} bits/char, perplexity {s['best_val_ppl']:.2f}" if s["best_val_bpc"] is not None else ""
         row("best val", f"{s['best_val_loss']:.4f} nats/{unit}{bpc}")

@@ -16,7 +16,8 @@ from rich.markup import escape
 from ..config import ModelConfig, Unknown, from_dict
 from ..errors import ConfigError, CorpusError, TokenizerError
 from ..models import registry
-from .common import DEFAULT_ROOT, P_OUT, CheckpointsOpt, Command, RunArg, ThreadsOpt, UnknownOpt, app, err, out, user_errors
+from .common import DEFAULT_ROOT, P_OUT, CheckpointsOpt, Command, RunArg, UnknownOpt, app, err, out, user_errors
+from .declared import option_type
 
 P_TEXT, P_UNIT, P_MORE = "Text", "Unit (0-based, as in PyTorch)", "Analyses"
 SAMPLED_CHARS = 200  # what inspect reads when given no text
@@ -60,7 +61,7 @@ def inspect(
         Optional[Path], typer.Option("--html", help="Also write all of it as one self-contained HTML page (works offline) to this file.", rich_help_panel=P_OUT, show_default=False)
     ] = None,
     checkpoints: CheckpointsOpt = DEFAULT_ROOT,
-    threads: ThreadsOpt = None,
+    threads: option_type("threads") = None,  # type: ignore[valid-type]
 ) -> None:
     """Look inside a model: a text coloured by one unit, the next-character predictions
     and gate saturation; --find the units that track a pattern; --gradients through time.

@@ -10,26 +10,14 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import DataConfig, Device, ModelConfig, TrainConfig
-from .common import (
-    DEFAULT_ROOT,
-    TC,
-    CellOpt,
-    CheckpointsOpt,
-    Command,
-    DeviceOpt,
-    HiddenOpt,
-    LayersOpt,
-    M,
-    NameOpt,
-    StepsOpt,
-    TimeOpt,
-    app,
-    fail,
-    given_options,
-    user_errors,
-)
+from ..config import ModelConfig
+from ..runconfig import build_configs
+from .common import DEFAULT_ROOT, TC, CheckpointsOpt, Command, M, NameOpt, app, fail, given_options, user_errors
+from .declared import option_type
 from .train import run
+
+CellOpt, LayersOpt, HiddenOpt = option_type("cell"), option_type("layers"), option_type("hidden")
+StepsOpt, TimeOpt, DeviceOpt = option_type("steps"), option_type("time"), option_type("device")
 
 
 @app.command(cls=Command)
@@ -47,10 +35,10 @@ def tui(
     layers: LayersOpt = M.layers,
     hidden: HiddenOpt = M.hidden,
     steps: StepsOpt = TC.steps,
-    time_: TimeOpt = TC.time,
+    time: TimeOpt = TC.time,
     name: NameOpt = None,
     checkpoints: CheckpointsOpt = DEFAULT_ROOT,
-    device: DeviceOpt = Device(TC.device),
+    device: DeviceOpt = TC.device,
 ) -> None:
     """Open the terminal app: train and watch a model learn, look at its activations, explore a checkpoint.
 
@@ -62,17 +50,16 @@ def tui(
         raise fail("give a run to explore, or --corpus to train on, not both.")
     if corpus:
         given = given_options(ctx)
-        data = DataConfig(paths=tuple(corpus))
-        model = ModelConfig(cell=cell, layers=layers, hidden=hidden)
-        tcfg = TrainConfig(steps=steps, time=time_, device=device.value)
+        values = {"cell": cell, "layers": layers, "hidden": hidden, "steps": steps, "time": time, "device": device}
+        data, model, tcfg = build_configs({k: v for k, v in values.items() if k in given}, paths=corpus)
         run(data, model, tcfg, given, name=name, out_dir=None, root=checkpoints, resume=None, quiet=False, tui=True)
         return
     from ..tui.app import open_app
     from ..tui.runs import RunRequest
 
     request = RunRequest(
-        cell=cell, layers=layers, hidden=hidden, name=name, device=device.value,
-        limit=str(steps) if steps else (time_ or ""),
+        cell=cell, layers=layers, hidden=hidden, name=name, device=getattr(device, "value", device),
+        limit=str(steps) if steps else (time or ""),
     )  # fmt: skip
     ModelConfig(cell=cell, layers=layers, hidden=hidden).validate()
     open_app(explore=run_or_checkpoint, root=checkpoints, request=request)

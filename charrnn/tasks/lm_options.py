@@ -19,46 +19,44 @@ Ends of sequences (section 10.2.3), `length_model`:
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import ConfigError
+from ..spec import P_ENDS, option
 
 
-class Condition(str, enum.Enum):
-    input = "input"  # an extra input at every step
-    init = "init"  # the initial state h(0) at each document's start
-    both = "both"
-
-
-class LengthModel(str, enum.Enum):
-    eos = "eos"  # the softmax predicts an end-of-document token
-    halt = "halt"  # an extra Bernoulli output: the sequence ends after this token
-    length = "length"  # an extra output predicts the length first; the remaining length is an input
-
-
-CONDITIONS = tuple(c.value for c in Condition)
-LENGTH_MODELS = tuple(m.value for m in LengthModel)
+# where the label enters: an extra input at every step, the initial state h(0) at each document's start, or both
+CONDITIONS = ("input", "init", "both")
+# eos: the softmax predicts an end-of-document token; halt: an extra Bernoulli output, the sequence ends
+# after this token; length: an extra output predicts the length first, the remaining length is an input
+LENGTH_MODELS = ("eos", "halt", "length")
 CONDITION_FIELDS = ("condition", "label_dropout", "label_embed")  # the options that need labelled documents
+
+
+def condition_option() -> Any:
+    """--condition, declared here once for both tasks that take a context (lm and seq2seq)."""
+    return option(
+        "both", "Where a context enters (section 10.2.4): an extra input at every step, the initial state h(0), or both. "
+        "--task lm: a document's label (--label-from); --task seq2seq: the encoder's summary of the source.",
+        panel=P_ENDS, choices=CONDITIONS)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class LMOptions:
-    condition: str = "both"  # input | init | both: where the label enters (labelled runs)
-    label_dropout: float = 0.1  # share of documents trained with "no label"
-    label_embed: int = 16  # width of the learned label embedding
-    length_model: str = "eos"  # eos | halt | length
+    condition: str = condition_option()
+    label_dropout: float = option(0.1, "Share of documents trained with no label, so the model also samples without one.", panel=P_ENDS)
+    label_embed: int = option(16, "Width of the learned label embedding.", panel=P_ENDS)
+    length_model: str = option(
+        "eos", "How a document ends: an end token (eos), an extra halt output, or a predicted length with the remaining length as an input.",
+        panel=P_ENDS, choices=LENGTH_MODELS)  # fmt: skip
     labels: int = 0  # how many labels the model is conditioned on; set from the data (0: none)
 
     def validate(self) -> "LMOptions":
-        if self.condition not in CONDITIONS:
-            raise ConfigError(f"--condition must be one of {', '.join(CONDITIONS)}, got {self.condition!r}.")
         if not 0.0 <= self.label_dropout < 1.0:
             raise ConfigError(f"--label-dropout must be in [0, 1), got {self.label_dropout}.")
         if not (isinstance(self.label_embed, int) and self.label_embed > 0):
             raise ConfigError(f"--label-embed must be a whole number > 0, got {self.label_embed}.")
-        if self.length_model not in LENGTH_MODELS:
-            raise ConfigError(f"--length-model must be one of {', '.join(LENGTH_MODELS)}, got {self.length_model!r}.")
         if not (isinstance(self.labels, int) and self.labels >= 0):
             raise ConfigError(f"the model's label count must be a whole number >= 0, got {self.labels}.")
         return self

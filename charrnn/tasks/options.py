@@ -14,21 +14,28 @@ import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..spec import P_CLASSIFY, P_SEQ2SEQ, option
+from .lm_options import condition_option
 
 POOLS = ("last", "mean", "attn")
 ATTENTIONS = ("none", "dot", "additive")
-CONDITIONS = ("init", "input", "both")
+
+
+def _decoders() -> tuple[str, ...]:
+    from ..models import registry
+
+    return registry.names()
 
 
 @dataclass(frozen=True)
 class ClassifyOptions:
-    pool: str = "last"  # what feeds the softmax: the final state, the mean of the states, or attention over them
-    max_chars: int = 512  # characters read per document (training: a random window; validation, predict: the first ones)
+    pool: str = option("last", "What feeds the label's softmax: the final state, the mean of the states, or attention over them.",
+                       panel=P_CLASSIFY, choices=POOLS)  # fmt: skip
+    # validation and predict read the first ones
+    max_chars: int = option(512, "Characters read per document (a random window in training, the first ones in validation).", panel=P_CLASSIFY)
     classes: int = 0  # how many labels (set from the data)
 
     def validate(self) -> "ClassifyOptions":
-        if self.pool not in POOLS:
-            raise ConfigError(f"--pool must be one of {', '.join(POOLS)}, got {self.pool!r}.")
         if not (isinstance(self.max_chars, int) and self.max_chars > 0):
             raise ConfigError(f"--max-chars must be a whole number > 0, got {self.max_chars}.")
         if self.classes < 0:
@@ -38,18 +45,18 @@ class ClassifyOptions:
 
 @dataclass(frozen=True)
 class Seq2SeqOptions:
-    attention: str = "none"  # none: the fixed-length context C alone; dot or additive attention over the encoder's states
-    condition: str = "both"  # how C reaches the decoder: its initial state, an input at every step, or both
-    decoder_cell: str | None = None  # the decoder's kind (default: the encoder's, --cell)
-    sampling_prob: float = 0.0  # scheduled sampling: the chance of feeding the model's own previous output in training
+    attention: str = option("none", "none: the fixed-length context alone; dot or additive attention over the encoder's states.",
+                            panel=P_SEQ2SEQ, choices=ATTENTIONS)  # fmt: skip
+    # how the context C reaches the decoder: one option with the lm task's (declared there)
+    condition: str = condition_option()
+    decoder_cell: str | None = option(None, "The decoder's cell kind (default: --cell).", panel=P_SEQ2SEQ, choices=_decoders,
+                                      metavar="KIND", show_default=False)  # fmt: skip
+    sampling_prob: float = option(0.0, "Scheduled sampling: the chance, at each step, of feeding the decoder its own previous output "
+                                  "instead of the true one.", panel=P_SEQ2SEQ)  # fmt: skip
 
     def validate(self) -> "Seq2SeqOptions":
         from ..models import registry
 
-        if self.attention not in ATTENTIONS:
-            raise ConfigError(f"--attention must be one of {', '.join(ATTENTIONS)}, got {self.attention!r}.")
-        if self.condition not in CONDITIONS:
-            raise ConfigError(f"--condition must be one of {', '.join(CONDITIONS)}, got {self.condition!r}.")
         if self.decoder_cell is not None and self.decoder_cell not in registry.names(registry.SEQUENCE, "seq2seq"):
             registry.get(self.decoder_cell)  # an unknown kind: its own error
             fits = ", ".join(registry.names(registry.SEQUENCE, "seq2seq"))

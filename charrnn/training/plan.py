@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import LIMITS, RESUMABLE, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from .. import runconfig
 from ..errors import ConfigError
 from ..tasks import task_spec
 from . import checkpoint, distributed
@@ -107,8 +108,12 @@ def open_data(plan: RunPlan, dist: distributed.Dist = distributed.SINGLE) -> Any
 def trainer(
     plan: RunPlan, sinks: list[Any], stop: threading.Event, data: Any = None, dist: distributed.Dist = distributed.SINGLE
 ):  # type: ignore[no-untyped-def]
-    """The Trainer for a plan (opening its data unless given)."""
+    """The Trainer for a plan (opening its data unless given). Its folder gets the run's
+    settings as config.toml (runconfig.write): `charrnn train --config` re-creates the run."""
     from .trainer import Trainer
 
     data = data if data is not None else open_data(plan, dist)
-    return Trainer(plan.model, plan.data, plan.train, data, plan.run_dir, sinks=sinks, stop=stop, resume=plan.resume, dist=dist)
+    t = Trainer(plan.model, plan.data, plan.train, data, plan.run_dir, sinks=sinks, stop=stop, resume=plan.resume, dist=dist)
+    if dist.main:
+        runconfig.write(plan.run_dir, plan.data, plan.model, plan.train)
+    return t

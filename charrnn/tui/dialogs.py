@@ -13,6 +13,7 @@ from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from ..models import registry
+from ..runconfig import catalogue
 from .runs import RunInfo, RunRequest
 
 
@@ -37,7 +38,7 @@ class RunForm(ModalScreen[RunRequest | None]):
     def compose(self) -> ComposeResult:
         r = self.last
         with Vertical(id="form"):
-            yield Label("[b]New run[/b]  (more options: charrnn train ... --tui)")
+            yield Label("[b]New run[/b]  (more options: charrnn train ... --tui, or --config FILE.toml)")
             with Horizontal(classes="row"):
                 yield Label("corpus", classes="key")
                 yield Input(" ".join(r.corpus), placeholder="files, folders or a built-in corpus", id="corpus", compact=True)
@@ -62,6 +63,12 @@ class RunForm(ModalScreen[RunRequest | None]):
                 yield _runs_list(self.runs, "runs")
             else:
                 yield Label("no runs yet", classes="dim")
+
+    def on_mount(self) -> None:
+        # each field's tooltip is its option's help, from the one declaration (spec.option)
+        cat = catalogue()
+        for name in ("cell", "layers", "hidden"):
+            self.query_one(f"#{name}").tooltip = cat[name].help
 
     def _request(self, resume: str | None = None) -> RunRequest | None:
         def number(id: str) -> int | None:

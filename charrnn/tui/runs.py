@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..config import DEFAULT_CORPUS, DataConfig, ModelConfig, TrainConfig, parse_duration
+from ..config import DEFAULT_CORPUS, ModelConfig, TrainConfig, parse_duration
 from ..errors import ConfigError
+from ..runconfig import build_configs
 
 TrainerFactory = Callable[[list[Any], threading.Event], Any]  # (sinks, stop) -> train.Trainer
 
@@ -64,12 +65,11 @@ def factory(req: RunRequest, root: Path) -> TrainerFactory:
             return plan.trainer(plan.resume_run(target, root, {**limit, "device": req.device}), sinks, stop)
 
         return resume
-    data = DataConfig(paths=tuple(p for p in req.corpus if p.strip()) or (DEFAULT_CORPUS,))
-    model = ModelConfig(cell=req.cell, layers=req.layers, hidden=req.hidden)
-    tcfg = TrainConfig(**limit, device=req.device)
-    # as `charrnn train`: a run in fp32 on a CPU takes the fp32 recipe for what the
-    # form leaves at its defaults (training/recipe.py)
+    # as `charrnn train`: one builder; a run in fp32 on a CPU takes the fp32 recipe for
+    # what the form leaves at its defaults (training/recipe.py)
     given = {k for k in ("cell", "layers", "hidden") if getattr(req, k) != getattr(ModelConfig, k)}
+    values = {"cell": req.cell, "layers": req.layers, "hidden": req.hidden, "device": req.device, **limit}
+    data, model, tcfg = build_configs(values, paths=[p for p in req.corpus if p.strip()])
     p = plan.new_run(data, model, tcfg, root, req.name, given=given)
     return lambda sinks, stop: plan.trainer(p, sinks, stop)
 

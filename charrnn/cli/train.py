@@ -179,6 +179,8 @@ def train(
     resume: Annotated[Optional[str], typer.Option(help="Continue a run (folder or checkpoint file).", rich_help_panel=P_OUT)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.", rich_help_panel=P_OUT)] = False,
     tui: Annotated[bool, typer.Option("--tui", help="Watch training in the interactive terminal app.", rich_help_panel=P_OUT)] = False,
+    tensorboard: Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard logs to RUN/tensorboard: the metrics.jsonl scalars, the samples, gate saturation at each evaluation (pip install \"charrnn[tensorboard]\").", rich_help_panel=P_OUT)] = False,
+    tensorboard_dir: Annotated[Optional[Path], typer.Option(help="Write the TensorBoard logs to DIR/NAME instead (implies --tensorboard).", metavar="DIR", rich_help_panel=P_OUT, show_default=False)] = None,
     device: DeviceOpt = Device(TC.device),
     precision: Annotated[
         Precision,
@@ -213,12 +215,14 @@ def train(
         final_eval_tokens=final_eval_tokens, sample_chars=sample_chars, save_every=save_every, save_interval=save_interval, doc_state=doc_state.value,
         seed=seed, device=device.value, precision=precision.value, threads=threads,
     )  # fmt: skip
-    run(data, model, tcfg, given, name=name, out_dir=out_dir, root=checkpoints, resume=resume, quiet=quiet, tui=tui)
+    run(data, model, tcfg, given, name=name, out_dir=out_dir, root=checkpoints, resume=resume, quiet=quiet, tui=tui,
+        tensorboard=tensorboard or tensorboard_dir is not None, tensorboard_dir=tensorboard_dir)
 
 
 # train's parameters a resumed run may change: the settings in config.RESUMABLE
 # (`--time` is the parameter time_), where the corpus now lies, and how to show it
-RESUMABLE = {"time_" if f == "time" else f for f in RESUMABLE_SETTINGS} | {"paths", "checkpoints", "quiet", "tui", "resume", "out_dir"}
+RESUMABLE = {"time_" if f == "time" else f for f in RESUMABLE_SETTINGS} | {"paths", "checkpoints", "quiet", "tui", "resume", "out_dir",
+                                                                                  "tensorboard", "tensorboard_dir"}
 
 
 def run(
@@ -232,6 +236,8 @@ def run(
     resume: str | None,
     quiet: bool,
     tui: bool = False,
+    tensorboard: bool = False,
+    tensorboard_dir: Path | None = None,
 ) -> None:
     """`charrnn train` after parsing: plan the run, then train it in this process
     (or in the TUI), joined to the other processes when torchrun started us."""
@@ -246,6 +252,7 @@ def run(
 
     if tui and distributed.launched():
         raise ConfigError("--tui runs in a single process; drop it under torchrun.")
+    logs = _log_sinks(tensorboard, tensorboard_dir)  # a missing extra: one line, before anything starts
     d = distributed.init(tcfg.device)  # a no-op unless started by torchrun
     clean = False
     try:
@@ -260,9 +267,9 @@ def run(
             p = plan.new_run(data, model, tcfg, root, name, out_dir, d, given=given)
         opened = plan.open_data(p, d)
         if tui:
-            _train_in_app(p, opened)
+            _train_in_app(p, opened, logs)
         else:
-            _train_here(p, opened, quiet, d)
+            _train_here(p, opened, quiet, d, logs)
         clean = True
     except RuntimeError as e:
         if not (d.active and distributed.is_peer_error(e)):
@@ -272,15 +279,26 @@ def run(
             "The last checkpoint is intact: continue with --resume."
         ) from None
     finally:
+        for sink in logs:
+            sink.close()
         distributed.shutdown(clean)
 
 
-def _train_in_app(p: Any, opened: Any) -> None:
+def _log_sinks(tensorboard: bool, tensorboard_dir: Path | None) -> list[Any]:
+    """The sinks that write logs besides metrics.jsonl (the trainer calls them on rank 0 alone)."""
+    if not tensorboard:
+        return []
+    from ..training.tensorboard import TensorBoardSink
+
+    return [TensorBoardSink(tensorboard_dir)]
+
+
+def _train_in_app(p: Any, opened: Any, logs: list[Any]) -> None:
     from ..training import plan
     from ..tui.app import train_in_app
 
     # The app owns the training thread, its sinks and its stop event.
-    result, quit_by_user = train_in_app(lambda sinks, stop: plan.trainer(p, sinks, stop, opened), root=p.root)
+    result, quit_by_user = train_in_app(lambda sinks, stop: plan.trainer(p, [*sinks, *logs], stop, opened), root=p.root)
     if result is not None:
         how = "stopped" if result.stopped_by == "interrupt" else "done"
         out.print(f"{how} at step {result.step:,}; checkpoints in {result.run_dir} (continue: charrnn train --resume {result.run_dir})")
@@ -288,7 +306,7 @@ def _train_in_app(p: Any, opened: Any) -> None:
         raise typer.Exit(130)  # q (or x, then q) is a deliberate stop after a clean save: 0; a signal stays 130
 
 
-def _train_here(p: Any, opened: Any, quiet: bool, d: Any) -> None:
+def _train_here(p: Any, opened: Any, quiet: bool, d: Any, logs: list[Any]) -> None:
     from ..training import plan
     from .progress import PlainSink, RichSink
 
@@ -307,7 +325,7 @@ def _train_here(p: Any, opened: Any, quiet: bool, d: Any) -> None:
         if d.main:
             console.print("[yellow]stopping: saving a checkpoint (Ctrl-C again to quit at once)[/]")
 
-    trainer = plan.trainer(p, [sink], stop, opened, d)
+    trainer = plan.trainer(p, [sink, *logs], stop, opened, d)
     old_int = signal.signal(signal.SIGINT, on_signal)
     old_term = signal.signal(signal.SIGTERM, on_signal)
     try:

@@ -30,6 +30,7 @@ from ..config import DEFAULT_CHECKPOINTS, Device, ModelConfig, SampleConfig, Tra
 from ..errors import CharRNNError, PeerLostError
 from ..models import registry
 from ..tasks import TASKS
+from . import complete
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -71,7 +72,7 @@ app = typer.Typer(
     name="charrnn",
     help="Train small recurrent networks on your own text, sample from them, and look inside.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (docs/completion.md)
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
@@ -141,11 +142,16 @@ def _choice(names: Callable[[], tuple[str, ...]]) -> Callable[[str], str]:
 
 
 RunArg = Annotated[
-    Optional[str], typer.Argument(help="A run folder or checkpoint file (default: the newest run).", show_default=False)
+    Optional[str],
+    typer.Argument(help="A run folder or checkpoint file (default: the newest run).", show_default=False, autocompletion=complete.run_names),
 ]
 CheckpointsOpt = Annotated[Path, typer.Option(help="Where runs (and the corpus cache) live.", rich_help_panel=P_OUT)]
-TaskOpt = Annotated[str, typer.Option(help=_tasks_help(), metavar="TASK", callback=_choice(lambda: tuple(TASKS)), rich_help_panel=P_TASK)]
-CellOpt = Annotated[str, typer.Option(help=_kinds_help(), metavar="KIND", callback=_choice(registry.names), rich_help_panel=P_MODEL)]
+TaskOpt = Annotated[
+    str, typer.Option(help=_tasks_help(), metavar="TASK", callback=_choice(lambda: tuple(TASKS)), autocompletion=complete.tasks, rich_help_panel=P_TASK)
+]
+CellOpt = Annotated[
+    str, typer.Option(help=_kinds_help(), metavar="KIND", callback=_choice(registry.names), autocompletion=complete.cells, rich_help_panel=P_MODEL)
+]
 LayersOpt = Annotated[int, typer.Option(help="Stacked recurrent layers.", rich_help_panel=P_MODEL)]
 HiddenOpt = Annotated[int, typer.Option(help="Units per layer.", rich_help_panel=P_MODEL)]
 StepsOpt = Annotated[Optional[int], typer.Option(help="Stop after this many steps.", rich_help_panel=P_OPT)]

@@ -39,6 +39,7 @@ from ..errors import ConfigError, PeerLostError
 from ..models import registry
 from ..tasks import task_spec
 from ..tasks.options import ATTENTIONS, POOLS, ClassifyOptions, Seq2SeqOptions
+from . import complete
 from . import kind_options as ko
 from ..tasks.lm_options import Condition, LengthModel, LMOptions
 from .common import (
@@ -92,7 +93,8 @@ def train(
     ctx: typer.Context,
     paths: Annotated[
         Optional[list[str]],
-        typer.Argument(help=f"Text files, folders, or built-in corpora (see `charrnn corpora`). Default: {DEFAULT_CORPUS}.", show_default=False),
+        typer.Argument(help=f"Text files, folders, or built-in corpora (see `charrnn corpora`). Default: {DEFAULT_CORPUS}.", show_default=False,
+                       autocompletion=complete.corpora),
     ] = None,
     task: TaskOpt = M.task,
     glob: Annotated[str, typer.Option(help="Files to take from folders.", rich_help_panel=P_CORPUS)] = D.glob,

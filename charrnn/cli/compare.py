@@ -23,6 +23,7 @@ from rich.table import Table
 from ..config import DEFAULT_CORPUS, DataConfig, Device, ModelConfig, Precision, TrainConfig, format_duration
 from ..errors import ConfigError
 from ..models import registry
+from . import complete
 from . import kind_options as ko
 from .common import (
     DEFAULT_ROOT,
@@ -73,8 +74,8 @@ def parse_cells(text: str) -> tuple[str, ...]:
 @user_errors
 def compare(
     ctx: typer.Context,
-    paths: Annotated[Optional[list[str]], typer.Argument(help=f"Text files, folders or a built-in corpus. Default: {DEFAULT_CORPUS}.", show_default=False)] = None,
-    cells: Annotated[str, typer.Option(help="The kinds to compare, separated by commas.", rich_help_panel=P_MODEL)] = DEFAULT_CELLS,
+    paths: Annotated[Optional[list[str]], typer.Argument(help=f"Text files, folders or a built-in corpus. Default: {DEFAULT_CORPUS}.", show_default=False, autocompletion=complete.corpora)] = None,
+    cells: Annotated[str, typer.Option(help="The kinds to compare, separated by commas.", autocompletion=complete.cell_lists, rich_help_panel=P_MODEL)] = DEFAULT_CELLS,
     params: Annotated[Optional[str], typer.Option(help="Size each kind to about this many trained parameters (500k, 1.2M); else --layers x --hidden.", rich_help_panel=P_MODEL, show_default=False)] = None,
     layers: LayersOpt = M.layers,
     hidden: Annotated[int, typer.Option(help="Units per layer (when --params is not given).", rich_help_panel=P_MODEL)] = M.hidden,

@@ -269,3 +269,24 @@ def test_other_tasks_and_conditioned_models_say_so(workdir, runner, corpus_file)
     assert r.exit_code == 0, r.output
     one_line_error(runner.invoke(app, ["export", "halt"]), "end output", "plain language models")
     no_traceback(r.output)
+
+
+def test_a_sentencepiece_model_travels_as_its_own_model_file(workdir, runner, corpus_file):
+    spm = pytest.importorskip("sentencepiece")
+    r = runner.invoke(app, ["train", str(corpus_file), *TINY, "--tokenizer", "spm", "--vocab-size", "300", "--steps", "3", "--device", "cpu",
+                            "-q", "--name", "sp", "--sample-chars", "0"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["export", "sp", "--format", "onnx"])
+    assert r.exit_code == 0, r.output
+    folder = workdir / "checkpoints" / "sp" / "export"
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["tokenizer"]["kind"] == "spm" and cfg["files"]["tokenizer"] == "tokenizer.model" and not (folder / "vocab.json").exists()
+    sp = spm.SentencePieceProcessor(model_file=str(folder / "tokenizer.model"))
+    assert sp.get_piece_size() == cfg["vocab_size"]
+    assert runner.invoke(app, ["inspect", "sp", "--text", TEXT, "--json", "sp.json"]).exit_code == 0
+    doc = json.loads((workdir / "sp.json").read_text())
+    ids = sp.encode(TEXT)
+    assert ids == doc["ids"]  # sentencepiece's own ids for a line of text: the ones charrnn reads
+    step, state = onnx_step(folder)
+    probs, _ = read_through(step, state, ids)
+    np.testing.assert_allclose(probs, np.array(doc["arrays"]["probs"]), atol=1e-5, rtol=0)

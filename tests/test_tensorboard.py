@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -69,6 +70,17 @@ def test_logs_hold_the_metrics_the_samples_and_saturation(workdir, corpus_file, 
         values = ea.Histograms(f"values/{gate}/layer0")[0].histogram_value
         assert 0 < values.min <= values.max < 1 and values.num % 32 == 0
     assert not any(t.startswith("saturation/h") for t in ea.Tags()["histograms"])  # a GRU's gates, not its state
+
+    # the probes at each evaluation leave the run itself alone: the same weights as without logs
+    r = runner.invoke(app, [*args[:-1], "plain"])
+    assert r.exit_code == 0, r.output
+    import torch
+
+    from charrnn.training import checkpoint
+
+    a, b = (checkpoint.load(workdir / "checkpoints" / n / "last.pt")["model"] for n in ("tb", "plain"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    shutil.rmtree(workdir / "checkpoints" / "plain")
 
     # `charrnn runs` says where the logs are
     r = runner.invoke(app, ["runs", "--json"])

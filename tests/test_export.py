@@ -35,7 +35,7 @@ pytest.importorskip("safetensors")
 TEXT = "The cat sat on the mat. A dog ran!"
 PRIME, LENGTH, SEED = "The ", 80, 7
 KINDS = {  # name: extra train options (a leaky net with skip connections carries a (L, B, D, H) state)
-    "rnn": [], "lstm": [], "gru": [], "leaky": ["--delays", "1,3"], "esn": ["--readout", "gradient"], "jordan": [],
+    "rnn": [], "lstm": [], "gru": [], "leaky": ["--delays", "1,3"], "esn": ["--readout", "gradient", "--hidden", "512"], "jordan": [],
 }  # fmt: skip
 
 

@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from .. import __version__
 from ..config import ModelConfig, from_dict, to_dict
 from ..data.tokenizer import Tokenizer
-from ..errors import ConfigError
+from ..errors import ConfigError, ExportError
 from . import checkpoint
 
 FORMATS = ("safetensors", "onnx", "torchscript")
@@ -84,7 +84,12 @@ def export(target: str | Path | None, fmt: str, out: Path | None = None, root: P
     folder = Path(out) if out is not None else path.parent / "export"
     folder.mkdir(parents=True, exist_ok=True)
     model_file = folder / FILES[fmt]
-    extra = WRITERS[fmt](model, model_file)
+    try:
+        extra = WRITERS[fmt](model, model_file)
+    except (RuntimeError, TypeError, ValueError) as e:  # torch.onnx's errors are RuntimeErrors: a step it cannot trace
+        model_file.unlink(missing_ok=True)
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise ExportError(f"the {cfg.cell} model's step could not be written as {fmt}: {first}") from None
     files = [model_file, *_tokenizer(tok, folder)]
     files.append(_config(model, tok, fmt, folder, path, ck, extra))
     return Exported(folder, tuple(files), cfg.cell, int(ck["step"]))

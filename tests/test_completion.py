@@ -40,7 +40,7 @@ def test_run_names_newest_first(workdir, runner, corpus_file):
     root = workdir / "checkpoints"
     fake_runs(root, ["older", "rival"])
     (root / "no-checkpoint").mkdir()  # a folder, but not a run
-    for cmd in ("sample", "inspect", "info", "export"):
+    for cmd in ("sample", "inspect", "info", "export", "predict", "tui"):
         assert bash(runner, f"charrnn {cmd} ") == ["real", "rival", "older"], cmd
     assert bash(runner, "charrnn sample r") == ["real", "rival"]
     assert bash(runner, "charrnn sample x") == []

@@ -11,6 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..config import DataConfig, Device, ModelConfig, TrainConfig
+from . import complete
 from .common import (
     DEFAULT_ROOT,
     TC,
@@ -37,7 +38,7 @@ from .train import run
 def tui(
     ctx: typer.Context,
     run_or_checkpoint: Annotated[
-        Optional[str], typer.Argument(help="A run folder or checkpoint to explore (and resume with r).", show_default=False)
+        Optional[str], typer.Argument(help="A run folder or checkpoint to explore (and resume with r).", show_default=False, autocompletion=complete.run_names)
     ] = None,
     corpus: Annotated[
         Optional[list[str]],

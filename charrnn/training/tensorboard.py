@@ -69,6 +69,7 @@ class TensorBoardSink(BaseSink):
         self.logdir: Path | None = None
 
     def on_start(self, e: StartEvent) -> None:
+        self.close()  # a sink handed to a second run (the app) starts a new event file
         run_dir = Path(e.run_dir)
         self.logdir = run_dir / LOGS if self.root is None else self.root / run_dir.name
         # A resumed run starts again after its checkpoint: TensorBoard drops what an earlier

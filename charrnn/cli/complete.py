@@ -93,8 +93,8 @@ def paths(incomplete: str) -> Items:
     folder, sep, start = incomplete.rpartition(os.sep)
     base = folder + sep  # "", "dir/" or "/"
     try:
-        entries = sorted((e for e in os.scandir(base or ".") if e.name.startswith(start) and (start.startswith(".") or not e.name.startswith("."))),
-                         key=lambda e: e.name)  # fmt: skip
+        shown = [e for e in os.scandir(base or ".") if e.name.startswith(start) and (start.startswith(".") or not e.name.startswith("."))]
+        entries = sorted(shown, key=lambda e: e.name)  # hidden files only when a dot is typed, as shells do
     except OSError:
         return []
     return [(base + e.name + (os.sep if e.is_dir() else ""), "") for e in entries]

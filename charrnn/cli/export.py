@@ -27,7 +27,9 @@ def export(
         typer.Option("--format", help="safetensors: the weights (PyTorch's own names for rnn, lstm, gru); onnx or torchscript: "
                      "one timestep of the model, (token, state) -> (logits, state).", rich_help_panel=P_OUT),
     ] = Format.safetensors,  # fmt: skip
-    out_dir: Annotated[Optional[Path], typer.Option("--out", help="Folder to write to (default: the run's folder/export).", rich_help_panel=P_OUT, show_default=False)] = None,
+    out_dir: Annotated[
+        Optional[Path], typer.Option("--out", help="Folder to write to (default: the run's folder/export).", rich_help_panel=P_OUT, show_default=False)
+    ] = None,
     checkpoints: CheckpointsOpt = DEFAULT_ROOT,
 ) -> None:
     """Write a language model for other programs: the weights or its per-step graph, with config.json and the tokenizer beside them."""

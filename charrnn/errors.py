@@ -40,6 +40,10 @@ class CheckpointError(CharRNNError):
     """A checkpoint file is missing, damaged, foreign or cannot be written."""
 
 
+class ExportError(CharRNNError):
+    """A model `charrnn export` cannot write in the format asked for."""
+
+
 class TrainingError(CharRNNError):
     """Training cannot go on (for example the loss diverged)."""
 

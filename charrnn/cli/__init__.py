@@ -7,7 +7,7 @@ imports them all. Nothing here imports torch: `charrnn --help` answers at once.
 from __future__ import annotations
 
 # The order of these imports is the order of the commands in --help.
-from . import train, sample, predict, info, runs, corpora, inspect, compare, tui  # noqa: F401, I001
+from . import train, sample, predict, info, runs, corpora, inspect, compare, export, tui  # noqa: F401, I001
 from .common import app
 
 

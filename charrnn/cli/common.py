@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover
 
 from ..config import DEFAULT_CHECKPOINTS, ModelConfig, SampleConfig, TrainConfig, Unknown
 from ..errors import CharRNNError, PeerLostError
+from . import complete
 from ..spec import P_CELL, P_CORPUS, P_EVAL, P_HW, P_MODEL, P_OPT, P_OUT, P_SAMPLE, P_TASK  # noqa: F401  (the panels, for commands)
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -72,7 +73,7 @@ app = typer.Typer(
     name="charrnn",
     help="Train small recurrent networks on your own text, sample from them, and look inside.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (docs/completion.md)
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
@@ -121,7 +122,8 @@ def given_options(ctx: typer.Context) -> set[str]:
 M, TC, S = ModelConfig(), TrainConfig(), SampleConfig()
 
 RunArg = Annotated[
-    Optional[str], typer.Argument(help="A run folder or checkpoint file (default: the newest run).", show_default=False)
+    Optional[str],
+    typer.Argument(help="A run folder or checkpoint file (default: the newest run).", show_default=False, autocompletion=complete.run_names),
 ]
 CheckpointsOpt = Annotated[Path, typer.Option(help="Where runs (and the corpus cache) live.", rich_help_panel=P_OUT)]
 NameOpt = Annotated[Optional[str], typer.Option(help="Run name (default: corpus-cell-time).", rich_help_panel=P_OUT)]

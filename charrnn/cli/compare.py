@@ -24,6 +24,7 @@ from ..config import DEFAULT_CORPUS, DataConfig, ModelConfig, TrainConfig, forma
 from ..errors import ConfigError
 from ..models import registry
 from ..runconfig import build_configs
+from . import complete
 from .common import DEFAULT_ROOT, P_MODEL, P_OUT, CheckpointsOpt, Command, app, err, out
 from .declared import Generated, own
 from .progress import PlainSink, si
@@ -71,8 +72,8 @@ OVERRIDE = {  # what differs here from charrnn train's help
     "precision": {"help": "As for charrnn train."},
 }
 OWN = [
-    own("paths", Annotated[Optional[list[str]], typer.Argument(help=f"Text files, folders or a built-in corpus. Default: {DEFAULT_CORPUS}.", show_default=False)]),
-    own("cells", Annotated[str, typer.Option(help="The kinds to compare, separated by commas.", rich_help_panel=P_MODEL)], DEFAULT_CELLS),
+    own("paths", Annotated[Optional[list[str]], typer.Argument(help=f"Text files, folders or a built-in corpus. Default: {DEFAULT_CORPUS}.", show_default=False, autocompletion=complete.corpora)]),
+    own("cells", Annotated[str, typer.Option(help="The kinds to compare, separated by commas.", autocompletion=complete.cell_lists, rich_help_panel=P_MODEL)], DEFAULT_CELLS),
     own("params", Annotated[Optional[str], typer.Option(help="Size each kind to about this many trained parameters (500k, 1.2M); else --layers x --hidden.", rich_help_panel=P_MODEL, show_default=False)]),
     own("name", Annotated[Optional[str], typer.Option(help="Folder of the comparison under CHECKPOINTS (default: compare-corpus-time); a run per kind inside.", rich_help_panel=P_OUT)]),
     own("checkpoints", CheckpointsOpt, DEFAULT_ROOT),

@@ -25,6 +25,7 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 from rich.markup import escape
 
+from . import complete
 from .. import runconfig
 from ..errors import ConfigError
 from ..spec import PANELS
@@ -74,7 +75,7 @@ def annotated(d: runconfig.Declared, **override: Any) -> tuple[Any, Any]:
     default = override.get("default", d.default)
     if callable(o.choices):
         t: Any = str
-        kw.update(callback=_checked(o.choices), metavar=o.metavar)
+        kw.update(callback=_checked(o.choices), metavar=o.metavar, autocompletion=complete.names(o.choices))
     elif o.choices:
         t = _enum(d.name, tuple(o.choices))
         default = None if default is None else t(default)

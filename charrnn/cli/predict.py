@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import ConfigError
+from . import complete
 from .common import DEFAULT_ROOT, CheckpointsOpt, Command, app, out, user_errors
 
 P_IN, P_SHOW = "Input", "What to show"
@@ -25,7 +26,7 @@ P_IN, P_SHOW = "Input", "What to show"
 @app.command(cls=Command)
 @user_errors
 def predict(
-    run_or_checkpoint: Annotated[str, typer.Argument(help="A run folder or checkpoint file.", show_default=False)],
+    run_or_checkpoint: Annotated[str, typer.Argument(help="A run folder or checkpoint file.", show_default=False, autocompletion=complete.run_names)],
     texts: Annotated[Optional[list[str]], typer.Argument(help="The inputs (default: --file, else standard input, one per line).", show_default=False)] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Read inputs from this UTF-8 file, one per line.", rich_help_panel=P_IN, show_default=False)] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Show how the prediction moves as each character arrives (classify).", rich_help_panel=P_SHOW)] = False,

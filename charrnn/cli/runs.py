@@ -20,12 +20,14 @@ def run_rows(root: Path) -> list[dict[str, Any]]:
     first; a checkpoint that cannot be read is a row that says so, not an error."""
     from ..errors import CharRNNError
     from ..training import checkpoint
+    from ..training.tensorboard import logdir_of
     from ..tui.runs import list_runs
     from .info import summarize
 
     rows = []
     for r in list_runs(root, limit=10**6):
-        row: dict[str, Any] = {"name": r.path.name, "path": str(r.path), "modified": r.modified}
+        logs = logdir_of(r.path)
+        row: dict[str, Any] = {"name": r.path.name, "path": str(r.path), "modified": r.modified, "logs": None if logs is None else str(logs)}
         try:
             path = checkpoint.find(r.path, root, prefer=checkpoint.LAST)
             s = summarize(path, checkpoint.load(path))
@@ -48,7 +50,7 @@ def runs(
     checkpoints: CheckpointsOpt = DEFAULT_ROOT,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
 ) -> None:
-    """List the runs in the checkpoints folder, newest first: model, corpus, steps, time, best validation bits/char."""
+    """List the runs in the checkpoints folder, newest first: model, corpus, steps, time, best validation bits/char, TensorBoard logs."""
     rows = run_rows(checkpoints)
     if as_json:
         out.print_json(json.dumps(rows))
@@ -58,14 +60,22 @@ def runs(
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
     for name, justify in [("run", "left"), ("model", "left"), ("tokenizer", "left"), ("corpus", "left"), ("steps", "right"),
-                          ("time", "right"), ("best val bits/char", "right"), ("modified", "left")]:  # fmt: skip
+                          ("time", "right"), ("best val bits/char", "right"), ("logs", "left"), ("modified", "left")]:  # fmt: skip
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for r in rows:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["modified"]))
         if "error" in r:
-            table.add_row(escape(r["name"]), f"[red]{escape(r['error'])}[/]", "", "", "", "", "", when)
+            table.add_row(escape(r["name"]), f"[red]{escape(r['error'])}[/]", "", "", "", "", "", _logs(r), when)
             continue
         bpc = f"{r['best_val_bpc']:.4f}" if r["best_val_bpc"] is not None else "-"
         table.add_row(escape(r["name"]), escape(r["model"]), escape(r["tokenizer"]), escape(r["corpus"]), f"{r['step']:,}",
-                      format_duration(r["elapsed_s"]), bpc, when)  # fmt: skip
+                      format_duration(r["elapsed_s"]), bpc, _logs(r), when)  # fmt: skip
     out.print(table)
+
+
+def _logs(row: dict[str, Any]) -> str:
+    """'tensorboard' for logs in the run's own folder, their folder when elsewhere, '-' for none."""
+    if row["logs"] is None:
+        return "-"
+    logs = Path(row["logs"])
+    return "tensorboard" if logs == Path(row["path"]) / "tensorboard" else escape(str(logs))

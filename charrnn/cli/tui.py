@@ -12,6 +12,7 @@ import typer
 
 from ..config import ModelConfig
 from ..runconfig import build_configs
+from . import complete
 from .common import DEFAULT_ROOT, TC, CheckpointsOpt, Command, M, NameOpt, app, fail, given_options, user_errors
 from .declared import option_type
 from .train import run
@@ -25,7 +26,7 @@ StepsOpt, TimeOpt, DeviceOpt = option_type("steps"), option_type("time"), option
 def tui(
     ctx: typer.Context,
     run_or_checkpoint: Annotated[
-        Optional[str], typer.Argument(help="A run folder or checkpoint to explore (and resume with r).", show_default=False)
+        Optional[str], typer.Argument(help="A run folder or checkpoint to explore (and resume with r).", show_default=False, autocompletion=complete.run_names)
     ] = None,
     corpus: Annotated[
         Optional[list[str]],

@@ -93,6 +93,7 @@ class ESNCore(Recurrent):
         sparse = (
             h.device.type == "cpu" and self.hidden_size >= SPARSE_MIN_UNITS and self.options.density <= SPARSE_MAX_DENSITY
             and h.dtype == W.dtype and not (torch.is_grad_enabled() and h.requires_grad) and not torch.is_autocast_enabled("cpu")
+            and not torch.jit.is_tracing()  # a traced step (charrnn export) keeps the dense product every runtime has
         )  # fmt: skip
         if not sparse:
             return h @ W.t()

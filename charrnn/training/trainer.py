@@ -119,6 +119,7 @@ class Trainer:
         # Activation probes for UIs that ask for them (a sink with wants_probes = True).
         # The text may be replaced from another thread while training runs.
         self.wants_probes = any(getattr(s, "wants_probes", False) for s in self.out.sinks)
+        self.probes_at_eval = any(getattr(s, "probes_at_eval", False) for s in self.out.sinks)  # TensorBoard's histograms
         self.probe_text = probe_text if probe_text is not None else self.default_probe_text()
 
     def default_probe_text(self) -> str:
@@ -287,6 +288,8 @@ class Trainer:
             )  # fmt: skip
             self.last_eval = ev.record()
             self.out.emit("on_eval", ev)
+        if self.probes_at_eval:
+            self._eval_probe()
         if cfg.sample_chars and self.dist.main and not (final and self.step % cfg.eval_every == 0):  # not twice a step
             text = self.task.sample(self.model, self.step)
             if text:
@@ -310,6 +313,16 @@ class Trainer:
         self.out.emit("on_probe", ProbeEvent(self.step, p))
         cost = time.monotonic() - t
         return t + max(PROBE_PERIOD_S, cost / PROBE_SHARE)
+
+    def _eval_probe(self) -> None:
+        """One probe at an evaluation, for the sinks that log one there (on_eval_probe)."""
+        try:
+            p = self.task.probe(self.model, self.probe_text, self.step)
+        except (CharRNNError, NotImplementedError) as e:  # a probe text with nothing the model knows; a task with no probe
+            self.out.emit("on_message", MessageEvent("warning", f"evaluation probe skipped: {e or 'this task has none'}"))
+            self.probes_at_eval = False
+            return
+        self.out.emit("on_eval_probe", ProbeEvent(self.step, p))
 
     def _step_event(self, loss: float, lr: float, gnorm: float, units_per_s: float) -> StepEvent:
         steps_per_s = units_per_s / self.task.units_per_step

@@ -30,7 +30,7 @@ from .errors import ConfigError
 from .inspect.trace import Activations, activations, gradient_flow
 from .tasks.generate import eos_text, generate, new_seed
 from .training import checkpoint
-from .training.hardware import pick_device
+from .runtime.hardware import pick_device
 
 __all__ = ["Model", "load", "train"]
 
@@ -140,7 +140,7 @@ def train(corpus: str | Path | list[str | Path], name: str | None = None, checkp
     if progress:
         from rich.console import Console
 
-        from .cli.progress import PlainSink
+        from .views.progress import PlainSink
 
         sinks.append(PlainSink(Console(stderr=True)))
     result = plan.trainer(p, sinks, threading.Event()).run()

@@ -21,7 +21,8 @@ from charrnn.cli import app
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.data.corpus import prepare
 from charrnn.tasks.lm import LanguageModelling
-from charrnn.training import checkpoint, distributed
+from charrnn.runtime import distributed
+from charrnn.training import checkpoint
 
 ALPHABETS = {"digits": "0123456789", "vowels": "aeiou"}
 

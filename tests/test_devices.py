@@ -4,10 +4,11 @@ autocast choice, and a checkpoint written on a GPU that opens and samples on a C
 import pytest
 import torch
 
-from charrnn.training import checkpoint, hardware
+from charrnn.runtime import hardware
+from charrnn.training import checkpoint
 from charrnn.cli import app
 from charrnn.errors import ConfigError
-from charrnn.training.hardware import pick_device, pick_precision
+from charrnn.runtime.hardware import pick_device, pick_precision
 
 
 @pytest.fixture

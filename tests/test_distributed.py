@@ -131,7 +131,7 @@ def test_a_rank_that_dies_ends_the_run_and_keeps_the_checkpoint(tmp_path, corpus
 def test_more_ranks_than_gpus_is_one_line(monkeypatch, device):
     """torchrun --nproc-per-node 2 on a machine with one GPU: the error says how many there are and what to run."""
     from charrnn.errors import ConfigError
-    from charrnn.training import distributed
+    from charrnn.runtime import distributed
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")

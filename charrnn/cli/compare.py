@@ -1,6 +1,6 @@
 """`charrnn compare`: several model kinds on one corpus for one budget each, in one table.
 
-The logic (sizing, training, measuring, the reference rows) is training/compare.py;
+The logic (sizing, training, measuring, the reference rows) is charrnn/compare.py;
 this module parses the options, shows progress, prints the table and writes one
 JSON line per row.
 """
@@ -43,7 +43,7 @@ from .common import (
     out,
     user_errors,
 )
-from .progress import PlainSink, si
+from ..views.progress import PlainSink, si
 
 DEFAULT_CELLS = "rnn,lstm,gru,leaky,esn,jordan"
 DEFAULT_BUDGET = "1m"
@@ -109,7 +109,7 @@ def compare(
     """Train several kinds of recurrent net on one corpus, each for the same budget, and
     compare them: parameters, speed, validation bits/char, how far back the gradient
     reaches, a sample; with n-gram reference rows (and exact ones on the long-range corpora)."""
-    from ..training import distributed
+    from ..runtime import distributed
 
     if distributed.launched():
         raise ConfigError("charrnn compare runs in a single process; drop torchrun (train one kind under torchrun instead).")
@@ -133,7 +133,7 @@ def compare(
 
 def _run(kinds: tuple[str, ...], target: int | None, data: DataConfig, base: ModelConfig, tcfg: TrainConfig, options: dict[str, Any],
          folder: Path, root: Path, jsonl: Path, verbose: bool) -> None:  # fmt: skip
-    from ..training import compare as cmp
+    from .. import compare as cmp
     from ..training import plan
 
     for cell in kinds:

@@ -58,11 +58,9 @@ def predict(
     opts = PredictOptions(trace=trace, beam=beam, top=top, attention_map=attention_map, temperature=temperature, seed=seed)
     predictor = spec.load().predictor(ck, model, opts)
     inputs = _inputs(texts, file)
-    view = None
-    if spec.view and not as_json:
-        from .views import load
+    from ..views import prediction_view
 
-        view = load(spec.view)
+    view = None if as_json else prediction_view(spec.name)
     for i, text in enumerate(inputs):
         p = predictor.predict(text)
         if as_json:

@@ -69,7 +69,7 @@ def sample(
     from ..config import from_dict
     from ..tasks.generate import eos_text, generate, generate_batch, label_index, new_seed
     from ..training import checkpoint
-    from ..training.hardware import pick_device
+    from ..runtime.hardware import pick_device
 
     path = checkpoint.find(run_or_checkpoint, checkpoints)
     ck = checkpoint.load(path)

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import ConfigError
-from ..training import distributed
+from ..runtime import distributed
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class PredictOptions:
 @dataclass(frozen=True)
 class Prediction:
     """One input's answer. `line` is what a script reads (it starts with the answer);
-    `details` is the task's own plain data, drawn by its view (TaskSpec.view) on request."""
+    `details` is the task's own plain data, drawn by its view (charrnn/views/) on request."""
 
     line: str
     details: Any = None

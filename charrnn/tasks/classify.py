@@ -30,8 +30,8 @@ from ..data.labels import LabelSet
 from ..data.tokenizer import tokenizer_from_state
 from ..errors import ConfigError, TokenizerError
 from ..models.classifier import SequenceClassifier
-from ..training import distributed
-from ..training.hardware import autocast
+from ..runtime import distributed
+from ..runtime.hardware import autocast
 from .base import Prediction, PredictOptions, Predictor, Scores, Task
 from .reports import ClassReport, ClassTrace
 

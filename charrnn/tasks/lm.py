@@ -36,8 +36,8 @@ from ..data.corpus import Corpus
 from ..errors import ConfigError
 from ..models.core import State
 from ..models.lm import CharRNN, lm_options
-from ..training import distributed
-from ..training.hardware import autocast
+from ..runtime import distributed
+from ..runtime.hardware import autocast
 from .base import Scores, Task
 from .lm_options import CONDITION_FIELDS, LMOptions
 

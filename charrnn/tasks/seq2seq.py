@@ -28,8 +28,8 @@ from ..data.bucket import BucketBatcher, pad
 from ..data.examples import PairData
 from ..data.tokenizer import tokenizer_from_state
 from ..models.seq2seq import IGNORE, Seq2Seq
-from ..training import distributed
-from ..training.hardware import autocast
+from ..runtime import distributed
+from ..runtime.hardware import autocast
 from .base import PredictOptions, Predictor, Scores, Task
 from .classify import rescale_position, shorten
 from .decode import decode, edit_distance, length_edges, max_output

@@ -30,8 +30,8 @@ from ..data.treedata import TreeData, TreeSource, TreeSplit, TreeVocab
 from ..errors import ConfigError
 from ..models import registry
 from ..models.recursive import TreeLevels, TreeNet
-from ..training import distributed
-from ..training.hardware import autocast
+from ..runtime import distributed
+from ..runtime.hardware import autocast
 from .base import Prediction, PredictOptions, Predictor, Scores, Task
 
 EVAL_TREES = 256  # trees scored in one batch

@@ -31,7 +31,7 @@ import torch
 from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..data.tokenizer import Tokenizer, tokenizer_from_state
 from ..errors import CharRNNError, CheckpointError, ConfigError
-from .hardware import precision_name
+from ..runtime.hardware import precision_name
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 1

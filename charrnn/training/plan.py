@@ -16,8 +16,9 @@ from typing import Any
 
 from ..config import LIMITS, RESUMABLE, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..errors import ConfigError
+from ..runtime import distributed
 from ..tasks import task_spec
-from . import checkpoint, distributed
+from . import checkpoint
 
 
 @dataclass(frozen=True)

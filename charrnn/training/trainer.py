@@ -24,9 +24,10 @@ import torch
 
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import CharRNNError, ConfigError, TrainingError
+from ..runtime import distributed
+from ..runtime.hardware import autocast, pick_device, pick_precision, precision_name
 from ..tasks import task_spec
-from . import checkpoint, distributed, recipe
-from .hardware import autocast, pick_device, pick_precision, precision_name
+from . import checkpoint, recipe
 from .schedule import lr_at
 from .telemetry import (
     CheckpointEvent,

@@ -76,7 +76,7 @@ def test_a_checkpoint_written_on_a_gpu_opens_and_samples_on_a_cpu(runner, workdi
 
     torch.serialization.register_package(1, tag_cuda, lambda obj, location: None)
     try:
-        torch.save(ck, path)
+        torch.save(ck.to_dict(), path)
     finally:
         torch.serialization._package_registry[:] = [p for p in torch.serialization._package_registry if p[1] is not tag_cuda]
     assert b"cuda:0" in path.read_bytes()

@@ -145,7 +145,7 @@ async def test_toy_kind_in_the_activations_screen(toy, tmp_path, corpus_file):
         assert app.screen.query_one(Heatmap).side is not None  # a gate's saturation, shut / open
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running, timeout=60, what="exit")
-    assert checkpoint.load(tmp_path / "ck" / "toy" / "last.pt")["model_config"]["cell"] == "toy"
+    assert checkpoint.load(tmp_path / "ck" / "toy" / "last.pt").model_config.cell == "toy"
 
 
 def test_unknown_cells_and_tasks_are_one_line_errors(runner, workdir, corpus_file):
@@ -200,4 +200,4 @@ def test_optimizer_trains_only_what_requires_grad(tmp_path, corpus_file):
     t.run()
     assert torch.equal(frozen, before) and not torch.equal(t.model.core.weight_ih_l0, other)
     ck = checkpoint.load(tmp_path / "run" / "last.pt")
-    assert ck["frozen"] == ["core.weight_hh_l0"]
+    assert ck.frozen == ["core.weight_hh_l0"]

@@ -46,7 +46,6 @@ def predict(
         raise ConfigError("--top lists beams: give --beam K too (K >= --top).")
     if beam is not None and top > beam:
         raise ConfigError(f"--top {top} is more than the beam keeps (--beam {beam}).")
-    from ..config import ModelConfig, from_dict
     from ..tasks import task_spec
     from ..tasks.base import PredictOptions
     from ..training import checkpoint
@@ -54,9 +53,9 @@ def predict(
     path = checkpoint.find(run_or_checkpoint, checkpoints)
     ck = checkpoint.load(path)
     model, _ = checkpoint.model_from(ck, path)
-    spec = task_spec(from_dict(ModelConfig, ck["model_config"]).task)
+    spec = task_spec(ck.task_name)
     opts = PredictOptions(trace=trace, beam=beam, top=top, attention_map=attention_map, temperature=temperature, seed=seed)
-    predictor = spec.load().predictor(ck, model, opts)
+    predictor = spec.load().predictor(ck.task, model, opts)
     inputs = _inputs(texts, file)
     from ..views import prediction_view
 

@@ -50,18 +50,12 @@ def eos_text(doc_sep: str | None) -> str:
     return {None: "\n", "line": "\n", "file": "\n", "blank": "\n\n"}.get(doc_sep, f"\n{doc_sep}\n")
 
 
-def labels_of(ck: dict[str, Any]) -> LabelSet | None:
-    """The label set a checkpoint's model is conditioned on (None: not conditioned)."""
-    state = ck.get("labels")
-    return None if state is None else LabelSet.from_state(state)
-
-
-def label_index(ck: dict[str, Any], name: str | None) -> int | None:
-    """The index of label `name` in a checkpoint's label set (None for no label); a
-    one-line ConfigError for an unknown name (listing the known ones) or a model with no labels."""
+def label_index(labels: LabelSet | None, name: str | None) -> int | None:
+    """The index of label `name` in the label set a model is conditioned on (None for no
+    label); a one-line ConfigError for an unknown name (listing the known ones) or a model
+    with no labels."""
     if name is None:
         return None
-    labels = labels_of(ck)
     if labels is None:
         raise ConfigError("this model was not trained on labelled documents (--label-from), so it takes no --label.")
     return labels.index(name)

@@ -28,7 +28,7 @@ class RunPlan:
     train: TrainConfig
     run_dir: Path
     root: Path  # where runs and the corpus cache live
-    resume: dict[str, Any] | None = None  # the loaded checkpoint a resumed run continues
+    resume: checkpoint.Checkpoint | None = None  # the loaded checkpoint a resumed run continues
 
 
 def new_run(
@@ -69,7 +69,7 @@ def resume_run(
         changes = {**dict.fromkeys(LIMITS), **changes}
     path = checkpoint.find(target, root, prefer=checkpoint.LAST)
     ck = checkpoint.load(path)
-    model, data, old = checkpoint.configs_from(ck)
+    model, data, old = ck.model_config, ck.data_config, ck.train_config
     if paths:
         data = DataConfig(**{**to_dict(data), "paths": tuple(paths)})
     train = from_dict(TrainConfig, {**to_dict(old), **changes}).validate()
@@ -81,7 +81,7 @@ def open_data(plan: RunPlan, dist: distributed.Dist = distributed.SINGLE) -> Any
     task = task_spec(plan.model.task).load()
     if not dist.main:
         distributed.barrier(dist)
-    data = task.open(plan.data, plan.root, plan.resume)
+    data = task.open(plan.data, plan.root, plan.resume.task if plan.resume is not None else None)
     if dist.main:
         distributed.barrier(dist)
     return data

@@ -46,18 +46,18 @@ def run_rows(root: Path) -> list[RunRow]:
 
     rows = []
     for r in list_runs(root, limit=10**6):
-        where = dict(name=r.path.name, path=str(r.path), modified=r.modified)
+        name, where, when = r.path.name, str(r.path), r.modified
         try:
             path = checkpoint.find(r.path, root, prefer=checkpoint.LAST)
             s = checkpoint.load(path).summary(path)
         except CharRNNError as e:
-            rows.append(RunRow(**where, error=str(e)))  # type: ignore[arg-type]
+            rows.append(RunRow(name, where, when, error=str(e)))
             continue
-        corpus = ", ".join(Path(p).name or p for p in s.corpus) or "?"
         rows.append(RunRow(
-            **where, model=f"{s.cell} {s.layers}x{s.hidden}" + ("" if s.task == "lm" else f" ({s.task})"),  # type: ignore[arg-type]
-            tokenizer=s.tokenizer if s.tokenizer != "spm" else f"spm {s.vocab_size}",  # type: ignore[arg-type]
-            corpus=corpus, step=s.step, elapsed_s=s.elapsed_s, best_val_bpc=s.best_val_bpc,
+            name, where, when, model=f"{s.cell} {s.layers}x{s.hidden}" + ("" if s.task == "lm" else f" ({s.task})"),
+            tokenizer=f"spm {s.vocab_size}" if s.tokenizer == "spm" else str(s.tokenizer),
+            corpus=", ".join(Path(p).name or p for p in s.corpus) or "?", step=s.step, elapsed_s=s.elapsed_s,
+            best_val_bpc=s.best_val_bpc,
         ))  # fmt: skip
     return rows
 

@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+if TYPE_CHECKING:
+    from ..data.labels import LabelSet
 
 T = TypeVar("T")
 
@@ -81,7 +84,7 @@ class TaskState:
     def from_dict(cls, raw: dict[str, Any]) -> TaskState:
         return _build(cls, raw, cls.NESTED)
 
-    def label_set(self) -> Any:
+    def label_set(self) -> LabelSet | None:
         """The LabelSet the model tells apart or is conditioned on (None: none)."""
         from ..data.labels import LabelSet
 

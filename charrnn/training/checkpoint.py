@@ -39,6 +39,7 @@ from typing import Any
 import torch
 
 from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from ..data.labels import LabelSet
 from ..data.tokenizer import Tokenizer, tokenizer_from_state
 from ..errors import CharRNNError, CheckpointError, ConfigError
 from ..runtime.hardware import precision_name
@@ -144,7 +145,7 @@ class Checkpoint:
     def tokenizer(self) -> Tokenizer:
         return tokenizer_from_state(self.task.tokenizer)
 
-    def labels(self) -> Any:
+    def labels(self) -> LabelSet | None:
         """The LabelSet its model tells apart or is conditioned on (None: none)."""
         return self.task.label_set()
 

@@ -36,7 +36,7 @@ from charrnn.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from charrnn.data.corpus import prepare  # noqa: E402
 from charrnn.models import documents  # noqa: E402
 from charrnn.models.lm import CharRNN  # noqa: E402
-from charrnn.training.hardware import autocast  # noqa: E402
+from charrnn.runtime.hardware import autocast  # noqa: E402
 from charrnn.training.trainer import Trainer  # noqa: E402
 
 WORDS = ("the of and to in is was that for on as with by it his be at from this had not are but which or have an they "

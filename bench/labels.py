@@ -76,7 +76,7 @@ def samples(run: Path, label: str | None, n: int, seed: int) -> list[str]:
     model, tok = checkpoint.model_from(ck, run)
     cfg = SampleConfig(length=300, num=1, temperature=1.0)
     gen = torch.Generator().manual_seed(seed)
-    at = label_index(ck, label)
+    at = label_index(ck.labels(), label)
     return [sample_text(model, tok, cfg, gen, label=at) for _ in range(n)]
 
 

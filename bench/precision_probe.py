@@ -29,7 +29,7 @@ from _common import header  # noqa: E402
 
 from charrnn.config import parse_duration  # noqa: E402
 from charrnn.training import autoprecision as ap  # noqa: E402
-from charrnn.training.hardware import cpu_class, cpu_has_native_bf16  # noqa: E402
+from charrnn.runtime.hardware import cpu_class, cpu_has_native_bf16  # noqa: E402
 
 
 def main() -> None:

@@ -152,10 +152,10 @@ def main() -> None:
             carried, windows, ck = score_charrnn(Path(tmp) / f"q{b}", text)
             curve = [json.loads(line) for line in (Path(tmp) / f"q{b}" / "metrics.jsonl").read_text().splitlines()]
             at = {m: min(curve, key=lambda c: abs(c["elapsed_s"] - 60 * m))["val_loss"] for m in (1, 2, 3) if 60 * m <= curve[-1]["elapsed_s"] + 5}
-            used = ck.get("trained_precision", "?")
-            print(f"  {ck['step']:,} steps in {wall:.0f} s wall ({used}); carried {carried:.4f}, windows {windows:.4f} nats/char; "
+            used = ck.trained_precision or "?"
+            print(f"  {ck.step:,} steps in {wall:.0f} s wall ({used}); carried {carried:.4f}, windows {windows:.4f} nats/char; "
                   f"in-run curve: {', '.join(f'{m} min {v:.3f}' for m, v in at.items())}", flush=True)  # fmt: skip
-            rows.append((f"charrnn {used.split()[0]}", b, carried, windows, ck["step"]))
+            rows.append((f"charrnn {used.split()[0]}", b, carried, windows, ck.step))
             if not args.skip_plain:
                 pc, pw, steps = plain_reference(text, parse_duration(b))
                 print(f"  plain reference loop, {b}: {steps:,} steps; carried {pc:.4f}, windows {pw:.4f} nats/char", flush=True)

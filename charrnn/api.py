@@ -24,12 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .config import DEFAULT_CHECKPOINTS, DataConfig, ModelConfig, SampleConfig, from_dict
+from .config import DEFAULT_CHECKPOINTS, DataConfig, ModelConfig, SampleConfig
 from .errors import ConfigError
 from .inspect.trace import Activations, activations, gradient_flow
+from .runtime.hardware import pick_device
 from .tasks.generate import eos_text, generate, new_seed
 from .training import checkpoint
-from .training.hardware import pick_device
 
 __all__ = ["Model", "load", "train"]
 
@@ -37,26 +37,24 @@ __all__ = ["Model", "load", "train"]
 class Model:
     """A trained model and its tokenizer, loaded from a checkpoint."""
 
-    def __init__(self, path: Path, ck: dict[str, Any], device: str = "cpu"):
+    def __init__(self, path: Path, ck: checkpoint.Checkpoint, device: str = "cpu"):
         self.path = path
         self.run_dir = path.parent
         self._ck = ck
         self.net, self.tokenizer = checkpoint.model_from(ck, path)
         self.device = pick_device(device)
         self.net.to(self.device)
-        self.config = from_dict(ModelConfig, ck["model_config"])
-        self.doc_sep = from_dict(DataConfig, ck.get("data_config", {})).doc_sep
+        self.config = ck.model_config
+        self.doc_sep = ck.data_config.doc_sep
         self.result: Any = None  # train()'s TrainResult, for a model it just trained
 
     def __repr__(self) -> str:
-        return f"charrnn.Model({str(self.path)!r}: {self.config.summary()}, step {self._ck['step']:,})"
+        return f"charrnn.Model({str(self.path)!r}: {self.config.summary()}, step {self._ck.step:,})"
 
     @property
     def info(self) -> dict[str, Any]:
         """What `charrnn info --json` prints: configs, vocabulary, steps, validation loss."""
-        from .cli.info import summarize
-
-        return summarize(self.path, self._ck)
+        return self._ck.summary(self.path).to_json()
 
     def _language_model(self, what: str) -> None:
         if self.config.task != "lm":
@@ -126,7 +124,7 @@ def train(corpus: str | Path | list[str | Path], name: str | None = None, checkp
     if progress:
         from rich.console import Console
 
-        from .cli.progress import PlainSink
+        from .views.progress import PlainSink
 
         sinks.append(PlainSink(Console(stderr=True)))
     result = plan.trainer(p, sinks, threading.Event()).run()

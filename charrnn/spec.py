@@ -23,6 +23,8 @@ from typing import Any, Callable
 P_TASK, P_CORPUS, P_ENDS, P_MODEL, P_CELL = "Task", "Corpus", "Conditioning (lm, seq2seq) and ends (lm)", "Model", "Cell options"
 P_CLASSIFY, P_SEQ2SEQ = "Classification (--task classify)", "Encoder-decoder (--task seq2seq)"
 P_OPT, P_EVAL, P_OUT, P_HW, P_SAMPLE = "Optimisation", "Evaluation", "Output", "Hardware", "Sampling"
+VERSION = "0.1.0"  # charrnn.__version__; here, in the bottom layer, so every layer may say which charrnn wrote a file
+
 PANELS = (P_TASK, P_CORPUS, P_ENDS, P_MODEL, P_CELL, P_CLASSIFY, P_SEQ2SEQ, P_OPT, P_EVAL, P_OUT, P_HW)
 
 Choices = tuple[str, ...] | Callable[[], tuple[str, ...]]

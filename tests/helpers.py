@@ -77,7 +77,7 @@ def resumes_exactly(root: Any, data: Any, model: Any, steps: int = 30, at: int =
     assert first.stopped_by == "interrupt" and first.step == at
     second = plan.trainer(plan.resume_run(root / "split", root), [], threading.Event()).run()
     assert second.step == steps and second.stopped_by == "steps"
-    a, b = (checkpoint.load(root / run / "last.pt")["model"] for run in ("straight", "split"))
+    a, b = (checkpoint.load(root / run / "last.pt").weights for run in ("straight", "split"))
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=0, rtol=0)
 

@@ -11,7 +11,8 @@ from helpers import TINY
 from charrnn.cli import app
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.training import autoprecision as ap
-from charrnn.training import hardware, plan
+from charrnn.runtime import hardware
+from charrnn.training import plan
 
 # faked step times (seconds): bf16 step of the defaults, fp32 step of the fp32 recipe
 AMX = ap.Probe(0.008, 0.017, "an AMX Xeon", cpu_class="AMX")  # bf16 tiles: the 2x256 bf16 step is the cheaper

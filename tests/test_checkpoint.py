@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import pickle
@@ -13,18 +14,20 @@ import pytest
 import torch
 
 from charrnn.cli import app
-from charrnn.config import ModelConfig, SampleConfig, to_dict
+from charrnn.config import ModelConfig, SampleConfig
 from charrnn.data.tokenizer import CharTokenizer
 from charrnn.errors import CheckpointError
 from charrnn.models.lm import CharRNN
 from charrnn.tasks.generate import eos_text, sample_text
+from charrnn.tasks.state import LMState
 from charrnn.training import checkpoint
 
 
 def payload(tok=None):
     tok = tok or CharTokenizer("abc\n")
     m = CharRNN(ModelConfig(cell="gru", layers=1, hidden=8, embed=4, vocab_size=tok.vocab_size))
-    return {"model_config": to_dict(m.cfg), "tokenizer": tok.to_state(), "model": m.state_dict(), "step": 3}, m
+    ck = checkpoint.Checkpoint(model_config=m.cfg, weights=m.state_dict(), task=LMState(tokenizer=tok.to_state()), step=3)
+    return ck, m
 
 
 def test_round_trip(tmp_path):
@@ -32,7 +35,7 @@ def test_round_trip(tmp_path):
     checkpoint.save(tmp_path / "last.pt", p)
     ck = checkpoint.load(tmp_path / "last.pt")
     model, tok = checkpoint.model_from(ck)
-    assert tok.chars == ("\n", "a", "b", "c") and ck["step"] == 3 and not model.training
+    assert tok.chars == ("\n", "a", "b", "c") and ck.step == 3 and not model.training
     for k, v in m.state_dict().items():
         assert torch.equal(model.state_dict()[k], v)
     assert [f.name for f in tmp_path.iterdir()] == ["last.pt"]  # no temp files left
@@ -82,14 +85,14 @@ def test_pickle_with_code_is_never_executed(tmp_path, monkeypatch):
 
 def test_newer_format(tmp_path):
     p, _ = payload()
-    torch.save({**p, "format": checkpoint.FORMAT, "version": checkpoint.VERSION + 1}, tmp_path / "new.pt")
+    torch.save({**p.to_dict(), "format": checkpoint.FORMAT, "version": checkpoint.VERSION + 1}, tmp_path / "new.pt")
     with pytest.raises(CheckpointError, match="newer charrnn"):
         checkpoint.load(tmp_path / "new.pt")
 
 
 def test_weights_that_do_not_fit(tmp_path):
     p, _ = payload()
-    p["model_config"]["hidden"] = 9
+    p.model_config = dataclasses.replace(p.model_config, hidden=9)
     checkpoint.save(tmp_path / "c.pt", p)
     with pytest.raises(CheckpointError, match="do not fit"):
         checkpoint.model_from(checkpoint.load(tmp_path / "c.pt"))
@@ -102,7 +105,7 @@ def test_refuses_non_finite_weights_and_keeps_the_old_file(tmp_path):
     bad = {k: v.clone() for k, v in m.state_dict().items()}
     bad["head.weight"][0, 0] = float("nan")
     with pytest.raises(CheckpointError, match="not finite"):
-        checkpoint.save(tmp_path / "last.pt", {**p, "model": bad})
+        checkpoint.save(tmp_path / "last.pt", dataclasses.replace(p, weights=bad))
     assert (tmp_path / "last.pt").read_bytes() == before
 
 
@@ -116,7 +119,7 @@ def test_full_disk_keeps_the_previous_checkpoint(tmp_path):
         from charrnn.training import checkpoint
         from charrnn.errors import CheckpointError
         ck = checkpoint.load({str(tmp_path / "last.pt")!r})
-        ck["model"] = {{k: torch.randn(4096) if k == "head.bias" else v for k, v in ck["model"].items()}}
+        ck.weights = {{k: torch.randn(4096) if k == "head.bias" else v for k, v in ck.weights.items()}}
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
         try:
@@ -154,9 +157,9 @@ def test_best_is_a_snapshot_not_an_alias(tmp_path):
     p, _ = payload()
     checkpoint.save(tmp_path / "last.pt", p)
     checkpoint.copy(tmp_path / "last.pt", tmp_path / "best.pt")
-    checkpoint.save(tmp_path / "last.pt", {**p, "step": 99})
-    assert checkpoint.load(tmp_path / "best.pt")["step"] == 3
-    assert checkpoint.load(tmp_path / "last.pt")["step"] == 99
+    checkpoint.save(tmp_path / "last.pt", dataclasses.replace(p, step=99))
+    assert checkpoint.load(tmp_path / "best.pt").step == 3
+    assert checkpoint.load(tmp_path / "last.pt").step == 99
 
 
 # ------------------------------------------- checkpoints written by earlier versions
@@ -179,8 +182,30 @@ def test_old_checkpoints_load_and_sample_the_same_text(name):
     ck = checkpoint.load(OLD / name)
     model, tok = checkpoint.model_from(ck)
     cfg = SampleConfig(prime=want["prime"], length=want["length"], seed=want["seed"])
-    text = sample_text(model, tok, cfg, torch.Generator().manual_seed(want["seed"]), eos_text(ck["data_config"]["doc_sep"]))
+    text = sample_text(model, tok, cfg, torch.Generator().manual_seed(want["seed"]), eos_text(ck.data_config.doc_sep))
     assert text == want["text"]
+
+
+def test_a_format_1_file_is_migrated_and_written_back_in_the_current_format(tmp_path):
+    """Format 1 kept the task's keys at the top level; the Checkpoint reads them into its
+    typed task section, and saving writes the current format, which reads back the same."""
+    raw = torch.load(OLD / "main-v1-lstm-docs.pt", weights_only=True)
+    assert raw["version"] == 1 and "tokenizer" in raw and "task" not in raw  # the old layout, as the file holds it
+    ck = checkpoint.load(OLD / "main-v1-lstm-docs.pt")
+    assert ck.version == 1 and isinstance(ck.task, LMState) and ck.task.tokenizer == raw["tokenizer"]
+    assert ck.task.carried_state and all(torch.equal(a, b) for a, b in zip(ck.task.carried_state, raw["carried_state"]))
+    assert ck.task.steps_per_epoch == raw["steps_per_epoch"] and ck.task.corpus.chars_train == raw["corpus"]["chars_train"]
+    assert ck.step == raw["step"] and ck.model_config.cell == raw["model_config"]["cell"] == "lstm"
+    checkpoint.save(tmp_path / "new.pt", ck)
+    new = torch.load(tmp_path / "new.pt", weights_only=True)
+    assert new["version"] == checkpoint.VERSION == 2 and "tokenizer" not in new and new["task"]["tokenizer"] == raw["tokenizer"]
+    again = checkpoint.load(tmp_path / "new.pt")
+    assert again.version == checkpoint.VERSION
+    assert again.summary("x") == dataclasses.replace(ck.summary("x"), format_version=checkpoint.VERSION)
+    for bad in (0, -1):
+        torch.save({**raw, "version": bad}, tmp_path / "bad.pt")
+        with pytest.raises(CheckpointError, match="not one charrnn ever wrote"):
+            checkpoint.load(tmp_path / "bad.pt")
 
 
 def test_old_checkpoint_resumes_and_shows(runner, workdir):
@@ -192,4 +217,4 @@ def test_old_checkpoint_resumes_and_shows(runner, workdir):
     corpus = old_corpus(workdir / "docs.txt")  # the corpus has moved since: name it again
     r = runner.invoke(app, ["train", str(corpus), "--resume", str(run), "--steps", "36", "--quiet", "--device", "cpu"])
     assert r.exit_code == 0 and "resuming at step 30" in r.stderr and "done at step 36" in r.stderr, r.output
-    assert checkpoint.load(run / "last.pt")["model_config"]["task"] == "lm"
+    assert checkpoint.load(run / "last.pt").model_config.task == "lm"

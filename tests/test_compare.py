@@ -12,7 +12,7 @@ from charrnn.cli import app
 from charrnn.cli.compare import parse_count
 from charrnn.config import ModelConfig
 from charrnn.errors import ConfigError
-from charrnn.training import compare as cmp
+from charrnn import compare as cmp
 
 SMALL = ["--layers", "1", "--hidden", "24", "--embed", "8", "--seq-len", "16", "--batch-size", "4", "--device", "cpu"]
 

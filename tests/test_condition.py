@@ -21,7 +21,8 @@ from charrnn.cli import app
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.data.corpus import prepare
 from charrnn.tasks.lm import LanguageModelling
-from charrnn.training import checkpoint, distributed
+from charrnn.runtime import distributed
+from charrnn.training import checkpoint
 
 ALPHABETS = {"digits": "0123456789", "vowels": "aeiou"}
 
@@ -77,7 +78,7 @@ def test_labelled_run_end_to_end(runner, workdir):
     r = runner.invoke(app, ["train", *files, "--resume", "lab", "--steps", "310", "--device", "cpu", "--quiet"])  # the same labels
     assert r.exit_code == 0 and "resuming at step 300" in r.stderr, r.output
     ck = checkpoint.load(workdir / "checkpoints" / "lab" / "last.pt")
-    assert ck["labels"] == {"labels": ["digits", "vowels"]} and ck["model_config"]["options"]["labels"] == 2
+    assert ck.task.labels == {"labels": ["digits", "vowels"]} and ck.model_config.options["labels"] == 2
 
 
 def test_options_that_do_not_fit_are_one_line_errors(runner, workdir, corpus_file):
@@ -103,8 +104,8 @@ def test_input_only_conditioning_with_carried_state_and_a_prefix_source(runner, 
               "--steps", "200", "--batch-size", "8", "--name", "pre")  # fmt: skip
     assert r.exit_code == 0, r.output
     ck = checkpoint.load(workdir / "checkpoints" / "pre" / "last.pt")
-    assert ck["model_config"]["options"]["condition"] == "input"
-    assert not any(k.startswith("context.init") for k in ck["model"])  # no h(0) projection
+    assert ck.model_config.options["condition"] == "input"
+    assert not any(k.startswith("context.init") for k in ck.weights)  # no h(0) projection
     s = runner.invoke(app, ["sample", "pre", "--label", "digits", "--num", "5", "--length", "20", "--seed", "2"])
     assert attributed(s.stdout)["digits"] > 0.8, s.stdout
     a = runner.invoke(app, ["inspect", "pre", "--label", "vowels", "--text", "aeiou", "--at", "end"])

@@ -22,7 +22,7 @@ def start(tmp_path, *extra):
 def wait_for(path, proc, past_step=-1, timeout=60.0):
     """Until `path` holds a checkpoint beyond `past_step`: the process is really training."""
     t = time.monotonic() + timeout
-    while not (path.exists() and checkpoint.load(path)["step"] > past_step):
+    while not (path.exists() and checkpoint.load(path).step > past_step):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < t
         time.sleep(0.05)
@@ -36,25 +36,25 @@ def test_sigkill_at_random_moments_always_leaves_a_loadable_checkpoint(tmp_path,
     steps = [-1]
     for kill in range(5):
         wait_for(last, proc, past_step=steps[-1])
-        before = checkpoint.load(last)["step"]
+        before = checkpoint.load(last).step
         time.sleep(rng.uniform(0.0, 1.5))  # somewhere in the middle of steps and saves
         assert proc.poll() is None, proc.communicate()  # still training when killed
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         ck = checkpoint.load(last)  # whole, and it opens
         model, tok = checkpoint.model_from(ck)
-        assert ck["step"] >= before
-        steps.append(ck["step"])
+        assert ck.step >= before
+        steps.append(ck.step)
         proc = start(tmp_path, "--resume", "k")  # goes on from the checkpoint it finds
     time.sleep(1.0)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert steps == sorted(set(steps))  # every resume went on from where the kill left it
     # a resumed run that finishes goes on from the last step and leaves no temporary files behind
-    at = checkpoint.load(last)["step"]
+    at = checkpoint.load(last).step
     done = subprocess.run(cmd("--resume", "k", "--steps", str(at + 3)), cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert f"resuming at step {at:,}" in done.stderr and checkpoint.load(last)["step"] == at + 3
+    assert f"resuming at step {at:,}" in done.stderr and checkpoint.load(last).step == at + 3
     assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.toml", "last.pt", "metrics.jsonl"]
 
 
@@ -69,4 +69,4 @@ def test_ctrl_c_saves_then_exits(tmp_path, corpus_file):
     no_traceback(err)
     assert "stopping: saving a checkpoint" in err and "interrupted" in err
     ck = checkpoint.load(last)
-    assert ck["step"] > 0 and f"done at step {ck['step']:,}" in err
+    assert ck.step > 0 and f"done at step {ck.step:,}" in err

@@ -4,10 +4,11 @@ autocast choice, and a checkpoint written on a GPU that opens and samples on a C
 import pytest
 import torch
 
-from charrnn.training import checkpoint, hardware
+from charrnn.runtime import hardware
+from charrnn.training import checkpoint
 from charrnn.cli import app
 from charrnn.errors import ConfigError
-from charrnn.training.hardware import pick_device, pick_precision
+from charrnn.runtime.hardware import pick_device, pick_precision
 
 
 @pytest.fixture
@@ -75,7 +76,7 @@ def test_a_checkpoint_written_on_a_gpu_opens_and_samples_on_a_cpu(runner, workdi
 
     torch.serialization.register_package(1, tag_cuda, lambda obj, location: None)
     try:
-        torch.save(ck, path)
+        torch.save(ck.to_dict(), path)
     finally:
         torch.serialization._package_registry[:] = [p for p in torch.serialization._package_registry if p[1] is not tag_cuda]
     assert b"cuda:0" in path.read_bytes()

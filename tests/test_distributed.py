@@ -43,8 +43,8 @@ def test_two_processes_train_and_the_checkpoint_samples_alone(tmp_path, corpus):
     assert out.count("done at step 90") == 1  # rank 0 alone reports
     assert "128 tokens a step" in out  # the global batch: 2 ranks x 4 streams x 16 steps
     ck = checkpoint.load(tmp_path / "checkpoints" / "d" / "last.pt")
-    assert ck["world"] == 2 and not any(k.startswith("module.") for k in ck["model"])
-    assert ck["carried_state"][0].shape == (1, 8, 24)  # both ranks' streams
+    assert ck.task.world == 2 and not any(k.startswith("module.") for k in ck.weights)
+    assert ck.task.carried_state[0].shape == (1, 8, 24)  # both ranks' streams
     lines = (tmp_path / "checkpoints" / "d" / "metrics.jsonl").read_text().splitlines()
     losses = [json.loads(x)["val_loss"] for x in lines]
     assert len(losses) == 4 and losses[-1] < losses[0] - 0.3  # it learns
@@ -54,7 +54,7 @@ def test_two_processes_train_and_the_checkpoint_samples_alone(tmp_path, corpus):
     # resume with one process instead of two
     r1 = single(tmp_path, "--resume", "d", "--steps", "100")
     assert r1.returncode == 0, r1.stderr[-2000:]
-    assert "resuming at step 90" in r1.stderr and checkpoint.load(tmp_path / "checkpoints" / "d" / "last.pt")["step"] == 100
+    assert "resuming at step 90" in r1.stderr and checkpoint.load(tmp_path / "checkpoints" / "d" / "last.pt").step == 100
 
 
 def test_two_ranks_of_b_equal_one_rank_of_2b(tmp_path, corpus):
@@ -65,11 +65,11 @@ def test_two_ranks_of_b_equal_one_rank_of_2b(tmp_path, corpus):
     b = single(tmp_path, *common, "--batch-size", "6", "--out", "one")
     assert a.returncode == 0, a.stderr[-3000:]
     assert b.returncode == 0, b.stderr[-3000:]
-    wa, wb = (checkpoint.load(tmp_path / d / "last.pt")["model"] for d in ("two", "one"))
+    wa, wb = (checkpoint.load(tmp_path / d / "last.pt").weights for d in ("two", "one"))
     for k in wa:
         torch.testing.assert_close(wa[k], wb[k], atol=1e-6, rtol=1e-5)
-    wc = checkpoint.load(tmp_path / "two" / "last.pt")["carried_state"][0]
-    wd = checkpoint.load(tmp_path / "one" / "last.pt")["carried_state"][0]
+    wc = checkpoint.load(tmp_path / "two" / "last.pt").task.carried_state[0]
+    wd = checkpoint.load(tmp_path / "one" / "last.pt").task.carried_state[0]
     torch.testing.assert_close(wc, wd, atol=1e-5, rtol=1e-4)  # the same streams, carried the same way
 
 
@@ -78,7 +78,7 @@ def test_single_run_resumes_under_torchrun_and_errors_stay_one_line(tmp_path, co
     assert r.returncode == 0, r.stderr[-2000:]
     r2 = torchrun(tmp_path, 2, "--resume", "s", "--steps", "16")
     assert r2.returncode == 0, r2.stderr[-3000:]
-    assert checkpoint.load(tmp_path / "checkpoints" / "s" / "last.pt")["step"] == 16
+    assert checkpoint.load(tmp_path / "checkpoints" / "s" / "last.pt").step == 16
     bad = torchrun(tmp_path, 2, str(tmp_path / "missing.txt"), *MODEL, "--steps", "5")
     assert bad.returncode != 0
     errors = [line for line in bad.stderr.splitlines() if line.startswith("error: ")]
@@ -114,7 +114,7 @@ def test_a_rank_that_dies_ends_the_run_and_keeps_the_checkpoint(tmp_path, corpus
                             env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
     last = tmp_path / "checkpoints" / "k" / "last.pt"
     deadline = time.monotonic() + 120
-    while not (last.exists() and checkpoint.load(last)["step"] >= 10):
+    while not (last.exists() and checkpoint.load(last).step >= 10):
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
         time.sleep(0.1)
     ranks = _children_by_rank(proc.pid)
@@ -124,14 +124,14 @@ def test_a_rank_that_dies_ends_the_run_and_keeps_the_checkpoint(tmp_path, corpus
     assert proc.returncode != 0
     assert "error: another process of this run stopped" in err
     ck = checkpoint.load(last)  # whole, and it opens
-    assert ck["step"] >= 10
+    assert ck.step >= 10
 
 
 @pytest.mark.parametrize("device", ["cuda", "auto"])
 def test_more_ranks_than_gpus_is_one_line(monkeypatch, device):
     """torchrun --nproc-per-node 2 on a machine with one GPU: the error says how many there are and what to run."""
     from charrnn.errors import ConfigError
-    from charrnn.training import distributed
+    from charrnn.runtime import distributed
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")

@@ -143,7 +143,7 @@ def test_training_never_touches_the_reservoir_and_the_ridge_start_pays(tmp_path,
         notes = [e.text for e in sink.of(MessageEvent)]
         assert any(n.startswith("ridge readout:") for n in notes) == (readout == "ridge")
         ck = checkpoint.load(tmp_path / readout / "last.pt")
-        assert sorted(ck["frozen"]) == sorted(frozen)
+        assert sorted(ck.frozen) == sorted(frozen)
         losses[readout] = result.final_val_loss
     assert losses["ridge"] < losses["gradient"] - 0.3 and losses["ridge"] < math.log(30)
 

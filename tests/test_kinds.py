@@ -111,8 +111,8 @@ def test_toy_kind_option_reaches_the_model_through_the_cli(toy, runner, workdir,
                             *TINY, *STILL, "--quiet"])  # fmt: skip
     assert r.exit_code == 0, r.output
     ck = checkpoint.load(workdir / "checkpoints" / "k" / "last.pt")
-    assert ck["model_config"]["options"] == {"keep_bias": 2.5}
-    torch.testing.assert_close(ck["model"]["core.b.0"][32:], torch.full((32,), 2.5), atol=1e-6, rtol=0)
+    assert ck.model_config.options == {"keep_bias": 2.5}
+    torch.testing.assert_close(ck.weights["core.b.0"][32:], torch.full((32,), 2.5), atol=1e-6, rtol=0)
     assert 'keep-bias = 2.5' in (workdir / "checkpoints" / "k" / "config.toml").read_text()
     r = runner.invoke(app, ["train", str(corpus_file), "--cell", "lstm", "--keep-bias", "2.5", "--device", "cpu", *TINY, *STILL])
     assert r.exit_code == 1 and "--keep-bias does not fit --cell lstm with --task lm" in r.stderr
@@ -147,8 +147,8 @@ def test_toy_task_option_reaches_the_model_through_the_cli(toy_task, runner, wor
                             *TINY, *STILL, "--quiet"])  # fmt: skip
     assert r.exit_code == 0, r.output
     ck = checkpoint.load(workdir / "checkpoints" / "h" / "last.pt")
-    assert ck["model_config"]["task"] == "headstart" and ck["model_config"]["options"] == {"head_bias": -1.5}
-    bias = ck["model"]["head.bias"]
+    assert ck.model_config.task == "headstart" and ck.model_config.options == {"head_bias": -1.5}
+    bias = ck.weights["head.bias"]
     torch.testing.assert_close(bias, torch.full_like(bias, -1.5), atol=1e-6, rtol=0)
     r = runner.invoke(app, ["train", str(corpus_file), "--head-bias", "1", "--device", "cpu", *TINY, *STILL])
     assert r.exit_code == 1 and "--head-bias does not fit --cell lstm with --task lm" in r.stderr
@@ -202,7 +202,7 @@ async def test_toy_kind_in_the_activations_screen(toy, tmp_path, corpus_file):
         assert app.screen.query_one(Heatmap).side is not None  # a gate's saturation, shut / open
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running, timeout=60, what="exit")
-    assert checkpoint.load(tmp_path / "ck" / "toy" / "last.pt")["model_config"]["cell"] == "toy"
+    assert checkpoint.load(tmp_path / "ck" / "toy" / "last.pt").model_config.cell == "toy"
 
 
 def test_unknown_cells_and_tasks_are_one_line_errors(runner, workdir, corpus_file):
@@ -257,4 +257,4 @@ def test_optimizer_trains_only_what_requires_grad(tmp_path, corpus_file):
     t.run()
     assert torch.equal(frozen, before) and not torch.equal(t.model.core.weight_ih_l0, other)
     ck = checkpoint.load(tmp_path / "run" / "last.pt")
-    assert ck["frozen"] == ["core.weight_hh_l0"]
+    assert ck.frozen == ["core.weight_hh_l0"]

@@ -134,8 +134,8 @@ def test_through_the_cli(runner, workdir, corpus_file, tmp_path):
     r = runner.invoke(app, ["train", "--resume", "lk", "--steps", "30", "--quiet"])
     assert r.exit_code == 0 and "done at step 30" in r.stderr, r.output
     ck = checkpoint.load(workdir / "checkpoints" / "lk" / "last.pt")
-    assert ck["carried_state"][1].shape == (1, 4, 3, 32)  # h(t-2) .. h(t-4) of each stream
-    assert ck["frozen"] == ["core.log_tau.0"]
+    assert ck.task.carried_state[1].shape == (1, 4, 3, 32)  # h(t-2) .. h(t-4) of each stream
+    assert ck.frozen == ["core.log_tau.0"]
     out = tmp_path / "lk.json"
     r = runner.invoke(app, ["inspect", "lk", "--text", "The cat sat.", "--unit", "31", "--json", str(out)])
     assert r.exit_code == 0, r.output

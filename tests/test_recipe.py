@@ -11,7 +11,8 @@ from helpers import TINY
 
 from charrnn.cli import app
 from charrnn.config import FP32_CPU_RECIPE, DataConfig, ModelConfig, TrainConfig
-from charrnn.training import hardware, plan, recipe
+from charrnn.runtime import hardware
+from charrnn.training import plan, recipe
 
 
 @pytest.fixture

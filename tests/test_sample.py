@@ -200,6 +200,6 @@ def test_cli_num_prints_each_sample(runner, tmp_path):
     p.write_text(make_text(300))
     r = runner.invoke(app, ["train", str(p), *TINY, "--steps", "5", "--quiet", "--device", "cpu", "--out", str(tmp_path / "r")])
     assert r.exit_code == 0, r.output
-    assert ckmod.load(tmp_path / "r" / "last.pt")["step"] == 5
+    assert ckmod.load(tmp_path / "r" / "last.pt").step == 5
     s = runner.invoke(app, ["sample", str(tmp_path / "r"), "--num", "4", "--length", "30", "--seed", "1", "--prime", "The"])
     assert s.exit_code == 0 and s.stdout.count("The") >= 4 and len(s.stdout.split("\n\n")) >= 4

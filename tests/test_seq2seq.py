@@ -221,7 +221,7 @@ def test_sample_beam_finds_the_most_likely_text_of_a_known_language_model(runner
 
     path = workdir / "checkpoints/ab/best.pt"
     ck = checkpoint.load(path)
-    w = ck["model"]
+    w = ck.weights
     assert w["embed.weight"].shape == (3, 3)  # a, b and the end-of-document token (id 2)
     w["embed.weight"] = torch.eye(3)
     w["core.weight_ih_l0"], w["core.weight_hh_l0"] = 20 * torch.eye(3), torch.zeros(3, 3)  # h = tanh(20 onehot) = onehot

@@ -197,7 +197,7 @@ def test_a_large_alphabet_trains_at_a_small_vocabulary_and_round_trips(runner, w
     spelled, of = int(m[1].replace(",", "")), int(m[2].replace(",", ""))
     assert of == len(distinct) and 1000 < spelled < of and 5 < float(m[3]) < 50
     ck = checkpoint.load(workdir / "checkpoints" / "t" / "last.pt")
-    tok = tokenizer_from_state(ck["tokenizer"])
+    tok = tokenizer_from_state(ck.task.tokenizer)
     assert tok.vocab_size == 800 and tok.bytes_spelled[:2] == (spelled, of)
     docs = text.split("\n%\n")
     for doc in docs[:50] + ["".join(sorted(distinct))]:  # every character of the alphabet, pieces and bytes
@@ -328,7 +328,7 @@ def test_cli_train_sample_info_resume_on_another_machine(runner, workdir, mixed_
     assert r.exit_code == 0, r.output
     assert "resuming at step 10" in r.stderr and "done at step 15" in r.stderr
     ck = checkpoint.load(workdir / "checkpoints" / "s" / "last.pt")
-    assert ck["tokenizer"]["kind"] == "spm" and ck["step"] == 15
+    assert ck.task.tokenizer["kind"] == "spm" and ck.step == 15
 
 
 def test_default_vocabulary_is_lowered_and_said_so(runner, workdir):

@@ -22,6 +22,7 @@ from charrnn.models.lm import CharRNN
 from charrnn.inspect.stats import decay_per_step
 from charrnn.inspect.trace import gradient_flow
 from charrnn.data.tokenizer import CharTokenizer
+from charrnn.tasks.state import LMState
 
 CELLS = ["rnn", "lstm", "gru"]
 ATOL = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -131,8 +132,8 @@ def test_parity_after_optimizer_steps_and_checkpoint_round_trip(cell, tmp_path):
 
     tok = CharTokenizer("abcdefghijk")
     assert tok.vocab_size == V
-    payload = {"model": m.state_dict(), "model_config": vars(m.cfg), "tokenizer": tok.to_state(), "step": 3}
-    checkpoint.save(tmp_path / "last.pt", payload)
+    checkpoint.save(tmp_path / "last.pt", checkpoint.Checkpoint(model_config=m.cfg, weights=m.state_dict(),
+                                                                task=LMState(tokenizer=tok.to_state()), step=3))  # fmt: skip
     m2, tok2 = checkpoint.model_from(checkpoint.load(tmp_path / "last.pt"))
     assert tok2.vocab_size == V
     with torch.no_grad():

@@ -25,7 +25,7 @@ def trainer(tmp_path, corpus_file, run="run", model=MODEL, sinks=None, stop=None
 
 
 def weights(path):
-    return checkpoint.load(path)["model"]
+    return checkpoint.load(path).weights
 
 
 def test_loss_falls_and_events_flow(tmp_path, corpus_file):
@@ -103,7 +103,7 @@ def test_stop_event_saves_a_checkpoint(tmp_path, corpus_file):
 
     r = trainer(tmp_path, corpus_file, sinks=[StopSoon()], stop=stop, steps=1000).run()
     assert r.stopped_by == "interrupt" and r.step < 1000
-    assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] == r.step
+    assert checkpoint.load(tmp_path / "run" / "last.pt").step == r.step
 
 
 def test_time_budget(tmp_path, corpus_file):
@@ -136,7 +136,7 @@ def test_non_finite_loss_skips_the_step_then_stops(tmp_path, corpus_file, monkey
     warnings = [e.text for e in sink.of(MessageEvent) if e.level == "warning"]
     assert len(warnings) == 6 and "skipped" in warnings[0]
     ck = checkpoint.load(tmp_path / "run" / "last.pt")  # saved, and finite
-    assert all(torch.isfinite(v).all() for v in ck["model"].values())
+    assert all(torch.isfinite(v).all() for v in ck.weights.values())
 
 
 def test_documents_reset_state_and_train(tmp_path):
@@ -147,7 +147,7 @@ def test_documents_reset_state_and_train(tmp_path):
     r = trainer(tmp_path, p, data=data, sinks=[sink], steps=40, lr=1e-2).run()
     assert r.final_val_loss < 2.5
     ck = checkpoint.load(tmp_path / "run" / "last.pt")
-    assert ck["tokenizer"]["eos"] is True
+    assert ck.task.tokenizer["eos"] is True
 
 
 def test_lr_schedule():
@@ -201,6 +201,6 @@ def test_checkpoint_by_wall_clock(tmp_path, corpus_file):
     first = sink.of(CheckpointEvent)[0]
     assert r.stopped_by == "interrupt" and 0 < first.step < 10**6 and first.kind == "last"
     assert not sink.of(EvalEvent)  # the checkpoint came from the clock
-    assert checkpoint.load(tmp_path / "run" / "last.pt")["step"] >= first.step
+    assert checkpoint.load(tmp_path / "run" / "last.pt").step >= first.step
     with pytest.raises(ConfigError, match="--save-interval"):
         TrainConfig(save_interval=-1).validate()

@@ -87,7 +87,7 @@ def test_the_recursive_unit_resumes_exactly(runner, workdir, shallow):
     assert r.exit_code == 0, r.output
     whole, part = workdir / "checkpoints" / "whole", workdir / "checkpoints" / "part"
     assert [m["val_loss"] for m in metrics(whole)][-2:] == [m["val_loss"] for m in metrics(part)][-2:]
-    a, b = checkpoint.load(whole / "last.pt")["model"], checkpoint.load(part / "last.pt")["model"]
+    a, b = checkpoint.load(whole / "last.pt").weights, checkpoint.load(part / "last.pt").weights
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -1,6 +1,6 @@
 """`charrnn compare`: several model kinds on one corpus for one budget each, in one table.
 
-The logic (sizing, training, measuring, the reference rows) is training/compare.py;
+The logic (sizing, training, measuring, the reference rows) is charrnn/compare.py;
 this module parses the options, shows progress, prints the table and writes one
 JSON line per row.
 """
@@ -27,7 +27,7 @@ from ..runconfig import build_configs
 from . import complete
 from .common import DEFAULT_ROOT, P_MODEL, P_OUT, CheckpointsOpt, Command, app, err, out
 from .declared import Generated, own
-from .progress import PlainSink, si
+from ..views.progress import PlainSink, si
 
 DEFAULT_CELLS = "rnn,lstm,gru,leaky,esn,jordan"
 DEFAULT_BUDGET = "1m"
@@ -83,7 +83,7 @@ OWN = [
 
 
 def _compare(values: dict[str, Any], given: set[str], face: dict[str, Any]) -> None:
-    from ..training import distributed
+    from ..runtime import distributed
 
     if distributed.launched():
         raise ConfigError("charrnn compare runs in a single process; drop torchrun (train one kind under torchrun instead).")
@@ -116,7 +116,7 @@ app.command("compare", cls=Command)(compare)
 
 def _run(kinds: tuple[str, ...], target: int | None, data: DataConfig, base: ModelConfig, tcfg: TrainConfig, options: dict[str, Any],
          folder: Path, root: Path, jsonl: Path, verbose: bool) -> None:  # fmt: skip
-    from ..training import compare as cmp
+    from .. import compare as cmp
     from ..training import plan
 
     for cell in kinds:

@@ -8,12 +8,12 @@ pictures from inspect/view.py, the JSON from inspect/export.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
 
-from ..config import ModelConfig, Unknown, from_dict
+from ..config import Unknown, to_dict
 from ..errors import ConfigError, CorpusError, TokenizerError
 from ..models import registry
 from .common import DEFAULT_ROOT, P_OUT, CheckpointsOpt, Command, RunArg, UnknownOpt, app, err, out, user_errors
@@ -86,13 +86,13 @@ def inspect(
         torch.set_num_threads(threads)  # the whole process is this one command
     path = checkpoint.find(run_or_checkpoint, checkpoints)
     ck = checkpoint.load(path)
-    if from_dict(ModelConfig, ck["model_config"]).task != "tree":  # a tree run shows its nodes (below)
+    if ck.task_name != "tree":  # a tree run shows its nodes (below)
         checkpoint.require_task(ck, path, "lm", "charrnn inspect looks inside language models and tree nets; for this run use "
                                 "charrnn predict (--trace for a classifier, --attention-map for an encoder-decoder).")  # fmt: skip
     model, tok = checkpoint.model_from(ck, path)
     from ..tasks.generate import label_index
 
-    label_id = label_index(ck, label)
+    label_id = label_index(ck.labels(), label)
     if file is not None:
         text = _read(file)
     if model.cfg.task == "tree":  # a tree's nodes, not a text's positions
@@ -118,7 +118,7 @@ def inspect(
 
     m = model.cfg
     depth = depth_of(out.color_system)  # scales of colours this terminal has (256 in tmux, say)
-    out.print(view.header(str(path), acts, f"{m.cell} {m.layers}x{m.hidden}, step {ck['step']:,}"))
+    out.print(view.header(str(path), acts, f"{m.cell} {m.layers}x{m.hidden}, step {ck.step:,}"))
     overview = find is None and not gradients
     sections = []
     if overview or layer is not None or unit is not None or what is not None:
@@ -143,7 +143,7 @@ def inspect(
         out.print(s)
 
     if json_path is not None:
-        meta = {"checkpoint": str(path), "step": ck["step"], "model_config": dict(ck["model_config"])}
+        meta = {"checkpoint": str(path), "step": ck.step, "model_config": to_dict(ck.model_config)}
         doc = to_json(acts, meta, flow, found, find, inside)
         json_path.write_text(doc, encoding="utf-8")
         err.print(f"[dim]wrote {json_path} ({len(doc) / 1e6:.1f} MB)[/]")
@@ -152,7 +152,7 @@ def inspect(
             shown = (found[0].what, found[0].layer, found[0].unit)
         else:
             shown = (what_, layer_, busiest_unit(acts, what_, layer_) if unit is None else unit)
-        _write_html(html_path, acts, str(path), f"{m.cell} {m.layers}x{m.hidden}, step {ck['step']:,}", shown, top_k, flow, found, find, inside)
+        _write_html(html_path, acts, str(path), f"{m.cell} {m.layers}x{m.hidden}, step {ck.step:,}", shown, top_k, flow, found, find, inside)
 
 
 def _no_gates_title(cell: str, sat: dict) -> str:
@@ -174,12 +174,11 @@ def _write_html(html_path: Path, acts, source: str, model: str, shown: tuple, to
     err.print(f"[dim]wrote {html_path} ({len(doc.encode('utf-8')) / 1e6:.1f} MB)[/]")
 
 
-def _inspect_tree(path: Path, ck: dict, model, text: str | None, what: str | None, layer: int | None, unit: int | None,  # type: ignore[no-untyped-def]
+def _inspect_tree(path: Path, ck: Any, model, text: str | None, what: str | None, layer: int | None, unit: int | None,  # type: ignore[no-untyped-def]
                   top_k: int, gradients: bool, json_path: Path | None, unfit: list[str]) -> None:  # fmt: skip
     """inspect on a tree run: the node states of a tree the user types, drawn as the tree."""
     import numpy as np
 
-    from ..data.labels import LabelSet
     from ..data.treedata import TreeVocab
     from ..inspect import treeview, view
     from ..inspect.stats import saturation, unit_values
@@ -189,18 +188,18 @@ def _inspect_tree(path: Path, ck: dict, model, text: str | None, what: str | Non
         raise ConfigError(f"{', '.join(unfit)} {'reads' if len(unfit) == 1 else 'read'} a text's positions; a tree run "
                           "shows its nodes (--what, --layer, --unit, --top-k, --gradients, --json).")  # fmt: skip
     if text is None:
-        text = ck.get("probe_tree") or ""
+        text = ck.task.probe_tree
         if not text:
             raise ConfigError("give a tree to read with --text, such as --text '[MAX 2 9 [MIN 4 7 ] 0 ]'.")
         err.print(f"[dim]no --text or --file: reading a validation tree of the run, {escape(text[:60])}[/]")
-    vocab, classes = TreeVocab.from_state(ck["tokenizer"]), LabelSet.from_state(ck.get("labels"))
+    vocab, classes = TreeVocab.from_state(ck.task.tokenizer), ck.labels()
     acts = tree_activations(model, vocab, classes, read_tree(text))
     what_ = what if what is not None else "h"
     layer_ = acts.layers - 1 if layer is None else layer
     unit_values(acts, what_, layer_, 0 if unit is None else unit)  # names and ranges: fail before printing anything
     m = model.cfg
     layers = "layer 0" if acts.layers == 1 else f"layers 0-{acts.layers - 1}"
-    out.print(f"[bold]inspect[/] {escape(str(path))}: {m.cell} {m.layers}x{m.hidden}, step {ck['step']:,}; {len(acts.tokens)} nodes, "
+    out.print(f"[bold]inspect[/] {escape(str(path))}: {m.cell} {m.layers}x{m.hidden}, step {ck.step:,}; {len(acts.tokens)} nodes, "
               f"height {int(acts.depth.max())}; {layers}, units 0-{acts.hidden - 1} (0-based)", highlight=False)  # fmt: skip
     sections = []
     if not gradients or what is not None or layer is not None or unit is not None:
@@ -222,7 +221,7 @@ def _inspect_tree(path: Path, ck: dict, model, text: str | None, what: str | Non
         out.print()
         out.print(s)
     if json_path is not None:
-        doc = treeview.tree_json(acts, {"checkpoint": str(path), "step": ck["step"], "model_config": dict(ck["model_config"])})
+        doc = treeview.tree_json(acts, {"checkpoint": str(path), "step": ck.step, "model_config": to_dict(ck.model_config)})
         json_path.write_text(doc, encoding="utf-8")
         err.print(f"[dim]wrote {json_path} ({len(doc) / 1e6:.1f} MB)[/]")
 

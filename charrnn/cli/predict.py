@@ -47,7 +47,6 @@ def predict(
         raise ConfigError("--top lists beams: give --beam K too (K >= --top).")
     if beam is not None and top > beam:
         raise ConfigError(f"--top {top} is more than the beam keeps (--beam {beam}).")
-    from ..config import ModelConfig, from_dict
     from ..tasks import task_spec
     from ..tasks.base import PredictOptions
     from ..training import checkpoint
@@ -55,15 +54,13 @@ def predict(
     path = checkpoint.find(run_or_checkpoint, checkpoints)
     ck = checkpoint.load(path)
     model, _ = checkpoint.model_from(ck, path)
-    spec = task_spec(from_dict(ModelConfig, ck["model_config"]).task)
+    spec = task_spec(ck.task_name)
     opts = PredictOptions(trace=trace, beam=beam, top=top, attention_map=attention_map, temperature=temperature, seed=seed)
-    predictor = spec.load().predictor(ck, model, opts)
+    predictor = spec.load().predictor(ck.task, model, opts)
     inputs = _inputs(texts, file)
-    view = None
-    if spec.view and not as_json:
-        from .views import load
+    from ..views import prediction_view
 
-        view = load(spec.view)
+    view = None if as_json else prediction_view(spec.name)
     for i, text in enumerate(inputs):
         p = predictor.predict(text)
         if as_json:

@@ -66,20 +66,19 @@ def sample(
         _check_beam(beam, cfg, given_options(ctx))
     import torch
 
-    from ..config import from_dict
     from ..tasks.generate import eos_text, generate, generate_batch, label_index, new_seed
     from ..training import checkpoint
-    from ..training.hardware import pick_device
+    from ..runtime.hardware import pick_device
 
     path = checkpoint.find(run_or_checkpoint, checkpoints)
     ck = checkpoint.load(path)
-    task = ck["model_config"].get("task", "lm")
+    task = ck.task_name
     if task != "lm":
         raise ConfigError(f"{path} is a {task} run, not a language model; ask it with `charrnn predict`.")
     model, tok = checkpoint.model_from(ck, path)
-    label_id = label_index(ck, label)  # an unknown label: fail before printing anything
+    label_id = label_index(ck.labels(), label)  # an unknown label: fail before printing anything
     model.to(pick_device(device.value))
-    doc_sep = from_dict(DataConfig, ck.get("data_config", {})).doc_sep
+    doc_sep = ck.data_config.doc_sep
     tok.encode(cfg.prime, unknown=cfg.unknown)  # unknown characters: fail before printing anything
     if beam is not None:
         if model.context is not None or model.ends is not None:

@@ -85,7 +85,8 @@ def run(
     if unused:
         flags = ", ".join(option_flag(u) for u in unused)
         raise ConfigError(f"{flags} {'does' if len(unused) == 1 else 'do'} not fit --task {model.task}.")
-    from ..training import distributed, plan
+    from ..runtime import distributed
+    from ..training import plan
 
     if tui and distributed.launched():
         raise ConfigError("--tui runs in a single process; drop it under torchrun.")
@@ -145,7 +146,7 @@ def _train_in_app(p: Any, opened: Any, logs: list[Any]) -> None:
 
 def _train_here(p: Any, opened: Any, quiet: bool, d: Any, logs: list[Any]) -> None:
     from ..training import plan
-    from .progress import PlainSink, RichSink
+    from ..views.progress import PlainSink, RichSink
 
     console = err if quiet else out
     sink = PlainSink(console) if quiet else RichSink(console)

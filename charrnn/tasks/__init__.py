@@ -24,7 +24,6 @@ class TaskSpec:
     about: str  # one line for --help
     impl: Any  # "module:Class" (imported on first use) or the Task subclass itself
     options: type | None = None  # a frozen dataclass of the task's own settings, all with defaults
-    view: str | None = None  # "module:function" drawing a Prediction's details for the terminal (cli side)
     structure: str = "sequence"  # what its model kinds read (models.registry.SEQUENCE or TREE)
     default_cell: str | None = None  # --cell when none is given, if ModelConfig's default does not fit
     default_data: str | None = None  # the built-in data when no path is given, if the default corpus does not fit
@@ -72,16 +71,16 @@ register_task(TaskSpec("lm", "language modelling: predict each next token of a t
                        options=LMOptions))  # fmt: skip
 register_task(TaskSpec(
     "classify", "one label per document, from the final state (or a pooling of the states)", "charrnn.tasks.classify:Classification",
-    ClassifyOptions, view="charrnn.cli.views.classify:prediction", unused=_NOT_A_STREAM,
+    ClassifyOptions, unused=_NOT_A_STREAM,
 ))  # fmt: skip
 register_task(TaskSpec(
     "seq2seq", "encoder-decoder: read a source text, write its target (source<TAB>target pairs)",
-    "charrnn.tasks.seq2seq:Seq2SeqTask", Seq2SeqOptions, view="charrnn.cli.views.seq2seq:prediction",
+    "charrnn.tasks.seq2seq:Seq2SeqTask", Seq2SeqOptions,
     unused=(*_NOT_A_STREAM, "doc_sep", "label_from"),
 ))  # fmt: skip
 register_task(TaskSpec(
     "tree", "a label for each tree (label<TAB>tree lines, or listops), composed bottom-up by a tree cell",
-    "charrnn.tasks.tree:TreeTask", options=TreeOptions, view="charrnn.inspect.treeview:prediction_view",
+    "charrnn.tasks.tree:TreeTask", options=TreeOptions,
     structure="tree", default_cell="treelstm", default_data="listops",
     unused=(*_NOT_A_STREAM, "doc_sep", "label_from"),
 ))  # fmt: skip

@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import ConfigError
-from ..training import distributed
+from ..runtime import distributed
+from .state import TaskState
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class PredictOptions:
 @dataclass(frozen=True)
 class Prediction:
     """One input's answer. `line` is what a script reads (it starts with the answer);
-    `details` is the task's own plain data, drawn by its view (TaskSpec.view) on request."""
+    `details` is the task's own plain data, drawn by its view (charrnn/views/) on request."""
 
     line: str
     details: Any = None
@@ -67,6 +68,7 @@ class Task:
     """One learning problem. Built by the Trainer for a run; see the module docstring."""
 
     name: ClassVar[str]
+    State: ClassVar[type[TaskState]] = TaskState  # what it adds to a checkpoint (tasks/state.py)
     unit: ClassVar[str] = "token"  # what steps_per_epoch and units_per_step count
     bpc: ClassVar[bool] = True  # whether its loss is over text, so bits per character mean something
 
@@ -82,8 +84,8 @@ class Task:
         """Refuse (ConfigError) settings that do not fit together, before any data is read."""
 
     @classmethod
-    def open(cls, data_cfg: DataConfig, root: Any, resume: dict[str, Any] | None) -> Any:
-        """Read (and cache) the data a run trains on; a resumed run's checkpoint is given."""
+    def open(cls, data_cfg: DataConfig, root: Any, resume: TaskState | None) -> Any:
+        """Read (and cache) the data a run trains on; a resumed run's checkpoint section is given."""
         raise NotImplementedError
 
     def summary(self) -> str:
@@ -148,17 +150,18 @@ class Task:
     # ---------------------------------------------------------- prediction
 
     @classmethod
-    def predictor(cls, ck: dict[str, Any], model: nn.Module, opts: PredictOptions) -> Predictor:
-        """`charrnn predict` on a run of this task (a checkpoint and its model, in eval mode)."""
+    def predictor(cls, state: TaskState, model: nn.Module, opts: PredictOptions) -> Predictor:
+        """`charrnn predict` on a run of this task (its checkpoint section and its model, in eval mode)."""
         raise ConfigError(f"charrnn predict answers classification, encoder-decoder and tree runs; this is a {cls.name} run "
                           "(for a language model use charrnn sample).")  # fmt: skip
 
     # --------------------------------------------------------- checkpoints
 
-    def checkpoint_state(self) -> dict[str, Any]:
-        """What a checkpoint must hold besides the trainer's own fields. Every rank calls it."""
-        return {}
+    def checkpoint_state(self) -> TaskState:
+        """What a checkpoint must hold besides the trainer's own fields (an instance of
+        `State`). Every rank calls it."""
+        raise NotImplementedError
 
-    def restore(self, ck: dict[str, Any], epoch: int, batch_i: int) -> tuple[int, int]:
+    def restore(self, state: TaskState, epoch: int, batch_i: int) -> tuple[int, int]:
         """Take back what checkpoint_state() saved; returns the (epoch, batch) to go on from."""
         return epoch, batch_i

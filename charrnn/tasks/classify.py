@@ -30,10 +30,11 @@ from ..data.labels import LabelSet
 from ..data.tokenizer import tokenizer_from_state
 from ..errors import ConfigError, TokenizerError
 from ..models.classifier import SequenceClassifier
-from ..training import distributed
-from ..training.hardware import autocast
+from ..runtime import distributed
+from ..runtime.hardware import autocast
 from .base import Prediction, PredictOptions, Predictor, Scores, Task
 from .reports import ClassReport, ClassTrace
+from .state import CorpusFacts, TaskState
 
 EVAL_BATCH = 64  # documents scored at once
 SHOWN = 3  # validation documents shown (with their predicted label) at each evaluation
@@ -63,12 +64,12 @@ class Classification(Task):
         self._bayes: np.ndarray | None = None  # the baseline's answer for every validation document
 
     @classmethod
-    def open(cls, data_cfg: DataConfig, root: Any, resume: dict[str, Any] | None) -> LabelledData:
+    def open(cls, data_cfg: DataConfig, root: Any, resume: TaskState | None) -> LabelledData:
         from ..data.examples import open_labelled
 
         if resume is None:
             return open_labelled(data_cfg, root)
-        return open_labelled(data_cfg, root, tokenizer_from_state(resume["tokenizer"]), LabelSet.from_state(resume["labels"]))
+        return open_labelled(data_cfg, root, tokenizer_from_state(resume.tokenizer), LabelSet.from_state(resume.labels))
 
     def summary(self) -> str:
         return self.data.summary()
@@ -188,32 +189,27 @@ class Classification(Task):
     # --------------------------------------------------------- prediction
 
     @classmethod
-    def predictor(cls, ck: dict[str, Any], model: nn.Module, opts: PredictOptions) -> Predictor:
-        return ClassifyPredictor(model, tokenizer_from_state(ck["tokenizer"]), LabelSet.from_state(ck.get("labels")),
+    def predictor(cls, state: TaskState, model: nn.Module, opts: PredictOptions) -> Predictor:
+        return ClassifyPredictor(model, tokenizer_from_state(state.tokenizer), LabelSet.from_state(state.labels),
                                  model.cfg.task_options().max_chars, opts)  # fmt: skip
 
     # --------------------------------------------------------- checkpoints
 
-    def checkpoint_state(self) -> dict[str, Any]:
+    def checkpoint_state(self) -> TaskState:
         d = self.data
-        return {
-            "tokenizer": self.tok.to_state(),
-            "labels": self.labels.to_state(),
-            "label_stats": d.stats.to_state(),
-            "steps_per_epoch": self.steps_per_epoch,
-            "corpus": {"chars_train": int(d.train.lengths.sum()), "chars_val": int(d.val.lengths.sum()),
-                       "tokens": int(d.train.lengths.sum() + d.val.lengths.sum()), "documents_train": len(d.train),
-                       "documents_val": len(d.val)},  # fmt: skip
-        }
+        train, val = int(d.train.lengths.sum()), int(d.val.lengths.sum())
+        return TaskState(tokenizer=self.tok.to_state(), steps_per_epoch=self.steps_per_epoch, world=self.dist.world,
+                         corpus=CorpusFacts(train, val, train + val, len(d.train), len(d.val)),
+                         labels=self.labels.to_state(), label_stats=d.stats.to_state())  # fmt: skip
 
-    def restore(self, ck: dict[str, Any], epoch: int, batch_i: int) -> tuple[int, int]:
-        return rescale_position(ck, epoch, batch_i, self.steps_per_epoch)
+    def restore(self, state: TaskState, epoch: int, batch_i: int) -> tuple[int, int]:
+        return rescale_position(state, epoch, batch_i, self.steps_per_epoch)
 
 
-def rescale_position(ck: dict[str, Any], epoch: int, batch_i: int, steps_per_epoch: int) -> tuple[int, int]:
+def rescale_position(state: TaskState, epoch: int, batch_i: int, steps_per_epoch: int) -> tuple[int, int]:
     """Where a resumed run goes on: the same place in the epoch, as a share of it when the
     number of steps an epoch takes has changed (another number of processes)."""
-    old = ck.get("steps_per_epoch") or steps_per_epoch
+    old = state.steps_per_epoch or steps_per_epoch
     if old != steps_per_epoch:
         batch_i = batch_i * steps_per_epoch // old
     return (epoch + 1, 0) if batch_i >= steps_per_epoch else (epoch, batch_i)

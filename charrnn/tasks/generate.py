@@ -50,18 +50,12 @@ def eos_text(doc_sep: str | None) -> str:
     return {None: "\n", "line": "\n", "file": "\n", "blank": "\n\n"}.get(doc_sep, f"\n{doc_sep}\n")
 
 
-def labels_of(ck: dict[str, Any]) -> LabelSet | None:
-    """The label set a checkpoint's model is conditioned on (None: not conditioned)."""
-    state = ck.get("labels")
-    return None if state is None else LabelSet.from_state(state)
-
-
-def label_index(ck: dict[str, Any], name: str | None) -> int | None:
-    """The index of label `name` in a checkpoint's label set (None for no label); a
-    one-line ConfigError for an unknown name (listing the known ones) or a model with no labels."""
+def label_index(labels: LabelSet | None, name: str | None) -> int | None:
+    """The index of label `name` in the label set a model is conditioned on (None for no
+    label); a one-line ConfigError for an unknown name (listing the known ones) or a model
+    with no labels."""
     if name is None:
         return None
-    labels = labels_of(ck)
     if labels is None:
         raise ConfigError("this model was not trained on labelled documents (--label-from), so it takes no --label.")
     return labels.index(name)
@@ -152,27 +146,30 @@ def generate(
     Raises UnknownCharactersError for prime characters outside the vocabulary
     (unless cfg.unknown == "skip").
 
-    The loop is the sampler's hot path (issue 16: within 10% of the bare step): the
-    drawn id stays a tensor and is the next step's input, the output layer's product
-    carries the temperature and the noise (sampler.py).
+    One loop for every model; what a token costs and how it is drawn is the
+    source's (`_Plain`, `_Document`). The loop is the sampler's hot path (issue 16:
+    within 10% of the bare step): a plain model's drawn id stays a tensor and is the
+    next step's input, the output layer's product carries the temperature and the
+    noise (sampler.py).
     """
     cfg.validate()
     model.eval()
     if gen is None:
         gen = torch.Generator().manual_seed(cfg.seed if cfg.seed is not None else new_seed())
-    if model.context is not None or model.ends is not None:
-        yield from _generate_document(model, tokenizer, cfg, gen, eos_as, label, taus)
-        return
-    shown, top, layers = _start(model, tokenizer, cfg, gen)
-    if shown:
-        yield shown
-    push = _Stream(tokenizer, cfg, eos_as).push
-    step, draw = model.step_top, Sampler(cfg.temperature, cfg.top_k, cfg.top_p, gen, model.head).ids_top
+    plain = model.context is None and model.ends is None
+    source = _Plain(model, tokenizer, cfg, gen) if plain else _Document(model, tokenizer, cfg, gen, label, taus)
+    if source.shown:
+        yield source.shown
+    stream = _Stream(tokenizer, cfg, eos_as)
+    push, draw, step = stream.push, source.draw, source.step
     done = cfg.length <= 0
     pieces: list[str] = []  # text certain but not yet given out: pieces go out at most every FLUSH_S
     last = -math.inf
     while not done:
-        i = draw(top)  # (1,): the next input as it is
+        i = draw()  # the next token: a (1,) tensor, or an id; None: the end model ended the document
+        if i is None:
+            pieces.append(stream.flush())
+            break
         text, done = push(int(i))
         if text:
             pieces.append(text)
@@ -181,9 +178,24 @@ def generate(
                 pieces.clear()
                 last = now
         if not done:
-            top, layers = step(i, layers)
+            step(i)
     if pieces:
         yield "".join(pieces)
+
+
+class _Plain:
+    """A plain model's generation: the top layer's output carried from step to step,
+    the next id drawn through the output layer (the sampler's head path)."""
+
+    def __init__(self, model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator):
+        self.shown, self.top, self.layers = _start(model, tokenizer, cfg, gen)
+        self._step, self._draw = model.step_top, Sampler(cfg.temperature, cfg.top_k, cfg.top_p, gen, model.head).ids_top
+
+    def draw(self) -> Tensor:
+        return self._draw(self.top)  # (1,): the next input as it is
+
+    def step(self, i: Tensor) -> None:
+        self.top, self.layers = self._step(i, self.layers)
 
 
 @torch.inference_mode()
@@ -233,49 +245,33 @@ def generate_batch(
     return ["".join(t) for t in texts]
 
 
-def _generate_document(
-    model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator, eos_as: str, label: int | None, taus: list[int] | None
-) -> Iterator[str]:
-    """generate() for a model conditioned on labels or with an end model (halt, length)."""
-    shown, start, context = _prefix(tokenizer, cfg, gen)
-    if shown:
-        yield shown
-    eos = tokenizer.eos_id
-    stream = _Stream(tokenizer, cfg, eos_as)
-    idx = torch.empty(1, dtype=torch.long, device=model.head.weight.device)
-    draw = Sampler(cfg.temperature, cfg.top_k, cfg.top_p, gen).one
-    doc = _Document(model, label, gen, taus)
-    logits, layers = doc.begin(start + context, len(context))
-    done = cfg.length <= 0
-    while not done:
-        if doc.ended:
-            if cfg.stop_at_eos:
-                text, done = stream.flush(), True
-                if text:
-                    yield text
-                break
-            i = eos  # --no-stop: on into a new document, its start symbol read next
-        else:
-            i = draw(logits)  # never the end token: masked
-        text, done = stream.push(i)
-        if text:
-            yield text
-        if not done:
-            idx[0] = i
-            logits, layers = doc.step(idx, layers, i == eos)
-
-
 class _Document:
-    """Where a conditioned or end-modelled generation stands in its document: the
-    label it reads, whether the document has ended, the length left (length model)."""
+    """A conditioned or end-modelled generation (generate()'s source for such a model):
+    where it stands in its document, the label it reads, whether the document has
+    ended, the length left (length model)."""
 
-    def __init__(self, model: CharRNN, label: int | None, gen: torch.Generator, taus: list[int] | None):
+    def __init__(self, model: CharRNN, tokenizer: Tokenizer, cfg: SampleConfig, gen: torch.Generator, label: int | None,
+                 taus: list[int] | None):  # fmt: skip
         self.model, self.gen, self.taus = model, gen, taus
         device = model.head.weight.device
         self.label = None if label is None else torch.tensor([label], device=device)
         self.kind = model.ends.kind if model.ends is not None else "eos"
         self.for_length = None if model.context is None else model.context.fill(self.label, torch.empty(1, device=device))
         self.ended, self.left = False, 0
+        self.shown, start, context = _prefix(tokenizer, cfg, gen)
+        self.eos, self.stop_at_eos = tokenizer.eos_id, cfg.stop_at_eos
+        self.idx = torch.empty(1, dtype=torch.long, device=device)
+        self._draw = Sampler(cfg.temperature, cfg.top_k, cfg.top_p, gen).one
+        self.logits, self.layers = self.begin(start + context, len(context))
+
+    def draw(self) -> int | None:
+        if self.ended:  # --no-stop: on into a new document, its start symbol read next
+            return None if self.stop_at_eos else self.eos
+        return self._draw(self.logits)  # never the end token: masked
+
+    def step(self, i: int) -> None:
+        self.idx[0] = i
+        self.logits, self.layers = self.read(self.idx, self.layers, i == self.eos)
 
     def _tau(self, at_least: int) -> int:
         tau = self.model.ends.draw_length(self.for_length, self.gen, at_least=max(at_least, 1))  # type: ignore[union-attr]
@@ -310,7 +306,7 @@ class _Document:
         out, state = m.outputs(prefix, m.start_state(1, self.label), None, labels, remaining)  # (1, P, H)
         return self._heads(out[:, -1], real=known > 0), m.split_state(state)
 
-    def step(self, idx: Tensor, layers: list, starts: bool) -> tuple[Tensor, list]:
+    def read(self, idx: Tensor, layers: list, starts: bool) -> tuple[Tensor, list]:
         """Read one token (the start symbol of a new document when `starts`)."""
         remaining = None
         if self.kind == "length":

@@ -36,10 +36,11 @@ from ..data.corpus import Corpus
 from ..errors import ConfigError
 from ..models.core import State
 from ..models.lm import CharRNN, lm_options
-from ..training import distributed
-from ..training.hardware import autocast
+from ..runtime import distributed
+from ..runtime.hardware import autocast
 from .base import Scores, Task
 from .lm_options import CONDITION_FIELDS, LMOptions
+from .state import CorpusFacts, LMState
 
 LN2 = math.log(2.0)
 
@@ -51,6 +52,7 @@ def sum_dtype(device: torch.device) -> torch.dtype:
 
 class LanguageModelling(Task):
     name = "lm"
+    State = LMState
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, data: Corpus,
                  dist: distributed.Dist, device: torch.device, amp: torch.dtype | None):  # fmt: skip
@@ -100,13 +102,12 @@ class LanguageModelling(Task):
                               "never does: use --condition input, or --doc-state reset.")  # fmt: skip
 
     @classmethod
-    def open(cls, data_cfg: DataConfig, root: Any, resume: dict[str, Any] | None) -> Corpus:
+    def open(cls, data_cfg: DataConfig, root: Any, resume: LMState | None) -> Corpus:  # type: ignore[override]
         from ..data.corpus import factory_for, prepare
-        from ..data.labels import LabelSet
         from ..data.tokenizer import tokenizer_from_state
 
-        tok = None if resume is None else tokenizer_from_state(resume["tokenizer"])
-        labels = None if resume is None or resume.get("labels") is None else LabelSet.from_state(resume["labels"])
+        tok = None if resume is None else tokenizer_from_state(resume.tokenizer)
+        labels = None if resume is None else resume.label_set()
         factory, spec = factory_for(data_cfg)
         return prepare(data_cfg, root, tokenizer=tok, factory=factory, tok_spec=spec, labels=labels)
 
@@ -274,39 +275,34 @@ class LanguageModelling(Task):
 
     # --------------------------------------------------------- checkpoints
 
-    def checkpoint_state(self) -> dict[str, Any]:
+    def checkpoint_state(self) -> LMState:
         state = self.state if self.state is not None else self._zeros()
         carried = [distributed.gather_rows(self.dist, s.detach()).cpu() for s in state]  # (L, B x world, ...) each
         c = self.corpus
-        out = {
-            "tokenizer": self.tok.to_state(),
-            "carried_state": carried,
-            "world": self.dist.world,
-            "steps_per_epoch": self.steps_per_epoch,
-            "corpus": {"chars_train": c.chars_train, "chars_val": c.chars_val, "tokens": len(c.ids)},
-        }
+        labelled: dict[str, Any] = {}
         if self.labels is not None and c.label_stats is not None:
             dropped = torch.from_numpy(self.dropped.astype(np.uint8)) if self.dropped is not None else torch.full((self.cfg.batch_size,), 2, dtype=torch.uint8)
-            out.update(labels=self.labels.to_state(), label_stats=c.label_stats.to_state(),
-                       label_dropped=distributed.gather_rows(self.dist, dropped.to(self.device), dim=0).cpu())  # 2: none drawn yet
-        return out
+            labelled = dict(labels=self.labels.to_state(), label_stats=c.label_stats.to_state(),
+                            label_dropped=distributed.gather_rows(self.dist, dropped.to(self.device), dim=0).cpu())  # 2: none drawn yet
+        return LMState(tokenizer=self.tok.to_state(), steps_per_epoch=self.steps_per_epoch, world=self.dist.world,
+                       corpus=CorpusFacts(c.chars_train, c.chars_val, len(c.ids)), carried_state=carried, **labelled)  # fmt: skip
 
-    def restore(self, ck: dict[str, Any], epoch: int, batch_i: int) -> tuple[int, int]:
-        carried = ck.get("carried_state")
+    def restore(self, state: LMState, epoch: int, batch_i: int) -> tuple[int, int]:  # type: ignore[override]
+        carried = state.carried_state
         B, W = self.cfg.batch_size, self.dist.world
         fits = carried and all(s.dim() >= 2 and s.shape[1] == B * W for s in carried)
         zeros = self._zeros()
         fits = fits and len(carried) == len(zeros) and all(a.shape[0] == b.shape[0] and a.shape[2:] == b.shape[2:] for a, b in zip(carried, zeros))
-        if ck.get("world", 1) == W and fits:
+        if state.world == W and fits:
             rows = slice(self.dist.rank * B, (self.dist.rank + 1) * B)
             self.state = tuple(s[:, rows].to(self.device) for s in carried)
-            dropped = ck.get("label_dropped")
+            dropped = state.label_dropped
             if self.labels is not None and dropped is not None and dropped.shape == (B * W,) and int(dropped[0]) != 2:
                 self.dropped = dropped[rows].numpy().astype(bool)
         else:
             # Another number of processes lays the streams out differently: keep the
             # place in the epoch, start the streams from a zero state.
-            old = ck.get("steps_per_epoch") or self.steps_per_epoch
+            old = state.steps_per_epoch or self.steps_per_epoch
             batch_i = batch_i * self.steps_per_epoch // old
         if batch_i >= self.steps_per_epoch:  # the corpus changed length
             epoch, batch_i = epoch + 1, 0

@@ -2,15 +2,15 @@
 
 A report travels in the final evaluation (`Scores.report` -> `EvalEvent.report`),
 goes into metrics.jsonl as JSON (`record()`), and is drawn in the terminal by the
-function its `view` names (on the CLI side, like a task's prediction view).
+view that charrnn/views/ maps its type to (the faces know the tasks, not the other way).
 `ClassTrace` and `Decoded` are the details of one prediction (`Prediction.details`),
-drawn by the task's view for `charrnn predict` and the TUI.
+drawn by the task's view (charrnn/views/) for `charrnn predict` and the TUI.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -32,7 +32,6 @@ class ClassReport:
     """A classifier on the validation documents: accuracy, per-label precision and recall, the
     confusion matrix, the majority-class accuracy, and the n-gram naive Bayes baseline beside it."""
 
-    view: ClassVar[str] = "charrnn.cli.views.classify:report"
 
     labels: tuple[str, ...]
     confusion: tuple[tuple[int, ...], ...]  # row = true label, column = predicted label
@@ -93,7 +92,6 @@ class Seq2SeqReport:
     """An encoder-decoder on the validation pairs (greedy decoding): exact match and character
     error rate, overall and by source length, with a few of the mistakes."""
 
-    view: ClassVar[str] = "charrnn.cli.views.seq2seq:report"
 
     n: int
     exact: float

@@ -28,13 +28,14 @@ from ..data.bucket import BucketBatcher, pad
 from ..data.examples import PairData
 from ..data.tokenizer import tokenizer_from_state
 from ..models.seq2seq import IGNORE, Seq2Seq
-from ..training import distributed
-from ..training.hardware import autocast
+from ..runtime import distributed
+from ..runtime.hardware import autocast
 from .base import PredictOptions, Predictor, Scores, Task
 from .classify import rescale_position, shorten
 from .decode import decode, edit_distance, length_edges, max_output
 from .reports import LengthRow, Seq2SeqReport
 from .seq2seq_predict import Seq2SeqPredictor, probe
+from .state import CorpusFacts, PairFacts, Seq2SeqState, TaskState
 
 LN2 = math.log(2.0)
 EVAL_BATCH = 128  # pairs decoded at once
@@ -44,6 +45,7 @@ MISTAKES = 5  # wrong outputs kept in the final report
 
 class Seq2SeqTask(Task):
     name = "seq2seq"
+    State = Seq2SeqState
     unit = "token"
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, data: PairData,
@@ -60,10 +62,10 @@ class Seq2SeqTask(Task):
         self.edges = length_edges(data.val_src.lengths, data.train_max + 1)
 
     @classmethod
-    def open(cls, data_cfg: DataConfig, root: Any, resume: dict[str, Any] | None) -> PairData:
+    def open(cls, data_cfg: DataConfig, root: Any, resume: TaskState | None) -> PairData:
         from ..data.examples import open_pairs
 
-        return open_pairs(data_cfg, root, tokenizer_from_state(resume["tokenizer"]) if resume is not None else None)  # type: ignore[arg-type]
+        return open_pairs(data_cfg, root, tokenizer_from_state(resume.tokenizer) if resume is not None else None)  # type: ignore[arg-type]
 
     def summary(self) -> str:
         return self.data.summary()
@@ -164,20 +166,18 @@ class Seq2SeqTask(Task):
     # --------------------------------------------------------- prediction
 
     @classmethod
-    def predictor(cls, ck: dict[str, Any], model: nn.Module, opts: PredictOptions) -> Predictor:
-        return Seq2SeqPredictor(model, tokenizer_from_state(ck["tokenizer"]), int(ck.get("pairs", {}).get("max_target", 64)), opts)
+    def predictor(cls, state: Seq2SeqState, model: nn.Module, opts: PredictOptions) -> Predictor:  # type: ignore[override]
+        pairs = state.pairs or PairFacts()
+        return Seq2SeqPredictor(model, tokenizer_from_state(state.tokenizer), int(pairs.max_target), opts)
 
     # --------------------------------------------------------- checkpoints
 
-    def checkpoint_state(self) -> dict[str, Any]:
+    def checkpoint_state(self) -> Seq2SeqState:
         d = self.data
         chars = [int(r.lengths.sum()) for r in (d.train_src, d.train_tgt, d.val_src, d.val_tgt)]
-        return {
-            "tokenizer": self.tok.to_state(),
-            "steps_per_epoch": self.steps_per_epoch,
-            "pairs": {"train": len(d.train_src), "val": len(d.val_src), "max_target": self.max_target, "train_max_source": d.train_max},
-            "corpus": {"chars_train": chars[0] + chars[1], "chars_val": chars[2] + chars[3], "tokens": sum(chars)},
-        }
+        return Seq2SeqState(tokenizer=self.tok.to_state(), steps_per_epoch=self.steps_per_epoch, world=self.dist.world,
+                            corpus=CorpusFacts(chars[0] + chars[1], chars[2] + chars[3], sum(chars)),
+                            pairs=PairFacts(len(d.train_src), len(d.val_src), self.max_target, d.train_max))  # fmt: skip
 
-    def restore(self, ck: dict[str, Any], epoch: int, batch_i: int) -> tuple[int, int]:
-        return rescale_position(ck, epoch, batch_i, self.steps_per_epoch)
+    def restore(self, state: TaskState, epoch: int, batch_i: int) -> tuple[int, int]:
+        return rescale_position(state, epoch, batch_i, self.steps_per_epoch)

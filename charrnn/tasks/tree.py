@@ -30,15 +30,17 @@ from ..data.treedata import TreeData, TreeSource, TreeSplit, TreeVocab
 from ..errors import ConfigError
 from ..models import registry
 from ..models.recursive import TreeLevels, TreeNet
-from ..training import distributed
-from ..training.hardware import autocast
+from ..runtime import distributed
+from ..runtime.hardware import autocast
 from .base import Prediction, PredictOptions, Predictor, Scores, Task
+from .state import CorpusFacts, SplitSizes, TreeState
 
 EVAL_TREES = 256  # trees scored in one batch
 
 
 class TreeTask(Task):
     name = "tree"
+    State = TreeState
     unit = "tree"
     bpc = False  # a label per tree: its loss is per tree, its accuracy in the metrics
 
@@ -57,11 +59,11 @@ class TreeTask(Task):
         self._perm: tuple[int, np.ndarray] | None = None
 
     @classmethod
-    def open(cls, data_cfg: DataConfig, root: Any, resume: dict[str, Any] | None) -> TreeSource:
+    def open(cls, data_cfg: DataConfig, root: Any, resume: TreeState | None) -> TreeSource:  # type: ignore[override]
         source = TreeSource.of(data_cfg, root)
         if resume is not None:
-            source = dataclasses.replace(source, vocab=TreeVocab.from_state(resume["tokenizer"]),
-                                         classes=LabelSet.from_state(resume.get("labels")))  # fmt: skip
+            source = dataclasses.replace(source, vocab=TreeVocab.from_state(resume.tokenizer),
+                                         classes=LabelSet.from_state(resume.labels))  # fmt: skip
         return source
 
     def summary(self) -> str:
@@ -171,30 +173,25 @@ class TreeTask(Task):
     # ---------------------------------------------------------- prediction
 
     @classmethod
-    def predictor(cls, ck: dict[str, Any], model: nn.Module, opts: PredictOptions) -> Predictor:
+    def predictor(cls, state: TreeState, model: nn.Module, opts: PredictOptions) -> Predictor:  # type: ignore[override]
         given = [flag for flag, on in (("--trace", opts.trace), ("--beam", opts.beam is not None), ("--top", opts.top != 1),
                  ("--attention-map", opts.attention_map), ("--temperature", opts.temperature is not None),
                  ("--seed", opts.seed is not None)) if on]  # fmt: skip
         if given:
             raise ConfigError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not fit a tree run; "
                               "predict prints its answer and the value it gives every node.")  # fmt: skip
-        return TreePredictor(model, TreeVocab.from_state(ck["tokenizer"]), LabelSet.from_state(ck.get("labels")))  # type: ignore[arg-type]
+        return TreePredictor(model, TreeVocab.from_state(state.tokenizer), LabelSet.from_state(state.labels))  # type: ignore[arg-type]
 
     # --------------------------------------------------------- checkpoints
 
-    def checkpoint_state(self) -> dict[str, Any]:
-        return {
-            "tokenizer": self.trees.vocab.to_state(),
-            "labels": self.trees.classes.to_state(),
-            "world": self.dist.world,
-            "steps_per_epoch": self.steps_per_epoch,
-            "corpus": {"chars_train": int(self.train.chars.sum()), "chars_val": int(self.val.chars.sum())},
-            "trees": {"train": len(self.train), "val": len(self.val)},
-            "probe_tree": self.default_probe_text(),  # what `charrnn inspect` reads when given no tree
-        }
+    def checkpoint_state(self) -> TreeState:
+        return TreeState(tokenizer=self.trees.vocab.to_state(), labels=self.trees.classes.to_state(), world=self.dist.world,
+                         steps_per_epoch=self.steps_per_epoch,
+                         corpus=CorpusFacts(int(self.train.chars.sum()), int(self.val.chars.sum())),
+                         trees=SplitSizes(len(self.train), len(self.val)), probe_tree=self.default_probe_text())  # fmt: skip
 
-    def restore(self, ck: dict[str, Any], epoch: int, batch_i: int) -> tuple[int, int]:
-        old = ck.get("steps_per_epoch") or self.steps_per_epoch
+    def restore(self, state: TreeState, epoch: int, batch_i: int) -> tuple[int, int]:  # type: ignore[override]
+        old = state.steps_per_epoch or self.steps_per_epoch
         if old != self.steps_per_epoch:  # another batch layout (processes): keep the place in the epoch
             batch_i = batch_i * self.steps_per_epoch // old
         if batch_i >= self.steps_per_epoch:

@@ -1,2 +1,3 @@
-"""The training loop and everything around a run: its plan, checkpoints, devices,
-distributed processes, the schedule and the events it reports."""
+"""The training loop and everything around a run: its plan, checkpoints, the
+schedule and the events it reports. (Devices and distributed processes are
+charrnn/runtime/.)"""

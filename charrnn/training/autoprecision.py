@@ -121,7 +121,7 @@ def decide(probe: Probe, budget_s: float) -> Choice:
 
 def _step_timer(model_cfg: ModelConfig, lr: float, amp: torch.dtype | None):  # type: ignore[no-untyped-def]
     from ..models.lm import CharRNN
-    from .hardware import autocast
+    from ..runtime.hardware import autocast
 
     g = torch.Generator().manual_seed(0)
     model = CharRNN(dataclasses.replace(model_cfg, vocab_size=VOCAB))
@@ -155,7 +155,7 @@ def measure(rounds: int = 5, steps: int = 4) -> Probe:
                 for _ in range(steps):
                     fn()
                 times[name].append((time.perf_counter() - t0) / steps)
-    from .hardware import cpu_class
+    from ..runtime.hardware import cpu_class
 
     return Probe(statistics.median(times["bf16"]), statistics.median(times["fp32"]), cpu_name(), torch.__version__,
                  torch.get_num_threads(), cpu_class())  # fmt: skip
@@ -180,7 +180,7 @@ def cache_dir() -> Path:
 
 
 def _cache_path() -> Path:
-    from .hardware import cpu_features
+    from ..runtime.hardware import cpu_features
 
     key = json.dumps([PROBE_VERSION, cpu_name(), cpu_features(), torch.__version__])
     return cache_dir() / f"precision-probe-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"

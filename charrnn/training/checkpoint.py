@@ -1,15 +1,24 @@
-"""Checkpoints: self-contained, safe to open, written atomically.
+"""Checkpoints: self-contained, safe to open, written atomically; `Checkpoint` is the schema.
 
 A checkpoint is one `torch.save` file holding only tensors, numbers, strings,
-bytes, lists and dicts: weights, the model / data / training configs, optimizer
+bytes, lists and dicts. `Checkpoint` (below) is its one reader and writer: the
+trainer's own fields (weights, the model / data / training configs, optimizer
 state, step and data position, RNG states, the best validation loss and the last
-evaluation (`payload` below), and what the task adds (for language models the
-tokenizer, char table or sentencepiece model bytes, and the carried hidden
-state). This module is the schema: `payload` writes it, `restore` reads it back
-into a Trainer, `model_from` builds the model it holds. It is opened with `torch.load(weights_only=True)`, so
-opening a file never runs code, and it is written to a temporary file in the
-same folder, fsynced and renamed over the old one, so a kill at any moment
-leaves either the old checkpoint or the new one, whole.
+evaluation), what the task adds (its `TaskState`, tasks/state.py: for language
+models the tokenizer and the carried hidden state), the format version and the
+migrations from every earlier format, and the `Summary` that `charrnn info`,
+`charrnn runs` and `Model.info` print. No other module reads the file's keys
+(tests/test_package.py checks it).
+
+Formats: 1 kept the task's keys beside the trainer's at the top level; 2 (now)
+keeps them in one "task" section. `load` migrates an older file in memory, step
+by step (`MIGRATIONS`), so every file an earlier charrnn wrote loads, samples the
+same text and resumes (tests/data, tests/test_checkpoint.py).
+
+It is opened with `torch.load(weights_only=True)`, so opening a file never runs
+code, and it is written to a temporary file in the same folder, fsynced and
+renamed over the old one, so a kill at any moment leaves either the old
+checkpoint or the new one, whole.
 
 A run folder holds `last.pt`, `best.pt` and `metrics.jsonl`.
 """
@@ -23,30 +32,136 @@ import shutil
 import tempfile
 import warnings
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
+from ..data.labels import LabelSet
 from ..data.tokenizer import Tokenizer, tokenizer_from_state
 from ..errors import CharRNNError, CheckpointError, ConfigError
-from .hardware import precision_name
+from ..runtime.hardware import precision_name
+from ..tasks import task_spec
+from ..tasks.state import TaskState
+from .summary import Summary, summarize
 
 FORMAT = "charrnn-checkpoint"
-VERSION = 1
+VERSION = 2
 LAST, BEST = "last.pt", "best.pt"
-REQUIRED = ("model_config", "tokenizer", "model", "step")
+REQUIRED = ("model_config", "model", "step", "task")  # after migration
+TRAINER_KEYS = ("model_config", "data_config", "train_config", "trained_on", "trained_precision", "model", "frozen",
+                "optimizer", "step", "epoch", "batch_in_epoch", "elapsed_s", "rng", "best_val_loss", "best_val_bpc",
+                "last_eval")  # fmt: skip
 
 
-def save(path: Path, payload: dict[str, Any]) -> None:
-    """Write `payload` to `path` atomically. Refuses non-finite weights."""
-    for name, t in payload["model"].items():
+def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Format 1 kept the task's keys (tokenizer, carried_state, labels, corpus, ...) at the top level."""
+    keep = {"format", "version", *TRAINER_KEYS}
+    return {**{k: v for k, v in raw.items() if k in keep}, "task": {k: v for k, v in raw.items() if k not in keep}, "version": 2}
+
+
+MIGRATIONS = {1: _v1_to_v2}  # format n -> format n + 1
+
+
+@dataclass
+class Checkpoint:
+    """One checkpoint, typed. `load` reads one (migrating older formats), `save` writes one."""
+
+    model_config: ModelConfig
+    weights: dict[str, torch.Tensor]  # the model's state_dict, on the CPU
+    task: TaskState  # what the run's task adds (its own subclass)
+    step: int
+    data_config: DataConfig = field(default_factory=DataConfig)
+    train_config: TrainConfig = field(default_factory=TrainConfig)
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    elapsed_s: float = 0.0
+    optimizer: dict[str, Any] | None = None
+    rng: dict[str, torch.Tensor] = field(default_factory=dict)  # "torch", and "cuda" for a run on a GPU
+    best_val_loss: float | None = None
+    best_val_bpc: float | None = None
+    last_eval: dict[str, Any] | None = None  # the last evaluation's metrics.jsonl record (telemetry.EvalEvent.record)
+    trained_on: str | None = None  # the device
+    trained_precision: str | None = None  # what --precision auto chose
+    frozen: list[str] = field(default_factory=list)  # parameters that do not train (a reservoir's weights)
+    version: int = VERSION  # the format of the file it was read from
+
+    # ------------------------------------------------------------- the file
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT, "version": VERSION,
+            "model_config": to_dict(self.model_config), "data_config": to_dict(self.data_config),
+            "train_config": to_dict(self.train_config), "trained_on": self.trained_on,
+            "trained_precision": self.trained_precision, "model": self.weights, "frozen": list(self.frozen),
+            "optimizer": self.optimizer, "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "elapsed_s": self.elapsed_s, "rng": self.rng, "best_val_loss": self.best_val_loss,
+            "best_val_bpc": self.best_val_bpc, "last_eval": self.last_eval, "task": self.task.to_dict(),
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, raw: Any, path: Path | str = "checkpoint") -> Checkpoint:
+        """A checkpoint from what `torch.load` returned: checked, migrated to this format, typed."""
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise CheckpointError(f"{path} is a PyTorch file but not a charrnn checkpoint.")
+        version = raw.get("version")
+        if isinstance(version, int) and version < min(MIGRATIONS):
+            raise CheckpointError(f"{path} is damaged: checkpoint format {version} is not one charrnn ever wrote.")
+        if not isinstance(version, int) or version > VERSION:
+            raise CheckpointError(
+                f"{path} was written by a newer charrnn (checkpoint format {version}; this one reads up to {VERSION}). Upgrade charrnn."
+            )
+        d = raw
+        for v in range(version, VERSION):
+            d = MIGRATIONS[v](d)
+        missing = [k for k in REQUIRED if k not in d] + (["tokenizer"] if "tokenizer" not in d.get("task", {}) else [])
+        if missing:
+            raise CheckpointError(f"{path} is damaged: it lacks {', '.join(missing)}.")
+        try:
+            model_cfg = from_dict(ModelConfig, d["model_config"])
+            state_type = task_spec(model_cfg.task).load().State
+            return cls(
+                model_config=model_cfg, data_config=from_dict(DataConfig, d.get("data_config") or {}),
+                train_config=from_dict(TrainConfig, d.get("train_config") or {}), weights=d["model"],
+                task=state_type.from_dict(d["task"]), step=int(d["step"]), epoch=int(d.get("epoch") or 0),
+                batch_in_epoch=int(d.get("batch_in_epoch") or 0), elapsed_s=float(d.get("elapsed_s") or 0.0),
+                optimizer=d.get("optimizer"), rng=d.get("rng") or {}, best_val_loss=d.get("best_val_loss"),
+                best_val_bpc=d.get("best_val_bpc"), last_eval=d.get("last_eval"), trained_on=d.get("trained_on"),
+                trained_precision=d.get("trained_precision"), frozen=list(d.get("frozen") or ()), version=version,
+            )  # fmt: skip
+        except CharRNNError as e:
+            raise CheckpointError(f"{path} holds a run this charrnn cannot read: {e}") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(f"{path} is damaged ({str(e).splitlines()[0][:120]}).") from None
+
+    # ---------------------------------------------------------- what it holds
+
+    @property
+    def task_name(self) -> str:
+        return self.model_config.task
+
+    def tokenizer(self) -> Tokenizer:
+        return tokenizer_from_state(self.task.tokenizer)
+
+    def labels(self) -> LabelSet | None:
+        """The LabelSet its model tells apart or is conditioned on (None: none)."""
+        return self.task.label_set()
+
+    def summary(self, path: Path | str) -> Summary:
+        """What `charrnn info` and `charrnn runs` print (no model is built)."""
+        return summarize(self, path)
+
+
+def save(path: Path, ck: Checkpoint) -> None:
+    """Write `ck` to `path` atomically. Refuses non-finite weights."""
+    for name, t in ck.weights.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"refusing to save a checkpoint whose weight {name} is not finite.")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "version": VERSION, **payload}
+    payload = ck.to_dict()
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -102,7 +217,7 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def load(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load(path: Path | str, map_location: str | torch.device = "cpu") -> Checkpoint:
     """Open a checkpoint without executing anything; clear errors for everything else."""
     path = Path(path)
     if not path.is_file():
@@ -110,7 +225,7 @@ def load(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickles; the error below says it plainly
             warnings.simplefilter("ignore")
-            ck = torch.load(path, map_location=map_location, weights_only=True)
+            raw = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         raise CheckpointError(
             f"{path} is not a charrnn checkpoint: it holds Python objects that charrnn will not load (opening it could run code)."
@@ -118,74 +233,49 @@ def load(path: Path | str, map_location: str | torch.device = "cpu") -> dict[str
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, IndexError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"{path} is damaged or not a checkpoint ({reason[:120]}).") from None
-    if not isinstance(ck, dict) or ck.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is a PyTorch file but not a charrnn checkpoint.")
-    version = ck.get("version")
-    if not isinstance(version, int) or version > VERSION:
-        raise CheckpointError(
-            f"{path} was written by a newer charrnn (checkpoint format {version}; this one reads up to {VERSION}). Upgrade charrnn."
-        )
-    missing = [k for k in REQUIRED if k not in ck]
-    if missing:
-        raise CheckpointError(f"{path} is damaged: it lacks {', '.join(missing)}.")
-    return ck
+    return Checkpoint.from_dict(raw, path)
 
 
-def payload(t: Any, extra: dict[str, Any]) -> dict[str, Any]:
-    """What a checkpoint of Trainer `t` holds: the trainer's own fields and the task's `extra`."""
+def of_trainer(t: Any, task: TaskState) -> Checkpoint:
+    """What a checkpoint of Trainer `t` holds: the trainer's own fields and its task's section."""
     rng: dict[str, Any] = {"torch": torch.get_rng_state()}
     if t.device.type == "cuda":
         rng["cuda"] = torch.cuda.get_rng_state(t.device)
-    return {
-        "model_config": to_dict(t.model_cfg),
-        "data_config": to_dict(t.data_cfg),
-        "train_config": to_dict(t.cfg),
-        "trained_on": str(t.device),
-        "trained_precision": precision_name(t.amp),  # what --precision auto chose
-        "model": {k: v.detach().cpu() for k, v in t.model.state_dict().items()},
-        "frozen": [n for n, p in t.model.named_parameters() if not p.requires_grad],  # e.g. a reservoir's weights
-        "optimizer": t.optimizer.state_dict(),
-        "step": t.step,
-        "epoch": t.epoch,
-        "batch_in_epoch": t.batch_i,
-        "elapsed_s": t._elapsed(),
-        "rng": rng,
-        "best_val_loss": t.best_val,
-        "best_val_bpc": t.best_bpc,
-        "last_eval": t.last_eval,
-        **extra,
-    }
+    return Checkpoint(
+        model_config=t.model_cfg, data_config=t.data_cfg, train_config=t.cfg, trained_on=str(t.device),
+        trained_precision=precision_name(t.amp), weights={k: v.detach().cpu() for k, v in t.model.state_dict().items()},
+        frozen=[n for n, p in t.model.named_parameters() if not p.requires_grad], optimizer=t.optimizer.state_dict(),
+        step=t.step, epoch=t.epoch, batch_in_epoch=t.batch_i, elapsed_s=t._elapsed(), rng=rng,
+        best_val_loss=t.best_val, best_val_bpc=t.best_bpc, last_eval=t.last_eval, task=task,
+    )  # fmt: skip
 
 
-def restore(t: Any, ck: dict[str, Any]) -> None:
+def restore(t: Any, ck: Checkpoint) -> None:
     """Put Trainer `t` where the checkpoint left off: weights, optimizer, position, RNG."""
-    t.model.load_state_dict(ck["model"])
+    t.model.load_state_dict(ck.weights)
     try:
-        t.optimizer.load_state_dict(ck["optimizer"])
-    except (ValueError, KeyError, RuntimeError) as e:
+        t.optimizer.load_state_dict(ck.optimizer)
+    except (ValueError, KeyError, RuntimeError, TypeError, AttributeError) as e:
         raise CharRNNError(f"the checkpoint's optimizer state does not fit this model ({e}).") from None
-    t.step, epoch, batch_i = int(ck["step"]), int(ck.get("epoch", 0)), int(ck.get("batch_in_epoch", 0))
-    t.epoch, t.batch_i = t.task.restore(ck, epoch, batch_i)
-    t.elapsed0 = float(ck.get("elapsed_s", 0.0))
-    t.best_val, t.best_bpc, t.last_eval = ck.get("best_val_loss"), ck.get("best_val_bpc"), ck.get("last_eval")
-    rng = ck.get("rng", {})
+    t.step = ck.step
+    t.epoch, t.batch_i = t.task.restore(ck.task, ck.epoch, ck.batch_in_epoch)
+    t.elapsed0 = ck.elapsed_s
+    t.best_val, t.best_bpc, t.last_eval = ck.best_val_loss, ck.best_val_bpc, ck.last_eval
     if t.dist.active:
         torch.manual_seed(t.cfg.seed + 7919 * t.dist.rank + t.step)
-    elif "torch" in rng:
-        torch.set_rng_state(rng["torch"])
-    if "cuda" in rng and t.device.type == "cuda" and not t.dist.active:
-        torch.cuda.set_rng_state(rng["cuda"], t.device)
+    elif "torch" in ck.rng:
+        torch.set_rng_state(ck.rng["torch"])
+    if "cuda" in ck.rng and t.device.type == "cuda" and not t.dist.active:
+        torch.cuda.set_rng_state(ck.rng["cuda"], t.device)
 
 
-def model_from(ck: dict[str, Any], path: Path | str = "checkpoint") -> tuple[torch.nn.Module, Tokenizer]:
+def model_from(ck: Checkpoint, path: Path | str = "checkpoint") -> tuple[torch.nn.Module, Tokenizer]:
     """The model (on the CPU, in eval mode) and tokenizer a checkpoint holds."""
-    from ..tasks import task_spec
-
-    tok = tokenizer_from_state(ck["tokenizer"])
+    cfg = ck.model_config
+    tok = ck.tokenizer()
     try:
-        cfg = from_dict(ModelConfig, ck["model_config"])
         model = task_spec(cfg.task).load().model_for(cfg)
-        model.load_state_dict(ck["model"])
+        model.load_state_dict(ck.weights)
     except CharRNNError as e:
         raise CheckpointError(f"{path} holds a model this charrnn cannot build: {e}") from None
     except (RuntimeError, TypeError, ValueError, KeyError) as e:
@@ -195,19 +285,10 @@ def model_from(ck: dict[str, Any], path: Path | str = "checkpoint") -> tuple[tor
     return model.eval(), tok
 
 
-def require_task(ck: dict[str, Any], path: Path | str, task: str, why: str) -> None:
+def require_task(ck: Checkpoint, path: Path | str, task: str, why: str) -> None:
     """A ConfigError unless the checkpoint holds a run of `task`; `why` says what needs one and what to use instead."""
-    have = from_dict(ModelConfig, ck["model_config"]).task
-    if have != task:
-        raise ConfigError(f"{path} holds a {have} run; {why}")
-
-
-def configs_from(ck: dict[str, Any]) -> tuple[ModelConfig, DataConfig, TrainConfig]:
-    return (
-        from_dict(ModelConfig, ck["model_config"]),
-        from_dict(DataConfig, ck.get("data_config", {})),
-        from_dict(TrainConfig, ck.get("train_config", {})),
-    )
+    if ck.task_name != task:
+        raise ConfigError(f"{path} holds a {ck.task_name} run; {why}")
 
 
 def find(target: str | Path | None, root: Path | str = "checkpoints", prefer: str = BEST) -> Path:

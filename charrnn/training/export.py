@@ -31,8 +31,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .. import __version__
-from ..config import ModelConfig, from_dict, to_dict
+from ..spec import VERSION as __version__
+from ..config import ModelConfig, to_dict
 from ..data.tokenizer import Tokenizer
 from ..errors import ConfigError, ExportError
 from . import checkpoint
@@ -72,7 +72,7 @@ def export(target: str | Path | None, fmt: str, out: Path | None = None, root: P
     needs(fmt)
     path = checkpoint.find(target, root)
     ck = checkpoint.load(path)
-    cfg = from_dict(ModelConfig, ck["model_config"])
+    cfg = ck.model_config
     if cfg.task != "lm":
         raise ConfigError(f"{path} holds a {cfg.task} run; charrnn export writes language models (--task lm), whose one step "
                           "is the whole model.")  # fmt: skip
@@ -92,7 +92,7 @@ def export(target: str | Path | None, fmt: str, out: Path | None = None, root: P
         raise ExportError(f"the {cfg.cell} model's step could not be written as {fmt}: {first}") from None
     files = [model_file, *_tokenizer(tok, folder)]
     files.append(_config(model, tok, fmt, folder, path, ck, extra))
-    return Exported(folder, tuple(files), cfg.cell, int(ck["step"]))
+    return Exported(folder, tuple(files), cfg.cell, int(ck.step))
 
 
 def needs(fmt: str) -> None:
@@ -170,7 +170,7 @@ def _tokenizer(tok: Tokenizer, folder: Path) -> list[Path]:
     return [file]
 
 
-def _config(model: nn.Module, tok: Tokenizer, fmt: str, folder: Path, path: Path, ck: dict[str, Any], extra: dict[str, Any]) -> Path:
+def _config(model: nn.Module, tok: Tokenizer, fmt: str, folder: Path, path: Path, ck: checkpoint.Checkpoint, extra: dict[str, Any]) -> Path:
     cfg: ModelConfig = model.cfg
     kind = model.kind
     names = _names(model)
@@ -200,7 +200,7 @@ def _config(model: nn.Module, tok: Tokenizer, fmt: str, folder: Path, path: Path
         "files": {fmt: FILES[fmt], "tokenizer": tokenizer["file"]},
         "pytorch_modules": _pytorch_modules(cfg) if kind.fused else None,
         "tokenizer": tokenizer,
-        "source": {"checkpoint": str(path), "step": int(ck["step"]), "charrnn": __version__},
+        "source": {"checkpoint": str(path), "step": int(ck.step), "charrnn": __version__},
         **extra,
     }
     file = folder / "config.json"

@@ -18,8 +18,9 @@ from typing import Any
 from ..config import LIMITS, RESUMABLE, DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from .. import runconfig
 from ..errors import ConfigError
+from ..runtime import distributed
 from ..tasks import task_spec
-from . import checkpoint, distributed
+from . import checkpoint
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class RunPlan:
     train: TrainConfig
     run_dir: Path
     root: Path  # where runs and the corpus cache live
-    resume: dict[str, Any] | None = None  # the loaded checkpoint a resumed run continues
+    resume: checkpoint.Checkpoint | None = None  # the loaded checkpoint a resumed run continues
 
 
 def new_run(
@@ -64,7 +65,7 @@ def resolve_auto(train: TrainConfig, dist: distributed.Dist = distributed.SINGLE
     every rank. On a GPU, and on a CPU without native bf16, auto is what it was."""
     if train.precision != "auto":
         return train
-    from .hardware import cpu_has_native_bf16, pick_device
+    from ..runtime.hardware import cpu_has_native_bf16, pick_device
 
     if pick_device(train.device, dist.local_rank).type != "cpu" or not cpu_has_native_bf16():
         return train
@@ -87,7 +88,7 @@ def resume_run(
         changes = {**dict.fromkeys(LIMITS), **changes}
     path = checkpoint.find(target, root, prefer=checkpoint.LAST)
     ck = checkpoint.load(path)
-    model, data, old = checkpoint.configs_from(ck)
+    model, data, old = ck.model_config, ck.data_config, ck.train_config
     if paths:
         data = DataConfig(**{**to_dict(data), "paths": tuple(paths)})
     train = from_dict(TrainConfig, {**to_dict(old), **changes}).validate()
@@ -99,7 +100,7 @@ def open_data(plan: RunPlan, dist: distributed.Dist = distributed.SINGLE) -> Any
     task = task_spec(plan.model.task).load()
     if not dist.main:
         distributed.barrier(dist)
-    data = task.open(plan.data, plan.root, plan.resume)
+    data = task.open(plan.data, plan.root, plan.resume.task if plan.resume is not None else None)
     if dist.main:
         distributed.barrier(dist)
     return data

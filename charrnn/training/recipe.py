@@ -24,7 +24,7 @@ def applies(model: ModelConfig, train: TrainConfig, local_rank: int = 0) -> bool
     """Will this run train an LSTM language model in plain fp32 on a CPU?"""
     if model.task != "lm" or model.cell != "lstm":
         return False  # measured for the default cell and task only
-    from .hardware import pick_device, pick_precision
+    from ..runtime.hardware import pick_device, pick_precision
 
     device = pick_device(train.device, local_rank)
     return device.type == "cpu" and pick_precision(train.precision, device) is None

@@ -24,9 +24,10 @@ import torch
 
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import CharRNNError, ConfigError, TrainingError
+from ..runtime import distributed
+from ..runtime.hardware import autocast, pick_device, pick_precision, precision_name
 from ..tasks import task_spec
-from . import checkpoint, distributed, recipe
-from .hardware import autocast, pick_device, pick_precision, precision_name
+from . import checkpoint, recipe
 from .schedule import lr_at
 from .telemetry import (
     CheckpointEvent,
@@ -78,7 +79,7 @@ class Trainer:
         run_dir: Path,
         sinks: list[Any] | None = None,
         stop: threading.Event | None = None,
-        resume: dict[str, Any] | None = None,
+        resume: checkpoint.Checkpoint | None = None,
         probe_text: str | None = None,
         dist: distributed.Dist = distributed.SINGLE,
     ):
@@ -131,10 +132,10 @@ class Trainer:
         """Write last.pt; with best, make best.pt the same file. Every rank calls it
         (the task may gather what every rank holds); rank 0 writes."""
         path = self.run_dir / checkpoint.LAST
-        extra = self.task.checkpoint_state()
+        section = self.task.checkpoint_state()
         if not self.dist.main:
             return path
-        checkpoint.save(path, checkpoint.payload(self, extra))
+        checkpoint.save(path, checkpoint.of_trainer(self, section))
         self.out.emit("on_checkpoint", CheckpointEvent(self.step, str(path), "last"))
         if best:
             checkpoint.copy(path, self.run_dir / checkpoint.BEST)

@@ -36,14 +36,13 @@ TASK_TITLES = {"classify": "the classifier's answer as the text arrives", "seq2s
 
 def task_view(task: str, prediction: Any) -> Group:
     """A task's answer for the probe text, drawn by the task's view (as `charrnn predict --trace --attention-map`)."""
-    from ..cli.views import load
-    from ..tasks import task_spec
     from ..tasks.base import PredictOptions
+    from ..views import prediction_view
 
-    spec = task_spec(task)
+    view = prediction_view(task)
     parts: list[Any] = [Text(prediction.line, style="bold")]
-    if spec.view:
-        parts += list(load(spec.view)(prediction, PredictOptions(trace=True, attention_map=True)))
+    if view is not None:
+        parts += list(view(prediction, PredictOptions(trace=True, attention_map=True)))
     return Group(*parts)
 
 

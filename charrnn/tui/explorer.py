@@ -45,7 +45,6 @@ class Explorer:
     """A checkpoint loaded for generation (on the CPU, in eval mode)."""
 
     def __init__(self, path: Path | str, root: Path | str = "checkpoints"):
-        from ..config import DataConfig, from_dict
         from ..training import checkpoint
 
         self.path = checkpoint.find(str(path), root)
@@ -53,12 +52,10 @@ class Explorer:
         checkpoint.require_task(ck, self.path, "lm", "this screen samples language models: ask it with `charrnn predict`, "
                                 "or watch it learn on the activations screen.")  # fmt: skip
         self.model, self.tok = checkpoint.model_from(ck, self.path)
-        from ..tasks.generate import labels_of
-
-        found = labels_of(ck)
+        found = ck.labels()
         self.labels: tuple[str, ...] = found.names if found is not None else ()
-        self.step = int(ck.get("step", 0))
-        self.doc_sep = from_dict(DataConfig, ck.get("data_config", {})).doc_sep
+        self.step = ck.step
+        self.doc_sep = ck.data_config.doc_sep
         m = self.model.cfg
         self.summary = f"{m.cell} {m.layers}x{m.hidden}, step {self.step:,}"
         self.has_eos = self.tok.eos_id is not None

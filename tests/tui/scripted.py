@@ -18,8 +18,9 @@ from helpers import until  # noqa: F401  (the pilot tests import it from here to
 
 from charrnn.training import checkpoint
 from charrnn.models import registry
-from charrnn.config import ModelConfig, to_dict
+from charrnn.config import ModelConfig
 from charrnn.models.lm import CharRNN
+from charrnn.tasks.state import LMState
 from charrnn.inspect.trace import Activations, Probe
 from charrnn.training.telemetry import (
     CheckpointEvent,
@@ -139,8 +140,7 @@ def tiny_checkpoint(path: Path, text: str = PROBE_TEXT, cell: str = "lstm", seed
     model = CharRNN(cfg)
     rng = np.random.default_rng(seed)  # weights of our own, whatever CharRNN's initialisation becomes
     weights = {k: torch.from_numpy(rng.normal(0.0, 0.4, v.shape).astype(np.float32)) for k, v in model.state_dict().items()}
-    payload = {"model_config": to_dict(cfg), "tokenizer": tok.to_state(), "model": weights, "step": 0}
-    checkpoint.save(path, payload)
+    checkpoint.save(path, checkpoint.Checkpoint(model_config=cfg, weights=weights, task=LMState(tokenizer=tok.to_state()), step=0))
     return path
 
 

@@ -316,11 +316,11 @@ async def test_real_training_end_to_end(tmp_path, corpus_file, messages):
     assert app.quit_by_user  # charrnn train --tui exits 0 after it (tests/test_runs_cli.py)
     assert busy_threads() == []
     ck = checkpoint.load(run_dir / "last.pt")
-    assert ck["step"] == app.result.step > 0
-    resumed = factory(RunRequest(resume=str(run_dir), limit=str(ck["step"] + 5)), tmp_path / "ck")(
+    assert ck.step == app.result.step > 0
+    resumed = factory(RunRequest(resume=str(run_dir), limit=str(ck.step + 5)), tmp_path / "ck")(
         [], __import__("threading").Event()
     )
-    assert resumed.step == ck["step"] and resumed.total_steps == ck["step"] + 5
+    assert resumed.step == ck.step and resumed.total_steps == ck.step + 5
     await no_threads_left()
 
 

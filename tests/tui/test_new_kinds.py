@@ -40,4 +40,4 @@ async def test_each_kind_trains_in_the_app_and_shows_its_signals(tmp_path, corpu
             assert "τ 1.36 ·" in str(app.screen.query_one("#act-bar", Static).render())  # 100^(1/15)
         await pilot.press("q")
         await until(pilot, lambda: not app.is_running, timeout=60, what="exit")
-    assert checkpoint.load(tmp_path / "ck" / cell / "last.pt")["model_config"]["cell"] == cell
+    assert checkpoint.load(tmp_path / "ck" / cell / "last.pt").model_config.cell == cell

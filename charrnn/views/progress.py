@@ -98,7 +98,7 @@ class PlainSink(BaseSink):
 
     def _report(self, e: EvalEvent) -> None:
         if e.report is not None:
-            from .views import report
+            from ..views import report
 
             for part in report(e.report):
                 self.console.print(part)

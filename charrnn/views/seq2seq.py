@@ -13,8 +13,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from ...inspect.view import probable, visible
-from ...tasks.reports import END, Decoded, Seq2SeqReport
+from ..inspect.view import probable, visible
+from ..tasks.reports import END, Decoded, Seq2SeqReport
 
 DARK, BRIGHT = (24, 24, 28), (255, 215, 0)
 

@@ -13,8 +13,8 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from ...inspect.view import SPARK, probable, visible
-from ...tasks.reports import ClassReport, ClassTrace
+from ..inspect.view import SPARK, probable, visible
+from ..tasks.reports import ClassReport, ClassTrace
 
 PALETTE = ("#5fafff", "#ffaf00", "#87d75f", "#ff5f87", "#af87ff", "#5fd7d7")
 TRACED = 5  # labels drawn along the text

@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import DataConfig, ModelConfig, SampleConfig, TrainConfig
-from ..errors import ConfigError
-from ..models import registry
-from . import plan
-from .telemetry import BaseSink, EvalEvent, MessageEvent
+from .config import DataConfig, ModelConfig, SampleConfig, TrainConfig
+from .errors import ConfigError
+from .models import registry
+from .training import plan
+from .training.telemetry import BaseSink, EvalEvent, MessageEvent
 
 ESN_MAX_UNITS = 2000
 GRAD_WINDOWS, GRAD_TOKENS = 4, 256  # validation windows the gradient reach is averaged over, and their length
@@ -64,7 +64,7 @@ class Row:
 
 def trained_params(cfg: ModelConfig) -> tuple[int, int]:
     """(trained, total) parameters of a model config, counted on the meta device (no weights drawn)."""
-    from ..models.lm import CharRNN
+    from .models.lm import CharRNN
 
     with torch.device("meta"):
         m = CharRNN(cfg)
@@ -107,8 +107,8 @@ def configs(cells: tuple[str, ...], base: ModelConfig, options: dict[str, Any], 
 def gradient_reach(model: Any, ids: Any) -> tuple[int | None, int]:
     """Steps back at which |dL_T/dh_t| (the top layer) has fallen 1000x, from the mean norm over
     GRAD_WINDOWS windows of the ids; and the span measured (None: not within it)."""
-    from ..inspect.stats import reach
-    from ..inspect.trace import gradient_flow_ids
+    from .inspect.stats import reach
+    from .inspect.trace import gradient_flow_ids
 
     n = min(GRAD_TOKENS, len(ids))
     if n < 3:
@@ -121,8 +121,8 @@ def gradient_reach(model: Any, ids: Any) -> tuple[int | None, int]:
 def free_running(model: Any, corpus: Any, tcfg: TrainConfig, device: torch.device) -> dict[str, float]:
     """A Jordan net's validation loss with the known previous target fed back and with its own
     output fed back (bits/char): their difference is the exposure bias."""
-    from ..models.jordan import feeding
-    from ..tasks.lm import evaluate
+    from .models.jordan import feeding
+    from .tasks.lm import evaluate
 
     tok = corpus.tokenizer
     lengths = torch.from_numpy(tok.char_lengths()).to(device, torch.float64)
@@ -155,7 +155,7 @@ def train_and_measure(
     stop: threading.Event, sinks: list[Any] = (),  # type: ignore[assignment]
 ) -> Row:  # fmt: skip
     """Train one kind as an ordinary run, then measure it."""
-    from ..tasks.generate import eos_text, sample_text
+    from .tasks.generate import eos_text, sample_text
 
     p = plan.new_run(data, cfg, tcfg, root, out_dir=run_dir)
     sink = _Last()
@@ -179,7 +179,7 @@ def train_and_measure(
 
 
 def ngram_rows(corpus: Any) -> list[Row]:
-    from ..baselines.ngram import reference
+    from .baselines.ngram import reference
 
     t = time.monotonic()
     _, scores = reference(corpus.train, corpus.val, corpus.tokenizer)
@@ -191,7 +191,7 @@ def ngram_rows(corpus: Any) -> list[Row]:
 
 def longrange_rows(data: DataConfig, corpus: Any, seq_len: int) -> list[Row]:
     """The generator's own bits/char and limited-memory bounds, when the corpus is a built-in long-range one."""
-    from ..data import longrange
+    from .data import longrange
 
     if len(data.paths) != 1 or not data.paths[0].startswith("longrange-") or Path(data.paths[0]).exists():
         return []

@@ -40,6 +40,10 @@ class CheckpointError(CharRNNError):
     """A checkpoint file is missing, damaged, foreign or cannot be written."""
 
 
+class RunBusyError(CharRNNError):
+    """Another process is writing the run folder (training/runlock.py)."""
+
+
 class TrainingError(CharRNNError):
     """Training cannot go on (for example the loss diverged)."""
 

@@ -23,10 +23,11 @@ from typing import Any
 import torch
 
 from ..config import DataConfig, ModelConfig, TrainConfig
-from ..errors import CharRNNError, ConfigError, TrainingError
+from ..errors import CharRNNError, ConfigError, RunBusyError, TrainingError
 from ..tasks import task_spec
 from . import checkpoint, distributed, recipe
 from .hardware import autocast, pick_device, pick_precision, precision_name
+from .runlock import RunLock
 from .schedule import lr_at
 from .telemetry import (
     CheckpointEvent,
@@ -171,10 +172,30 @@ class Trainer:
         return why, elapsed
 
     def run(self) -> TrainResult:
+        """Train until a limit or `stop`, holding the run folder's lock (runlock.py) throughout."""
+        lock = RunLock(self.run_dir)
+        busy = None
+        if self.dist.main:  # rank 0 alone writes, so rank 0 alone locks; the others hear whether it could
+            try:
+                lock.acquire()
+                if self.fresh and (self.run_dir / checkpoint.LAST).exists():  # a run started here since the plan looked
+                    busy = ConfigError(f"{self.run_dir} already holds a run; resume it (--resume {self.run_dir}) or choose another name.")
+            except CharRNNError as e:
+                busy = e
+        if self.dist.active:
+            message = distributed.broadcast(self.dist, None if busy is None else str(busy))
+            busy = busy or (RunBusyError(message) if message else None)
+        try:
+            if busy is not None:
+                raise busy
+            return self._run()
+        finally:
+            lock.release()
+
+    def _run(self) -> TrainResult:
         cfg, task = self.cfg, self.task
         self.t0 = time.monotonic()
         if self.dist.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             for stale in self.run_dir.glob(".*.pt.*.tmp"):  # left by a process killed mid-save
                 stale.unlink(missing_ok=True)
         self.out.emit("on_start", self._start_event())

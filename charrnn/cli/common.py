@@ -99,6 +99,8 @@ def user_errors(fn: Callable) -> Callable:
             raise fail(str(e)) from None
         except KeyboardInterrupt:
             raise fail("interrupted.", 130) from None
+        except EOFError as e:  # never let click take it for an aborted prompt ("Aborted.")
+            raise fail(f"a file or standard input ended early{f' ({e})' if str(e) else ''}.") from None
         except OSError as e:
             where = f" {e.filename}" if e.filename else ""
             raise fail(f"could not read or write{where}: {e.strerror or e}.") from None

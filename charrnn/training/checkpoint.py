@@ -31,6 +31,7 @@ import torch
 from ..config import DataConfig, ModelConfig, TrainConfig, from_dict, to_dict
 from ..data.tokenizer import Tokenizer, tokenizer_from_state
 from ..errors import CharRNNError, CheckpointError, ConfigError
+from . import space
 from .hardware import precision_name
 
 FORMAT = "charrnn-checkpoint"
@@ -61,7 +62,8 @@ def save(path: Path, payload: dict[str, Any]) -> None:
         except OSError:
             pass
         if isinstance(e, (OSError, RuntimeError)):
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+            reason = space.disk_full(e, path.parent, space.nbytes(payload) + space.OVERHEAD, resumable=path.exists())
+            reason = reason or (e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0])
             kept = " The previous checkpoint is intact." if path.exists() else ""
             raise CheckpointError(f"could not write checkpoint {path}: {reason}.{kept}") from None
         raise
@@ -86,7 +88,8 @@ def copy(src: Path, dst: Path) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise CheckpointError(f"could not write checkpoint {dst}: {e.strerror or e}.") from None
+        reason = space.disk_full(e, dst.parent, src.stat().st_size) or e.strerror or e
+        raise CheckpointError(f"could not write checkpoint {dst}: {reason}.") from None
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -25,7 +25,7 @@ import torch
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import CharRNNError, ConfigError, RunBusyError, TrainingError
 from ..tasks import task_spec
-from . import checkpoint, distributed, recipe
+from . import checkpoint, distributed, recipe, space
 from .hardware import autocast, pick_device, pick_precision, precision_name
 from .runlock import RunLock
 from .schedule import lr_at
@@ -199,6 +199,11 @@ class Trainer:
             for stale in self.run_dir.glob(".*.pt.*.tmp"):  # left by a process killed mid-save
                 stale.unlink(missing_ok=True)
         self.out.emit("on_start", self._start_event())
+        if self.dist.main:  # a full disk is better known now than at the first checkpoint
+            last = self.run_dir / checkpoint.LAST
+            need = max(space.estimate(self.model, self.optimizer), last.stat().st_size if last.exists() else 0)
+            if (low := space.low_space(self.run_dir, need)) is not None:
+                self.out.emit("on_message", MessageEvent("warning", low))
         if self._done()[0] not in (None, "interrupt"):
             raise ConfigError(
                 f"this run already reached its limit at step {self.step}; "

@@ -37,7 +37,16 @@ out = Console(highlight=False, soft_wrap=True)
 
 class _OneLineUsageErrors:
     """A nonsense option gets one line on stderr and exit status 2, like every other
-    mistake, instead of click's usage box."""
+    mistake, instead of click's usage box. Help text is shown literally: Typer reads it as
+    Rich markup, which would swallow `[h_left; h_right]` in a kind's description."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        for obj in (self, *getattr(self, "params", ())):
+            for attr in ("help", "short_help", "epilog"):
+                text = getattr(obj, attr, None)
+                if isinstance(text, str):
+                    setattr(obj, attr, escape(text))
 
     def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
         try:

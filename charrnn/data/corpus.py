@@ -7,16 +7,16 @@ whole, so memory does not grow with the corpus:
                      into documents; count characters and which characters occur
     pass 2  split:   only when there are documents: find the document boundary
                      nearest the validation fraction, so the split keeps whole documents
-    pass 3  encode:  the tokenizer turns each chunk into ids, written with tofile()
-                     into one `ids.bin` (uint8/16/32 by vocabulary size)
+    pass 3  encode:  the tokenizer turns each chunk into ids, appended to one
+                     `ids.bin` (uint8/16/32 by vocabulary size) and to its checksum
 
 The result is cached under `<checkpoints>/.cache/<key>/`, keyed on the files'
 paths, sizes and modification times and on every option that changes the ids,
 so a second run opens it at once. It is built in a temporary folder renamed into
 place last, so a build killed half-way is never found; `meta.json` records each
-array's size and CRC-32, checked before every use (35 ms of CPU per 100 MB: bench/cache_check.py), so a
-cache cut short or damaged later (a full disk, a copy interrupted) is rebuilt,
-with a notice in the corpus line, rather than trusted.
+array's size and CRC-32, checked before every use (35 ms of CPU per 100 MB,
+bench/cache_check.py), so a cache cut short or damaged later (a full disk, a copy
+interrupted) is rebuilt, with a notice in the corpus line, rather than trusted.
 
 Labelled documents (`--label-from`, labelled.py) take the same passes; the
 encoding pass also writes `labels.bin`, each token's label, parallel to the ids.

@@ -31,7 +31,6 @@ import hashlib
 import json
 import os
 import shutil
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -40,6 +39,7 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import CorpusError, TokenizerError
+from .cachecheck import Checksum, clear_abandoned, damage, verify
 from .labelled import LabelledSource, label_dtype, token_labels
 from .labels import LabelSet, LabelStats
 from .reading import iter_corpus, resolve_files
@@ -47,7 +47,6 @@ from .tokenfile import TokenFile
 from .tokenizer import EOS_CHAR, CharTokenizer, Tokenizer, tokenizer_from_state
 
 CACHE_FORMAT = 2  # 2: meta.json holds the arrays' sizes and checksums
-BLOCK = 1 << 20  # checksums read this much at a time: memory stays flat
 
 
 # ------------------------------------------------------------------- passes
@@ -229,7 +228,7 @@ def prepare(
         try:
             return _open(final, cached=True)
         except (OSError, ValueError, KeyError, TypeError) as e:  # a damaged cache is rebuilt, never trusted
-            notice = f"rebuilt the corpus cache, which was damaged ({_reason(e)})"
+            notice = f"rebuilt the corpus cache, which was damaged ({damage(e)})"
             shutil.rmtree(final, ignore_errors=True)
 
     source = LabelledSource(files, cfg, doc_sep, labels) if cfg.label_from is not None else None
@@ -255,7 +254,7 @@ def prepare(
         tokenizer = factory(scanned, train_text)
     dtype = token_dtype(tokenizer.vocab_size)
     tmp = cache_root / f".tmp-{key}-{os.getpid()}"
-    _clear_abandoned(cache_root, key)
+    clear_abandoned(cache_root, key)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     pairs: Iterator[tuple[str, list[int] | None]] = source.pairs() if source is not None else ((t, None) for t in chunks())
@@ -307,58 +306,6 @@ def prepare(
     corpus = _open(final, cached=False)
     corpus.notice = notice
     return corpus
-
-
-def _clear_abandoned(cache_root: Path, key: str) -> None:
-    """Remove the temporary folders of builds of this corpus whose process has gone (killed mid-build)."""
-    if os.name != "posix":  # os.kill(pid, 0) asks after a process only on POSIX
-        return
-    for tmp in cache_root.glob(f".tmp-{key}-*"):
-        try:
-            os.kill(int(tmp.name.rsplit("-", 1)[1]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(tmp, ignore_errors=True)
-        except (ValueError, OSError):  # not ours to judge (another user's process, or no signals here)
-            pass
-
-
-class Checksum:
-    """The size and CRC-32 of a file written in pieces, as they are written."""
-
-    def __init__(self) -> None:
-        self.size, self.crc = 0, 0
-
-    def add(self, a: np.ndarray) -> bytes:
-        b = a.tobytes()
-        self.size, self.crc = self.size + len(b), zlib.crc32(b, self.crc)
-        return b
-
-    def record(self) -> dict[str, int]:
-        return {"bytes": self.size, "crc32": self.crc}
-
-
-def verify(path: Path, record: dict[str, int]) -> None:
-    """ValueError unless the file has the size and checksum `record` says (read in blocks)."""
-    want = int(record["bytes"])
-    have = path.stat().st_size
-    if have != want:
-        raise ValueError(f"{path.name} is {abs(want - have):,} bytes {'short' if have < want else 'too long'}")
-    crc = 0
-    with open(path, "rb") as f:
-        while block := f.read(BLOCK):
-            crc = zlib.crc32(block, crc)
-    if crc != int(record["crc32"]):
-        raise ValueError(f"{path.name} does not match its checksum")
-
-
-def _reason(e: BaseException) -> str:
-    if isinstance(e, FileNotFoundError):
-        return f"{Path(e.filename).name if e.filename else 'a file'} is missing"
-    if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)):
-        return "meta.json is not readable"
-    if isinstance(e, KeyError):
-        return f"meta.json lacks {e}"
-    return str(e).splitlines()[0][:120] if str(e) else type(e).__name__
 
 
 def _open(folder: Path, cached: bool) -> Corpus:

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from ..config import DataConfig, ModelConfig, TrainConfig
-from ..errors import CharRNNError, ConfigError, RunBusyError, TrainingError
+from ..errors import CharRNNError, CheckpointError, ConfigError, RunBusyError, TrainingError
 from ..tasks import task_spec
 from . import checkpoint, distributed, recipe, space
 from .hardware import autocast, pick_device, pick_precision, precision_name
@@ -182,6 +182,8 @@ class Trainer:
                     busy = ConfigError(f"{self.run_dir} already holds a run; resume it (--resume {self.run_dir}) or choose another name.")
             except CharRNNError as e:
                 busy = e
+            except OSError as e:  # rank 0 must not leave the others waiting for its answer
+                busy = CheckpointError(f"cannot write into {self.run_dir}: {e.strerror or e}.")
         if self.dist.active:
             message = distributed.broadcast(self.dist, None if busy is None else str(busy))
             busy = busy or (RunBusyError(message) if message else None)

@@ -109,3 +109,29 @@ def test_readers_take_no_lock(runner, workdir, corpus_file):
     finally:
         holder.kill()
         holder.wait()
+
+
+async def test_the_app_refuses_a_folder_in_use(tmp_path, corpus_file):
+    """The TUI trains through the same Trainer.run: a run folder in use is a notification naming the holder."""
+    from helpers import until
+
+    from charrnn.config import DataConfig, ModelConfig, TrainConfig
+    from charrnn.training import plan
+    from charrnn.tui import messages as m
+    from charrnn.tui.app import CharRNNApp
+
+    p = plan.new_run(DataConfig(paths=(str(corpus_file),)), ModelConfig(layers=1, hidden=8, embed=8),
+                     TrainConfig(steps=5, device="cpu"), tmp_path, "run")  # fmt: skip
+    holder = hold_lock(tmp_path / "run")
+    seen: list = []
+    try:
+        app = CharRNNApp(lambda sinks, stop: plan.trainer(p, sinks, stop), root=tmp_path)
+        async with app.run_test(size=(80, 24), message_hook=seen.append, notifications=True) as pilot:
+            await until(pilot, lambda: any(isinstance(x, m.TrainFailed) for x in seen), what="the refusal")
+            await pilot.pause(0.2)
+            assert any(f"in use by another charrnn process (pid {holder.pid} on " in n.message for n in app._notifications)
+            assert app.is_running
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sorted(x.name for x in (tmp_path / "run").iterdir()) == [NAME]

@@ -44,6 +44,10 @@ class ExportError(CharRNNError):
     """A model `charrnn export` cannot write in the format asked for."""
 
 
+class RunBusyError(CharRNNError):
+    """Another process is writing the run folder (training/runlock.py)."""
+
+
 class TrainingError(CharRNNError):
     """Training cannot go on (for example the loss diverged)."""
 

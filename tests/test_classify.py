@@ -81,20 +81,50 @@ def answers(stdout: str) -> list[str]:
     return [block.splitlines()[0] for block in stdout.strip().split("\n\n")]
 
 
-def test_predict_prints_the_label_first(classifier, runner, tmp_path):
+def test_predict_prints_the_label_first(classifier, runner, tmp_path, monkeypatch):
+    """Into a pipe (CliRunner's stdout is one): one line per input, the answer first, then the scores."""
     r = runner.invoke(app, ["predict", str(classifier), "abcdefgh" * 3, "ijklijklmn"])
     assert r.exit_code == 0, r.output
-    first = answers(r.stdout)
-    assert [line.split()[0] for line in first] == ["up", "flat"]
+    first = r.stdout.splitlines()
+    assert [line.split()[0] for line in first] == ["up", "flat"] and "█" not in r.stdout
     probs = [float(v) for v in first[0].split()[1::2]]
     assert abs(sum(probs) - 1) < 0.01 and probs == sorted(probs, reverse=True)
     (tmp_path / "in.txt").write_text("abcabc\n\nklmnkl\n", encoding="utf-8")
     f = runner.invoke(app, ["predict", str(classifier), "--file", str(tmp_path / "in.txt"), "--json"])
-    records = [json.loads(x) for x in f.stdout.replace("}\n{", "}\x00{").split("\x00")]
+    records = [json.loads(x) for x in f.stdout.splitlines()]  # JSON Lines: one object a line
     assert [x["input"] for x in records] == ["abcabc", "klmnkl"]
     assert set(records[0]["probabilities"]) == set(ALPHABETS) and records[0]["chars_read"] == 6
     s = runner.invoke(app, ["predict", str(classifier)], input="abcd\nijkl\n")
-    assert s.exit_code == 0 and len(answers(s.stdout)) == 2
+    assert s.exit_code == 0 and len(s.stdout.splitlines()) == 2
+    # in a terminal the probabilities are drawn as bars, a blank line between inputs
+    from charrnn.cli import common
+
+    monkeypatch.setattr(common.out, "_force_terminal", True)
+    t = runner.invoke(app, ["predict", str(classifier), "abcdefgh" * 3, "ijklijklmn"])
+    assert [line.split()[0] for line in answers(t.stdout)] == ["up", "flat"] and "█" in t.stdout
+
+
+def test_predict_answers_a_stream_line_by_line(classifier):
+    """A real pipe: each answer comes back, flushed, before the next input is written."""
+    import select
+    import subprocess
+    import sys
+
+    for extra, check in (([], lambda line: line.split()[0] in ALPHABETS), (["--json"], lambda line: json.loads(line)["label"] in ALPHABETS)):
+        proc = subprocess.Popen([sys.executable, "-m", "charrnn", "predict", str(classifier), *extra],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            for text in ("abcdabcd", "ijklijkl", "☃abc"):
+                proc.stdin.write(text + "\n")
+                proc.stdin.flush()
+                ready, _, _ = select.select([proc.stdout], [], [], 60)  # answers that wait for the end of input never come
+                assert ready, f"no answer to {text!r} before the input ended"
+                line = proc.stdout.readline()
+                assert check(line), line
+            proc.stdin.close()
+            assert proc.stdout.read() == "" and proc.wait(timeout=60) == 0
+        finally:
+            proc.kill()
 
 
 def test_predict_trace_follows_the_probabilities_along_the_text(classifier, runner):

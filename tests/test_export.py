@@ -234,7 +234,7 @@ def test_safetensors_open_without_charrnn(runs, runner, tmp_path):
 
     for cell, folder in folders.items():
         report = done["reports"][str(folder)]
-        weights = checkpoint.load(checkpoint.find(cell, runs / "ck"))["model"]
+        weights = checkpoint.load(checkpoint.find(cell, runs / "ck")).weights
         assert report["keys"] == {k: list(v.shape) for k, v in weights.items()}, cell
         for k, v in weights.items():
             assert report["sums"][k] == pytest.approx(float(v.double().sum()), abs=1e-9), (cell, k)

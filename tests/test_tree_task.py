@@ -56,7 +56,15 @@ def test_a_tree_lstm_learns_shallow_listops_and_answers_with_a_tree(runner, work
     assert final["accuracy"] > 0.45 and final["accuracy"] > 3 * majority, (final, majority)
     assert final["trees_depth_1"] + final["trees_depth_2"] == 220 and 0 <= final["accuracy_depth_2"] <= 1
 
-    p = runner.invoke(app, ["predict", "t", "[MAX 2 9 [MIN 4 7 ] 0 ]", "[SM 3 4 ]"])
+    piped = runner.invoke(app, ["predict", "t", "[MAX 2 9 [MIN 4 7 ] 0 ]", "[SM 3 4 ]"])  # into a pipe: a line an input
+    assert piped.exit_code == 0 and [x.split()[0] in "0123456789" for x in piped.stdout.splitlines()] == [True, True], piped.output
+    from charrnn.cli import common
+
+    common.out._force_terminal = True  # in a terminal: the tree, node by node
+    try:
+        p = runner.invoke(app, ["predict", "t", "[MAX 2 9 [MIN 4 7 ] 0 ]", "[SM 3 4 ]"])
+    finally:
+        common.out._force_terminal = None
     assert p.exit_code == 0, p.output
     lines = p.stdout.splitlines()
     assert lines[0].split()[0] in "0123456789" and "(p 0." in lines[0]

@@ -39,7 +39,16 @@ out = Console(highlight=False, soft_wrap=True)
 
 class _OneLineUsageErrors:
     """A nonsense option gets one line on stderr and exit status 2, like every other
-    mistake, instead of click's usage box."""
+    mistake, instead of click's usage box. Help text is shown literally: Typer reads it as
+    Rich markup, which would swallow `[h_left; h_right]` in a kind's description."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[call-arg]
+        for obj in (self, *getattr(self, "params", ())):
+            for attr in ("help", "short_help", "epilog"):
+                text = getattr(obj, attr, None)
+                if isinstance(text, str):
+                    setattr(obj, attr, escape(text))
 
     def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[no-untyped-def]
         try:
@@ -101,6 +110,8 @@ def user_errors(fn: Callable) -> Callable:
             raise fail(str(e)) from None
         except KeyboardInterrupt:
             raise fail("interrupted.", 130) from None
+        except EOFError as e:  # never let click take it for an aborted prompt ("Aborted.")
+            raise fail(f"a file or standard input ended early{f' ({e})' if str(e) else ''}.") from None
         except OSError as e:
             where = f" {e.filename}" if e.filename else ""
             raise fail(f"could not read or write{where}: {e.strerror or e}.") from None

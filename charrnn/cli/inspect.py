@@ -146,7 +146,7 @@ def inspect(
         meta = {"checkpoint": str(path), "step": ck.step, "model_config": to_dict(ck.model_config)}
         doc = to_json(acts, meta, flow, found, find, inside)
         json_path.write_text(doc, encoding="utf-8")
-        err.print(f"[dim]wrote {json_path} ({len(doc) / 1e6:.1f} MB)[/]")
+        err.print(f"[dim]wrote {escape(str(json_path))} ({len(doc) / 1e6:.1f} MB)[/]")
     if html_path is not None:
         if unit is None and found:  # the page opens on the unit that best tracks the pattern
             shown = (found[0].what, found[0].layer, found[0].unit)
@@ -171,7 +171,7 @@ def _write_html(html_path: Path, acts, source: str, model: str, shown: tuple, to
         meta = page.PageMeta(source, model, *shown, top_k=top_k, saturation_title=_no_gates_title(acts.cell, sat), saturation_low="< −0.9")
     doc = page.render(acts, meta, sat, flow, found, find, inside)
     html_path.write_text(doc, encoding="utf-8")
-    err.print(f"[dim]wrote {html_path} ({len(doc.encode('utf-8')) / 1e6:.1f} MB)[/]")
+    err.print(f"[dim]wrote {escape(str(html_path))} ({len(doc.encode('utf-8')) / 1e6:.1f} MB)[/]")
 
 
 def _inspect_tree(path: Path, ck: Any, model, text: str | None, what: str | None, layer: int | None, unit: int | None,  # type: ignore[no-untyped-def]
@@ -223,7 +223,7 @@ def _inspect_tree(path: Path, ck: Any, model, text: str | None, what: str | None
     if json_path is not None:
         doc = treeview.tree_json(acts, {"checkpoint": str(path), "step": ck.step, "model_config": to_dict(ck.model_config)})
         json_path.write_text(doc, encoding="utf-8")
-        err.print(f"[dim]wrote {json_path} ({len(doc) / 1e6:.1f} MB)[/]")
+        err.print(f"[dim]wrote {escape(str(json_path))} ({len(doc) / 1e6:.1f} MB)[/]")
 
 
 def _read(file: Path) -> str:

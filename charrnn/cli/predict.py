@@ -1,10 +1,14 @@
 """`charrnn predict`: what a trained classifier, encoder-decoder or tree model answers.
 
 One input per text argument, per line of --file, or per line of standard input
-(when neither is given and it is not a terminal). For each input the first line
-printed starts with the answer (a label, an output string), so scripts can read
-it; the task's details (probabilities as the text arrives, beams, attention
-maps, a tree of node values) follow on request, drawn by the task's view.
+(when neither is given and it is not a terminal; read as it arrives, so a stream
+of inputs gets a stream of answers). For each input the first line printed
+starts with the answer (a label, an output string), so scripts can read it; the
+task's details (probabilities as bars, as the text arrives, beams, attention
+maps, a tree of node values) follow, drawn by the task's view: in a terminal
+always, into a pipe only when asked for (--trace, --top, --attention-map), so a
+pipe gets one line per input. `--json` writes JSON Lines: one object per input,
+flushed as it is answered.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Iterator, Optional
 
 import typer
 
@@ -35,7 +39,7 @@ def predict(
     attention_map: Annotated[bool, typer.Option("--attention-map", help="Draw the attention weights, source across, output down (seq2seq).", rich_help_panel=P_SHOW)] = False,
     temperature: Annotated[Optional[float], typer.Option(help="Sample the output at this temperature instead of searching (seq2seq).", rich_help_panel=P_SHOW)] = None,
     seed: Annotated[Optional[int], typer.Option(help="Random seed for --temperature.", rich_help_panel=P_SHOW)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per input instead.", rich_help_panel=P_SHOW)] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per input instead, one a line (JSON Lines).", rich_help_panel=P_SHOW)] = False,
     checkpoints: CheckpointsOpt = DEFAULT_ROOT,
 ) -> None:
     """Answer inputs with a trained classifier, encoder-decoder or tree model: the answer first on each line."""
@@ -60,33 +64,60 @@ def predict(
     inputs = _inputs(texts, file)
     from ..views import prediction_view
 
-    view = None if as_json else prediction_view(spec.name)
-    for i, text in enumerate(inputs):
+    view = None
+    asked = trace or top > 1 or attention_map  # details a pipe gets too
+    if not as_json and (out.is_terminal or asked):
+        view = prediction_view(spec.name)
+    drawn = False
+    for text in inputs:
         p = predictor.predict(text)
         if as_json:
-            out.print_json(json.dumps({"input": text, **p.json}))
+            sys.stdout.write(json.dumps({"input": text, **p.json}, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
             continue
-        out.print(p.line, markup=False, highlight=False)
         parts = list(view(p, opts)) if view is not None and p.details is not None else []
+        if drawn and parts:  # a blank line between inputs drawn at length
+            out.print()
+        out.print(p.line, markup=False, highlight=False)
         for part in parts:
             out.print(part)
-        if parts and i < len(inputs) - 1:  # a blank line between inputs drawn at length
-            out.print()
+        drawn = bool(parts)
+        sys.stdout.flush()
 
 
-def _inputs(texts: list[str] | None, file: Path | None) -> list[str]:
+def _inputs(texts: list[str] | None, file: Path | None) -> Iterator[str]:
+    """The inputs, one at a time: standard input is read line by line as it arrives."""
     if texts:
-        return list(texts)
+        yield from texts
+        return
     if file is not None:
         try:
             raw = file.read_bytes().decode("utf-8-sig")
         except UnicodeDecodeError as e:
             raise ConfigError(f"{file} is not valid UTF-8 at byte {e.start}; predict reads UTF-8 text.") from None
+        lines: Iterator[str] = iter(raw.replace("\r\n", "\n").replace("\r", "\n").split("\n"))
     elif not sys.stdin.isatty():
-        raw = sys.stdin.read()
+        lines = _stdin_lines()
     else:
         raise ConfigError("give the inputs: as arguments, with --file, or one per line on standard input.")
-    lines = [line for line in raw.replace("\r\n", "\n").replace("\r", "\n").split("\n") if line.strip()]
-    if not lines:
+    n = 0
+    for line in lines:
+        line = line.rstrip("\r\n")
+        if line.strip():
+            n += 1
+            yield line
+    if not n:
         raise ConfigError("no inputs: the file or standard input held no non-empty line.")
-    return lines
+
+
+def _stdin_lines() -> Iterator[str]:
+    """Standard input's lines as they arrive (`for line in sys.stdin` would wait for a block), strict UTF-8."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # a text stream (a test's, say)
+        yield from iter(sys.stdin.readline, "")
+        return
+    for n, raw in enumerate(iter(stream.readline, b""), 1):
+        try:
+            yield raw.decode("utf-8-sig" if n == 1 else "utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"standard input is not valid UTF-8 (line {n}, byte {e.start}); predict reads UTF-8 text.") from None

@@ -1,7 +1,13 @@
-"""`charrnn sample`: generate text from a trained model, streaming it as it comes."""
+"""`charrnn sample`: generate text from a trained model, streaming it as it comes.
+
+With --json each text is one JSON object on a line of its own (JSON Lines),
+written as it is finished: {"text", "seed"} (and "index" with --num, "logp" with
+--beam), so several samples with newlines inside stay apart for a script.
+"""
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Annotated, Optional
 
@@ -53,6 +59,7 @@ def sample(
         Optional[str], typer.Option(help="Generate for this label (a model trained with --label-from; default: no label).", rich_help_panel=P_SAMPLE, show_default=False)
     ] = None,
     beam: Annotated[Optional[int], typer.Option(help="Beam search with this width: the most likely continuation instead of a sample (--num N: the N best).", rich_help_panel=P_SAMPLE, show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print each text as a JSON object on a line of its own (JSON Lines).", rich_help_panel=P_SAMPLE)] = False,
     unknown: UnknownOpt = Unknown(S.unknown),
     checkpoints: CheckpointsOpt = DEFAULT_ROOT,
     device: Annotated[Device, typer.Option(help="Where to run the model.", rich_help_panel=P_HW)] = Device.cpu,
@@ -86,19 +93,34 @@ def sample(
         from ..tasks.generate import beam_texts
 
         for i, (text, logp) in enumerate(beam_texts(model, tok, cfg, beam, eos_text(doc_sep))[: cfg.num]):
+            if as_json:
+                _json_line({"text": text, "beam": i + 1, "logp": logp})
+                continue
             sys.stdout.write(("\n" if i else "") + text + "\n")  # as samples are: a blank line between texts
             sys.stdout.flush()
             err.print(f"[dim]beam {i + 1} of {beam}: log-probability {logp:.3f}[/]")
         return
     seed_used = cfg.seed if cfg.seed is not None else new_seed()
     gen = torch.Generator().manual_seed(seed_used)
-    if cfg.num == 1:
+    if as_json:
+        if cfg.num == 1:
+            _json_line({"text": "".join(generate(model, tok, cfg, gen, eos_text(doc_sep), label_id)), "seed": seed_used})
+        else:
+            for i, text in enumerate(generate_batch(model, tok, cfg, cfg.num, gen, eos_text(doc_sep), label_id)):
+                _json_line({"text": text, "seed": seed_used, "index": i})
+    elif cfg.num == 1:
         for piece in generate(model, tok, cfg, gen, eos_text(doc_sep), label_id):
             sys.stdout.write(piece)
             sys.stdout.flush()
     else:  # one batch of num streams, printed when all have ended
         sys.stdout.write("\n\n".join(generate_batch(model, tok, cfg, cfg.num, gen, eos_text(doc_sep), label_id)))
-    sys.stdout.write("\n")
-    sys.stdout.flush()
+    if not as_json:
+        sys.stdout.write("\n")
+        sys.stdout.flush()
     if cfg.seed is None:
         err.print(f"[dim]seed {seed_used} (pass --seed {seed_used} to get this text again)[/]")
+
+
+def _json_line(record: dict) -> None:
+    sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    sys.stdout.flush()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.markup import escape
 
 from ..config import DEFAULT_CORPUS, DataConfig, ModelConfig, TrainConfig, option_flag
 from ..config import RESUMABLE as RESUMABLE_SETTINGS
@@ -139,7 +140,7 @@ def _train_in_app(p: Any, opened: Any, logs: list[Any]) -> None:
     result, quit_by_user = train_in_app(lambda sinks, stop: plan.trainer(p, [*sinks, *logs], stop, opened), root=p.root)
     if result is not None:
         how = "stopped" if result.stopped_by == "interrupt" else "done"
-        out.print(f"{how} at step {result.step:,}; checkpoints in {result.run_dir} (continue: charrnn train --resume {result.run_dir})")
+        out.print(escape(f"{how} at step {result.step:,}; checkpoints in {result.run_dir} (continue: charrnn train --resume {result.run_dir})"))
     if result is not None and result.stopped_by == "interrupt" and not quit_by_user:
         raise typer.Exit(130)  # q (or x, then q) is a deliberate stop after a clean save: 0; a signal stays 130
 

@@ -87,6 +87,8 @@ def iter_file_text(path: Path, encoding: str = "utf-8", errors: str = "strict") 
                     "If the file uses another encoding pass --encoding (for example latin-1); "
                     "to replace bad bytes pass --errors replace."
                 ) from None
+            except UnicodeError as e:  # e.g. "UTF-16 stream does not start with BOM"
+                raise CorpusError(f"{path}: cannot decode it as {encoding}: {e}. Pass the file's --encoding (utf-16-le, utf-16-be, ...).") from None
             offset += len(raw)
             if first:
                 text = text.removeprefix("\ufeff")

@@ -22,11 +22,14 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ..errors import CorpusError
+
 
 class _Handle:
     """One open file shared by a TokenFile and its views; closed when the last goes."""
 
     def __init__(self, path: Path):
+        self.path = Path(path)
         self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         weakref.finalize(self, os.close, self.fd)
 
@@ -34,8 +37,11 @@ class _Handle:
         chunks, done = [], 0
         while done < size:  # pread may return less than asked
             b = os.pread(self.fd, size - done, offset + done)
-            if not b:
-                raise EOFError(f"token file ended {size - done} bytes early at byte {offset + done}")
+            if not b:  # cut short since it was opened (its size and checksum were checked then)
+                raise CorpusError(
+                    f"{self.path} ended {size - done} bytes early at byte {offset + done}: the cached corpus was damaged "
+                    f"while in use. Run again: it will be checked and rebuilt."
+                )
             chunks.append(b)
             done += len(b)
         return b"".join(chunks) if len(chunks) != 1 else chunks[0]

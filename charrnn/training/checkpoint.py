@@ -46,6 +46,7 @@ from ..runtime.hardware import precision_name
 from ..tasks import task_spec
 from ..tasks.state import TaskState
 from .summary import Summary, summarize
+from . import space
 
 FORMAT = "charrnn-checkpoint"
 VERSION = 2
@@ -176,7 +177,8 @@ def save(path: Path, ck: Checkpoint) -> None:
         except OSError:
             pass
         if isinstance(e, (OSError, RuntimeError)):
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0]
+            reason = space.disk_full(e, path.parent, space.nbytes(payload) + space.OVERHEAD, resumable=path.exists())
+            reason = reason or (e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0])
             kept = " The previous checkpoint is intact." if path.exists() else ""
             raise CheckpointError(f"could not write checkpoint {path}: {reason}.{kept}") from None
         raise
@@ -201,7 +203,8 @@ def copy(src: Path, dst: Path) -> None:
             os.unlink(tmp)
         except OSError:
             pass
-        raise CheckpointError(f"could not write checkpoint {dst}: {e.strerror or e}.") from None
+        reason = space.disk_full(e, dst.parent, src.stat().st_size) or e.strerror or e
+        raise CheckpointError(f"could not write checkpoint {dst}: {reason}.") from None
 
 
 def _fsync_dir(folder: Path) -> None:

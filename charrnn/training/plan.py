@@ -115,6 +115,5 @@ def trainer(
 
     data = data if data is not None else open_data(plan, dist)
     t = Trainer(plan.model, plan.data, plan.train, data, plan.run_dir, sinks=sinks, stop=stop, resume=plan.resume, dist=dist)
-    if dist.main:
-        runconfig.write(plan.run_dir, plan.data, plan.model, plan.train)
+    t.settings = (plan.data, plan.model, plan.train)  # written as config.toml once the run folder is locked
     return t

@@ -23,11 +23,12 @@ from typing import Any
 import torch
 
 from ..config import DataConfig, ModelConfig, TrainConfig
-from ..errors import CharRNNError, ConfigError, TrainingError
+from ..errors import CharRNNError, CheckpointError, ConfigError, RunBusyError, TrainingError
 from ..runtime import distributed
 from ..runtime.hardware import autocast, pick_device, pick_precision, precision_name
 from ..tasks import task_spec
-from . import checkpoint, recipe
+from . import checkpoint, recipe, space
+from .runlock import RunLock
 from .schedule import lr_at
 from .telemetry import (
     CheckpointEvent,
@@ -87,6 +88,7 @@ class Trainer:
         self.dist = dist
         self.data_cfg = data_cfg
         self.run_dir = Path(run_dir)
+        self.settings: tuple[Any, Any, Any] | None = None  # (data, model, train) to write as config.toml (plan.trainer)
         # rank 0 alone talks to the world, and writes the metrics log
         self.out = Fanout([*(sinks or []), MetricsSink(self.run_dir)] if dist.main else [])
         self.stop = stop or threading.Event()
@@ -173,13 +175,44 @@ class Trainer:
         return why, elapsed
 
     def run(self) -> TrainResult:
+        """Train until a limit or `stop`, holding the run folder's lock (runlock.py) throughout."""
+        lock = RunLock(self.run_dir)
+        busy = None
+        if self.dist.main:  # rank 0 alone writes, so rank 0 alone locks; the others hear whether it could
+            try:
+                lock.acquire()
+                if self.fresh and (self.run_dir / checkpoint.LAST).exists():  # a run started here since the plan looked
+                    busy = ConfigError(f"{self.run_dir} already holds a run; resume it (--resume {self.run_dir}) or choose another name.")
+            except CharRNNError as e:
+                busy = e
+            except OSError as e:  # rank 0 must not leave the others waiting for its answer
+                busy = CheckpointError(f"cannot write into {self.run_dir}: {e.strerror or e}.")
+        if self.dist.active:
+            message = distributed.broadcast(self.dist, None if busy is None else str(busy))
+            busy = busy or (RunBusyError(message) if message else None)
+        try:
+            if busy is not None:
+                raise busy
+            return self._run()
+        finally:
+            lock.release()
+
+    def _run(self) -> TrainResult:
         cfg, task = self.cfg, self.task
         self.t0 = time.monotonic()
         if self.dist.main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
             for stale in self.run_dir.glob(".*.pt.*.tmp"):  # left by a process killed mid-save
                 stale.unlink(missing_ok=True)
+            if self.settings is not None:  # under the lock: a run refused as busy writes nothing
+                from .. import runconfig
+
+                runconfig.write(self.run_dir, *self.settings)
         self.out.emit("on_start", self._start_event())
+        if self.dist.main:  # a full disk is better known now than at the first checkpoint
+            last = self.run_dir / checkpoint.LAST
+            need = max(space.estimate(self.model, self.optimizer), last.stat().st_size if last.exists() else 0)
+            if (low := space.low_space(self.run_dir, need)) is not None:
+                self.out.emit("on_message", MessageEvent("warning", low))
         if self._done()[0] not in (None, "interrupt"):
             raise ConfigError(
                 f"this run already reached its limit at step {self.step}; "

@@ -37,10 +37,10 @@ SHOWN = 2_000  # tokens of the text shown and searched from
 class AtlasScreen(Screen):
     AUTO_FOCUS = "#atlas-table"
     BINDINGS = [
-        Binding("left", "cursor(-1)", "Char", key_display="←→"),
-        Binding("right", "cursor(1)", "Next char", show=False),
-        Binding("ctrl+left", "cursor(-20)", "Back 20", show=False),
-        Binding("ctrl+right", "cursor(20)", "On 20", show=False),
+        Binding("left", "cursor(-1)", "Char", key_display="←→", priority=True),  # before the table, which would scroll sideways
+        Binding("right", "cursor(1)", "Next char", show=False, priority=True),
+        Binding("ctrl+left", "cursor(-20)", "Back 20", show=False, priority=True),
+        Binding("ctrl+right", "cursor(20)", "On 20", show=False, priority=True),
         Binding("left_square_bracket", "mark_start", "Mark start", key_display="["),
         Binding("right_square_bracket", "mark_end", "Mark end, search", key_display="]"),
         Binding("plus", "threshold(0.05)", "Threshold up", key_display="+"),
@@ -60,6 +60,7 @@ class AtlasScreen(Screen):
         self.search = None
         self.threshold: float | None = None
         self.busy = ""
+        self.scatter = None  # the braille panels shown
 
     def compose(self) -> ComposeResult:
         yield Static(id="atlas-bar")
@@ -206,7 +207,8 @@ class AtlasScreen(Screen):
             bar.append(f"no unit explains: {', '.join(missing) or 'none'}", style="dim")
         self.query_one("#atlas-bar", Static).update(bar)
         if at is not None:
-            self.query_one("#atlas-scatter", Static).update(scatter_view(at, width=16, height=6))
+            self.scatter = scatter_view(at, width=16, height=6)
+            self.query_one("#atlas-scatter", Static).update(self.scatter)
         text = self.query_one("#atlas-text", TokenText)
         if self.shown and self.source is not None and self.unit is not None:
             u = self.unit

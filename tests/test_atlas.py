@@ -217,3 +217,10 @@ def test_atlas_errors_are_one_line(runner, workdir, corpus_file):
     one_line_error(runner.invoke(app, ["inspect", "t", "--select", "1:3", "--what", "nope", "--text", "The cat."]), "no signal 'nope'")
     one_line_error(runner.invoke(app, ["inspect", "t", "--atlas-chars", "0", "--atlas"]), "--atlas-chars")
     one_line_error(runner.invoke(app, ["inspect", "t", "--threshold", "0.2", "--text", "The cat."]), "--threshold")
+
+
+def test_a_tree_run_says_the_atlas_is_for_sequence_models(runner, workdir):
+    r = runner.invoke(app, ["train", "listops:train=200,val=50", "--task", "tree", "--cell", "treelstm", "--steps", "2", "--hidden", "16",
+                            "--layers", "1", "--quiet", "--device", "cpu", "--name", "tree"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    one_line_error(runner.invoke(app, ["inspect", "tree", "--atlas"]), "the atlas is for sequence models")

@@ -2,9 +2,9 @@
 
 Speed: a 2x256 LSTM (its weights do not change the work) over --chars characters
 of Python source, --repeats times: wall and CPU seconds, median and spread. The
-baseline, in the same run: the same atlas read through the per-step path
-(`model.trace`, batch B) instead of the fused layers plus one product, over
---baseline-chars characters and scaled to --chars (it grows linearly).
+baseline, in the same run: reading alone (no scores) through the per-step path
+(`model.trace`, batch B) against the fused layers plus one product, with the same
+B streams over --baseline-chars characters.
 
 Findings: for each run given (--default-run: `charrnn train --time 3m` on
 pydoc-topics; --stdlib-run: a 1x256 LSTM on the stdlib corpus), the atlas over its
@@ -75,28 +75,18 @@ def speed(chars: int, repeats: int, baseline_chars: int) -> None:
     print(f"annotations: {ann_s:.2f} s (once)")
     print(f"atlas: wall median {statistics.median(walls):.1f} s (min {min(walls):.1f}, max {max(walls):.1f}); "
           f"CPU median {statistics.median(cpus):.1f} s (min {min(cpus):.1f}, max {max(cpus):.1f}) over {repeats} repeats")  # fmt: skip
-    # the baseline: the per-step path, on fewer characters, scaled
+    # the baseline: reading alone (no scores), the fused layers against the per-step path, same streams, fewer characters
     small = ids[:baseline_chars]
-    orig = stream.chunks
-
-    def per_step(*a, **k):  # type: ignore[no-untyped-def]
-        k["fused"] = False
-        return orig(*a, **k)
-
-    import charrnn.inspect.atlas as atlas_mod
-
-    atlas_mod.chunks = per_step
-    try:
-        pairs_small = [(a, v[: len(small)]) for a, v in pairs]
-        b = run(model, pairs_small, small, tuple(text[: len(small)]))
-    finally:
-        atlas_mod.chunks = orig
-    f = run(model, pairs_small, small, tuple(text[: len(small)]))
-    scale = len(text) / len(small)
-    print(f"baseline, per-step path over {len(small):,} characters: wall {b.seconds:.1f} s, CPU {b.cpu_seconds:.1f} s "
-          f"(x{scale:.1f}: {b.seconds * scale:.0f} s wall, {b.cpu_seconds * scale:.0f} s CPU); fused path on the same: wall "
-          f"{f.seconds:.1f} s, CPU {f.cpu_seconds:.1f} s; ratio per-step / fused: wall {b.seconds / f.seconds:.2f}x, "
-          f"CPU {b.cpu_seconds / f.cpu_seconds:.2f}x")  # fmt: skip
+    B = at.streams
+    cost = {}
+    for fused in (True, False):
+        t0, c0 = time.perf_counter(), time.process_time()
+        for _ in stream.chunks(model, small, streams=B, fused=fused):
+            pass
+        cost[fused] = (time.perf_counter() - t0, time.process_time() - c0)
+    (fw, fc), (pw, pc) = cost[True], cost[False]
+    print(f"reading alone, {len(small):,} characters in {B} streams: fused layers + one product {fw:.1f} s wall, {fc:.1f} s CPU; "
+          f"per-step path (baseline) {pw:.1f} s wall, {pc:.1f} s CPU; ratio per-step / fused: {pw / fw:.2f}x wall, {pc / fc:.2f}x CPU")
 
 
 def findings(name: str, run_path: str, chars: int) -> None:
@@ -132,7 +122,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--chars", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--baseline-chars", type=int, default=20_000)
+    ap.add_argument("--baseline-chars", type=int, default=40_000)
     ap.add_argument("--default-run", help="a run trained with `charrnn train --time 3m` (pydoc-topics)")
     ap.add_argument("--stdlib-run", help="a 1x256 LSTM trained on the stdlib corpus")
     ap.add_argument("--run-chars", type=int, default=300_000, help="validation characters the findings read")

@@ -78,13 +78,13 @@ def test_the_stream_reader_equals_the_per_step_trace(cell):
         tr = model.trace(torch.as_tensor(ids)[None], tuple(s.double() for s in model.start_state(1, None)))
     ref = {n: v[:, 0].permute(1, 0, 2).numpy() for n, v in tr.signals.items()}  # (T, L, H)
     # one stream; three, each warmed up past its start (a leaky unit's tau of 100 steps remembers the padding before the text)
-    for streams, warmup in ((1, 0),) + (((3, 300),) if cell != "leaky" else ()):
+    for streams, warmup, fused in ((1, 0, False), (1, 0, True)) + (((3, 300, False), (3, 300, True)) if cell != "leaky" else ()):
         got = {n: np.full_like(v, np.nan) for n, v in ref.items()}
-        for ch in chunks(model, ids, streams=streams, warmup=warmup, steps=7):
+        for ch in chunks(model, ids, streams=streams, warmup=warmup, steps=7, fused=fused):
             for n, v in ch.signals.items():
                 got[n][ch.pos] = v.numpy()
         for n in ref:
-            np.testing.assert_allclose(got[n], ref[n], atol=1e-5, err_msg=f"{cell} {n}, {streams} streams")
+            np.testing.assert_allclose(got[n], ref[n], atol=1e-5, err_msg=f"{cell} {n}, {streams} streams, fused {fused}")
     (w,) = windows(model, ids, [(250, 290)], context=250)
     for n in ref:
         np.testing.assert_allclose(w[n], ref[n][250:290], atol=1e-5)

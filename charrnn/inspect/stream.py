@@ -6,15 +6,16 @@ B), each starting `warmup` tokens before its own part so that its state has
 settled when its first scored token comes, the state carried from chunk to
 chunk. Memory is one chunk's signals whatever the text's length.
 
-For the kinds with a fused PyTorch module (rnn, lstm, gru) a chunk runs the
-fused module layer by layer, which gives h at every step, and then works out
-every other signal from h(t-1) and the input in one matrix product: the kind's
-own `recur` over (B*T) rows at once, and for an LSTM the cell c by its
-elementwise recurrence c(t) = f c(t-1) + i g. The other kinds go through the
-per-step path (`model.trace`). Both give the same numbers (tests/test_atlas.py).
-Measured on a 2-core CPU, 40,000 characters of a 2x256 LSTM: the per-step path
-15.8 CPU seconds at batch 128, the fused layers and one product 5.4 (with the
-contention of a shared machine; bench/atlas.py has the figure for 200,000).
+Two ways to read a chunk, held equal by tests/test_atlas.py. The per-step path
+(`model.trace`, batch B), every kind's own, is the default. For the kinds with a
+fused PyTorch module (rnn, lstm, gru), `fused=True` runs the fused module layer by
+layer, which gives h at every step, and works out every other signal from h(t-1)
+and the input in one matrix product (the kind's own `recur` over B*T rows at once;
+an LSTM's cell c by its elementwise recurrence c(t) = f c(t-1) + i g). It does the
+recurrent product twice, and measured on a 2-core CPU (one thread, a 2x256 LSTM,
+40,000 characters in 128 streams, reading alone) it costs 2.4-2.9 CPU seconds
+against the per-step path's 1.7: the per-step loop at batch 128 is already
+matrix-bound. It stays an option for devices where the fused kernel wins.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def _fused_layers(core: nn.Module) -> list[nn.Module] | None:
 class Reader:
     """Runs chunks of B streams through a model, the state carried between calls."""
 
-    def __init__(self, model: nn.Module, fused: bool = True):
+    def __init__(self, model: nn.Module, fused: bool = False):
         self.model = model
         self.core = model.core
         self.names = model.kind.signal_names
@@ -112,7 +113,7 @@ class Reader:
 
 
 def chunks(model: nn.Module, ids: np.ndarray, streams: int | None = None, steps: int = STEPS, warmup: int = WARMUP,
-           start_id: int | None = None, fused: bool = True) -> Iterator[Chunk]:  # fmt: skip
+           start_id: int | None = None, fused: bool = False) -> Iterator[Chunk]:  # fmt: skip
     """Every signal at every position of `ids` (N,), as chunks of B * steps rows.
 
     Stream b scores positions [b S, (b+1) S) and reads the `warmup` tokens before
@@ -156,7 +157,7 @@ def chunks(model: nn.Module, ids: np.ndarray, streams: int | None = None, steps:
 
 
 def windows(model: nn.Module, ids: np.ndarray, spans: list[tuple[int, int]], context: int = WARMUP,
-            start_id: int | None = None, fused: bool = True) -> list[dict[str, np.ndarray]]:  # fmt: skip
+            start_id: int | None = None, fused: bool = False) -> list[dict[str, np.ndarray]]:  # fmt: skip
     """Every signal over each span [a, b) of `ids`, read after up to `context` tokens before
     it (from the text's start with the start symbol when the span begins within
     `context`): name -> (b - a, L, H) per span. For excerpts and a selection."""

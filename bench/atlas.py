@@ -2,9 +2,9 @@
 
 Speed: a 2x256 LSTM (its weights do not change the work) over --chars characters
 of Python source, --repeats times: wall and CPU seconds, median and spread. The
-baseline, in the same run: reading alone (no scores) through the per-step path
-(`model.trace`, batch B) against the fused layers plus one product, with the same
-B streams over --baseline-chars characters.
+baseline, in the same run: reading alone (no scores) in one stream through the
+per-step path, as `inspect` traces a text, against B streams (the default per-step
+path, and the fused layers plus one product) over --baseline-chars characters.
 
 Findings: for each run given (--default-run: `charrnn train --time 3m` on
 pydoc-topics; --stdlib-run: a 1x256 LSTM on the stdlib corpus), the atlas over its
@@ -75,18 +75,20 @@ def speed(chars: int, repeats: int, baseline_chars: int) -> None:
     print(f"annotations: {ann_s:.2f} s (once)")
     print(f"atlas: wall median {statistics.median(walls):.1f} s (min {min(walls):.1f}, max {max(walls):.1f}); "
           f"CPU median {statistics.median(cpus):.1f} s (min {min(cpus):.1f}, max {max(cpus):.1f}) over {repeats} repeats")  # fmt: skip
-    # the baseline: reading alone (no scores), the fused layers against the per-step path, same streams, fewer characters
+    # the baseline: reading alone (no scores) in one stream, as `inspect` traces a text; then B streams,
+    # through the per-step path (the default) and the fused layers plus one product
     small = ids[:baseline_chars]
     B = at.streams
     cost = {}
-    for fused in (True, False):
+    for name, streams, fused in (("one stream, per-step (baseline)", 1, False), (f"{B} streams, per-step", B, False),
+                                 (f"{B} streams, fused layers + one product", B, True)):  # fmt: skip
         t0, c0 = time.perf_counter(), time.process_time()
-        for _ in stream.chunks(model, small, streams=B, fused=fused):
+        for _ in stream.chunks(model, small, streams=streams, fused=fused):
             pass
-        cost[fused] = (time.perf_counter() - t0, time.process_time() - c0)
-    (fw, fc), (pw, pc) = cost[True], cost[False]
-    print(f"reading alone, {len(small):,} characters in {B} streams: fused layers + one product {fw:.1f} s wall, {fc:.1f} s CPU; "
-          f"per-step path (baseline) {pw:.1f} s wall, {pc:.1f} s CPU; ratio per-step / fused: {pw / fw:.2f}x wall, {pc / fc:.2f}x CPU")
+        cost[name] = (time.perf_counter() - t0, time.process_time() - c0)
+    base = next(iter(cost.values()))
+    print(f"reading alone, {len(small):,} characters: " + "; ".join(
+        f"{n}: {w:.1f} s wall, {c:.1f} s CPU ({base[1] / c:.1f}x the baseline's CPU)" for n, (w, c) in cost.items()))
 
 
 def findings(name: str, run_path: str, chars: int) -> None:
@@ -122,7 +124,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--chars", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--baseline-chars", type=int, default=40_000)
+    ap.add_argument("--baseline-chars", type=int, default=10_000)
     ap.add_argument("--default-run", help="a run trained with `charrnn train --time 3m` (pydoc-topics)")
     ap.add_argument("--stdlib-run", help="a 1x256 LSTM trained on the stdlib corpus")
     ap.add_argument("--run-chars", type=int, default=300_000, help="validation characters the findings read")

@@ -75,20 +75,21 @@ def speed(chars: int, repeats: int, baseline_chars: int) -> None:
     print(f"annotations: {ann_s:.2f} s (once)")
     print(f"atlas: wall median {statistics.median(walls):.1f} s (min {min(walls):.1f}, max {max(walls):.1f}); "
           f"CPU median {statistics.median(cpus):.1f} s (min {min(cpus):.1f}, max {max(cpus):.1f}) over {repeats} repeats")  # fmt: skip
-    # the baseline: reading alone (no scores) in one stream, as `inspect` traces a text; then B streams,
-    # through the per-step path (the default) and the fused layers plus one product
-    small = ids[:baseline_chars]
+    # the baseline: reading alone (no scores) in one stream, as `inspect` traces a text (over fewer characters,
+    # scaled: it grows linearly); then all of the text in B streams, per-step (the default) and fused
     B = at.streams
     cost = {}
-    for name, streams, fused in (("one stream, per-step (baseline)", 1, False), (f"{B} streams, per-step", B, False),
-                                 (f"{B} streams, fused layers + one product", B, True)):  # fmt: skip
+    for name, n, streams, fused in (("one stream, per-step (baseline)", baseline_chars, 1, False),
+                                    (f"{B} streams, per-step", len(ids), B, False),
+                                    (f"{B} streams, fused layers + one product", len(ids), B, True)):  # fmt: skip
         t0, c0 = time.perf_counter(), time.process_time()
-        for _ in stream.chunks(model, small, streams=streams, fused=fused):
+        for _ in stream.chunks(model, ids[:n], streams=streams, fused=fused):
             pass
-        cost[name] = (time.perf_counter() - t0, time.process_time() - c0)
+        k = len(ids) / n
+        cost[name] = ((time.perf_counter() - t0) * k, (time.process_time() - c0) * k)
     base = next(iter(cost.values()))
-    print(f"reading alone, {len(small):,} characters: " + "; ".join(
-        f"{n}: {w:.1f} s wall, {c:.1f} s CPU ({base[1] / c:.1f}x the baseline's CPU)" for n, (w, c) in cost.items()))
+    print(f"reading alone, per {len(ids):,} characters (the baseline measured over {baseline_chars:,} and scaled): " + "; ".join(
+        f"{n}: {w:.1f} s wall, {c:.1f} s CPU ({base[1] / c:.1f}x less CPU than the baseline)" for n, (w, c) in cost.items()))
 
 
 def findings(name: str, run_path: str, chars: int) -> None:

@@ -25,9 +25,15 @@ def run_with_corpus(tmp_path):
     corpus = tmp_path / "code.txt"
     corpus.write_text(CORPUS, encoding="utf-8")
     tok = CharTokenizer(sorted(set(CORPUS)))
-    cfg = ModelConfig(cell="lstm", layers=2, hidden=16, embed=8, vocab_size=tok.vocab_size)
+    cfg = ModelConfig(cell="rnn", layers=2, hidden=16, embed=8, vocab_size=tok.vocab_size)
     torch.manual_seed(0)
     model = CharRNN(cfg)
+    with torch.no_grad():  # unit 5 of layer 0 reads "an opening parenthesis", and nothing else
+        model.embed.weight[:, 0] = torch.tensor([3.0 if tok.decode([i]) == "(" else -3.0 for i in range(tok.vocab_size)])
+        for w in (model.core.weight_ih_l0, model.core.weight_hh_l0):
+            w[5] = 0.0
+        model.core.weight_ih_l0[5, 0] = 1.0
+        model.core.bias_ih_l0[5] = model.core.bias_hh_l0[5] = 0.0
     payload = {"model_config": to_dict(cfg), "data_config": to_dict(DataConfig(paths=(str(corpus),), val_frac=0.5)),
                "tokenizer": tok.to_state(), "model": model.state_dict(), "step": 3}  # fmt: skip
     root = tmp_path / "checkpoints"
@@ -59,19 +65,20 @@ async def test_the_atlas_screen_scores_units_and_searches(tmp_path):
         await pilot.press("down")  # the next annotation colours the text by its own unit
         await until(pilot, lambda: screen.unit == screen.atlas.findings[1].best[0].unit, what="the second row's unit")
         assert screen.unit != first or screen.atlas.findings[1].best[0].unit == first
-        for _ in range(7):  # 'print("' -> the cursor on the a
+        for _ in range(9):  # 'print("a ' -> the cursor on the (
             await pilot.press("right")
-        await pilot.press("left_square_bracket", "right", "right", "right", "minus", "minus", "minus", "minus", "minus", "minus")
-        assert screen.start == 7 and screen.cursor == 10 and screen.threshold == 0.0
+        await pilot.press("left_square_bracket", "minus", "plus", "plus")
+        assert screen.start == 9 and screen.cursor == 9 and screen.threshold == 0.35
         await pilot.press("right_square_bracket")
         await until(pilot, lambda: screen.search is not None, 60, "the search")
-        assert screen.search.span == (7, 11) and screen.search.selected == "a (b"
-        listed = screen.query_one("#atlas-matches").option_count
-        assert listed == len(screen.search.matches)
-        if screen.search.matches:  # enter on a match moves the cursor there
-            await pilot.press("tab")
-            screen.query_one("#atlas-matches").focus()
-            screen.query_one("#atlas-matches").highlighted = 0
-            await pilot.press("enter")
-            await until(pilot, lambda: screen.cursor == min(screen.search.matches[0].start, len(text.tokens) - 1), what="the jump")
+        assert screen.search.span == (9, 10) and screen.search.selected == "("
+        assert (0, 5) in screen.search.units
+        matches = screen.search.matches
+        assert len(matches) == 10 and all(m.text == "(" for m in matches)  # the best ten of the other 39
+        assert screen.query_one("#atlas-matches").option_count == 10
+        box = screen.query_one("#atlas-matches")
+        box.focus()
+        box.highlighted = 2
+        await pilot.press("enter")  # enter on a match moves the cursor there
+        await until(pilot, lambda: screen.cursor == min(matches[2].start, len(text.tokens) - 1), what="the jump")
     await no_threads_left()

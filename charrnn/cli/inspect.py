@@ -19,7 +19,7 @@ from ..models import registry
 from .common import DEFAULT_ROOT, P_OUT, CheckpointsOpt, Command, RunArg, UnknownOpt, app, err, out, user_errors
 from .declared import option_type
 
-P_TEXT, P_UNIT, P_MORE = "Text", "Unit (0-based, as in PyTorch)", "Analyses"
+P_TEXT, P_UNIT, P_MORE, P_ATLAS = "Text", "Unit (0-based, as in PyTorch)", "Analyses", "Atlas and search"
 SAMPLED_CHARS = 200  # what inspect reads when given no text
 
 
@@ -55,6 +55,17 @@ def inspect(
         typer.Option(help="Rank the units that best tell characters inside matches of this regex (its first group, if any) from those outside.", rich_help_panel=P_MORE, show_default=False),
     ] = None,
     top: Annotated[int, typer.Option(help="How many units --find lists.", rich_help_panel=P_MORE)] = 10,
+    atlas: Annotated[bool, typer.Option("--atlas", help="Score every unit of every layer and signal against built-in annotations (quotes, brackets, "
+                                        "line position, words, code) over the run's validation text (or --text/--file): the atlas.", rich_help_panel=P_ATLAS)] = False,
+    atlas_chars: Annotated[int, typer.Option(help="Characters the atlas and the search read (streamed: memory does not grow with it).", rich_help_panel=P_ATLAS)] = 300_000,
+    annotate: Annotated[Optional[list[str]], typer.Option(help="Add an annotation to the atlas: NAME=REGEX (yes inside matches); repeatable.", metavar="NAME=REGEX",
+                                                          rich_help_panel=P_ATLAS, show_default=False)] = None,
+    select: Annotated[Optional[str], typer.Option(help="Search by example: the units of --what on throughout positions START:END (0-based, END exclusive) and off "
+                                                  "around them, then every other place where they are on together.", metavar="START:END",
+                                                  rich_help_panel=P_ATLAS, show_default=False)] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="--select: a unit is on at or above this value (default 0.3; 0.5 for a gate).", rich_help_panel=P_ATLAS,
+                                                       show_default=False)] = None,
+    margin: Annotated[int, typer.Option(help="--select: positions each side of the span where a chosen unit must be off.", rich_help_panel=P_ATLAS)] = 2,
     gradients: Annotated[bool, typer.Option("--gradients", help="Plot the gradient through time, |dL_T/dh_t| against T - t, per layer.", rich_help_panel=P_MORE)] = False,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write every array, the text and the tokens to this JSON file.", rich_help_panel=P_OUT, show_default=False)] = None,
     html_path: Annotated[
@@ -70,9 +81,12 @@ def inspect(
     """
     if text is not None and file is not None:
         raise ConfigError("give the text with --text or --file, not both.")
-    for name, v in (("--max-chars", max_chars), ("--top-k", top_k), ("--top", top), ("--threads", 1 if threads is None else threads)):
+    for name, v in (("--max-chars", max_chars), ("--top-k", top_k), ("--top", top), ("--threads", 1 if threads is None else threads),
+                    ("--atlas-chars", atlas_chars)):
         if v < 1:
             raise ConfigError(f"{name} must be at least 1, got {v}.")
+    if margin < 0:
+        raise ConfigError(f"--margin must be 0 or more, got {margin}.")
     import torch
 
     from ..inspect import view
@@ -95,6 +109,14 @@ def inspect(
     label_id = label_index(ck.labels(), label)
     if file is not None:
         text = _read(file)
+    if atlas or select is not None:
+        from . import atlas as atlas_cli
+
+        return atlas_cli.run(ck, path, model, tok, text, atlas=atlas, chars=atlas_chars, annotate=annotate or [], find=find, select=select,
+                             what=what, threshold=threshold, margin=margin, unknown=unknown.value, json_path=json_path, html_path=html_path,
+                             max_chars=max_chars, top_k=top_k)  # fmt: skip
+    if annotate or threshold is not None:
+        raise ConfigError("--annotate and --threshold belong to --atlas and --select.")
     if model.cfg.task == "tree":  # a tree's nodes, not a text's positions
         unfit = [flag for flag, on in (("--find", find is not None), ("--at", at is not None), ("--seed", seed is not None),
                  ("--unknown skip", unknown != Unknown.error), ("--html", html_path is not None), ("--label", label is not None)) if on]  # fmt: skip

@@ -33,7 +33,7 @@ import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -115,10 +115,16 @@ def render(
     pattern: str | None = None,
     inside: np.ndarray | None = None,
     budget: int = BUDGET,
+    atlas: Any = None,
+    search: Any = None,
+    search_defaults: tuple[str, float, int] | None = None,
 ) -> str:
     """The whole page as one string. `saturation` is probe.saturation's (or
     tanh_saturation's) output, `gradients` gradient_flow's, `found` and `inside`
-    find_units' ranking and match_mask's positions for `pattern`."""
+    find_units' ranking and match_mask's positions for `pattern`. `atlas` (atlas.Atlas)
+    and `search_defaults` (signal, threshold, margin) add the atlas's sections and the
+    search by dragging over the text (atlas_html.py); `search` a --select's result."""
+    from . import atlas_html
     signals, bits = packed_signals(acts, budget)
     T = len(acts.tokens)
     k = max(1, min(meta.top_k, acts.probs.shape[1]))
@@ -144,12 +150,17 @@ def render(
         "inside": None if inside is None else [int(x) for x in inside],
         "found": [{"what": u.what, "layer": u.layer, "unit": u.unit, "score": _round(u.score, 3)} for u in found],
         "colors": {"blue": BLUE, "white": WHITE, "red": RED, "low": LOW, "mid": MID, "high": HIGH},
+        **atlas_html.data(atlas, search, search_defaults or (meta.what, 0.5 if range_of(acts.cell, meta.what) == GATE else 0.3, 2)),
     }
     script_data = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     script_data = script_data.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     e = html.escape
     title = f"charrnn inspect: {meta.source}"
+    what_, th, margin = search_defaults or (meta.what, data["search"]["threshold"], 2)
     sections = [
+        atlas_html.search_section(search, what_, th, margin),
+        atlas_html.atlas_section(atlas) if atlas is not None else "",
+        atlas_html.scatter_svg(atlas) if atlas is not None else "",
         _find_table(found, pattern, inside) if pattern is not None else "",
         _gradient_svg(gradients) if gradients else "",
         _saturation_table(saturation, meta) if saturation else "",

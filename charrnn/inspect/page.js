@@ -190,6 +190,78 @@
     });
   }
 
+  // ------------------------------------------------------------- search by example
+  // Drag over the text: the units of the search signal on (>= threshold) throughout the span and
+  // off in the margin around it, then the other runs of positions where they are all on together.
+  function searchSpan(a, b) {
+    const what = D.search && D.search.what in S ? D.search.what : sel.what;
+    const th = parseFloat($("search-threshold").value), margin = Math.max(0, parseInt($("search-margin").value, 10) || 0);
+    const units = [];
+    for (let k = 0; k < L; k++) {
+      for (let u = 0; u < H; u++) {
+        const v = values(what, k, u);
+        let ok = true;
+        for (let t = a; t < b && ok; t++) ok = v[t] >= th;
+        for (let t = Math.max(0, a - margin); t < a && ok; t++) ok = v[t] < th;
+        for (let t = b; t < Math.min(T, b + margin) && ok; t++) ok = v[t] < th;
+        if (ok) units.push([k, u, v]);
+      }
+    }
+    const box = $("search-matches");
+    box.textContent = "";
+    const shownSel = visible(D.tokens.slice(a, b).join(""));
+    if (!units.length) {
+      $("search-status").textContent = `${a}:${b} “${shownSel}”: no unit of ${what} is on throughout it and off around it; lower the threshold or select less`;
+      return [];
+    }
+    const count = new Int32Array(T);
+    for (const [, , v] of units) for (let t = 0; t < T; t++) if (v[t] >= th) count[t]++;
+    const runs = [];
+    for (let t = 0; t < T; ) {
+      if (count[t] < units.length) { t++; continue; }
+      let e = t;
+      while (e < T && count[e] >= units.length) e++;
+      if (e <= a || t >= b) runs.push([t, e]);
+      t = e;
+    }
+    runs.sort((x, y) => Math.abs(x[1] - x[0] - (b - a)) - Math.abs(y[1] - y[0] - (b - a)) || x[0] - y[0]);
+    const top = runs.slice(0, 20);
+    $("search-status").textContent = `${a}:${b} “${shownSel}”: ${units.length} units of ${what} (≥ ${th}, margin ${margin}): ` +
+      units.slice(0, 12).map(([k, u]) => `${k}:${u}`).join(", ") + (units.length > 12 ? " …" : "") + `; ${runs.length} other places`;
+    for (const [s0, e0] of top) {
+      const li = document.createElement("li");
+      li.tabIndex = 0;
+      li.dataset.start = s0;
+      li.dataset.end = e0;
+      const pre = document.createElement("span"), hit = document.createElement("mark"), post = document.createElement("span");
+      pre.textContent = visible(D.tokens.slice(Math.max(0, s0 - 16), s0).join(""));
+      hit.textContent = visible(D.tokens.slice(s0, e0).join(""));
+      post.textContent = visible(D.tokens.slice(e0, e0 + 16).join(""));
+      li.append(`${s0}:${e0} `, pre, hit, post);
+      const go = () => {
+        for (const sp of document.querySelectorAll("#unit-text span.match")) sp.classList.remove("match");
+        for (let t = s0; t < e0; t++) unitSpans[t].classList.add("match");
+        unitSpans[s0].scrollIntoView({ block: "center" });
+      };
+      li.addEventListener("click", go);
+      li.addEventListener("keydown", (ev) => { if (ev.key === "Enter") go(); });
+      box.appendChild(li);
+    }
+    return top;
+  }
+
+  function selectedSpan() {
+    const sel_ = window.getSelection();
+    if (!sel_ || sel_.rangeCount === 0 || sel_.isCollapsed) return null;
+    const r = sel_.getRangeAt(0);
+    const at = (node) => { const el = node.nodeType === 1 ? node : node.parentElement; const sp = el && el.closest("span[data-t]"); return sp ? +sp.dataset.t : null; };
+    let a = at(r.startContainer), b = at(r.endContainer);
+    if (a === null || b === null) return null;
+    if (a > b) [a, b] = [b, a];
+    if (r.endOffset === 0 && r.endContainer.nodeType !== 1 && b > a) b--; // a drag that ends just before a span
+    return [a, b + 1];
+  }
+
   // ------------------------------------------------------------- set up
   async function main() {
     for (const s of D.signals) S[s.name] = { kind: s.kind, lo: s.lo, hi: s.hi, levels: s.levels, q: await inflate(s.data) };
@@ -227,13 +299,19 @@
       row.addEventListener("click", pick);
       row.addEventListener("keydown", (e) => { if (e.key === "Enter") pick(); });
     }
+    for (const row of document.querySelectorAll("#atlas tbody tr[data-what]")) {
+      const pick = () => select(row.dataset.what, +row.dataset.layer, +row.dataset.unit);
+      row.addEventListener("click", pick);
+      row.addEventListener("keydown", (e) => { if (e.key === "Enter") pick(); });
+    }
+    $("unit-text").addEventListener("mouseup", () => { const sp = selectedSpan(); if (sp) searchSpan(sp[0], sp[1]); });
     document.addEventListener("keydown", (e) => {
       if (e.target instanceof HTMLInputElement || e.target instanceof HTMLSelectElement) return;
       if (e.key === "j") select(sel.what, sel.layer, sel.unit + 1);
       if (e.key === "k") select(sel.what, sel.layer, sel.unit - 1);
     });
     select(sel.what in S ? sel.what : D.signals[0].name, sel.layer, sel.unit);
-    if (location.hash === "#selftest") return selftest();
+    if (location.hash.startsWith("#selftest")) return selftest();
     const want = new URLSearchParams(location.hash.slice(1));
     if (want.has("what") || want.has("layer") || want.has("unit")) {
       select(want.get("what") || sel.what, want.has("layer") ? +want.get("layer") : sel.layer, want.has("unit") ? +want.get("unit") : sel.unit);
@@ -261,9 +339,24 @@
       row.click();
       picked = sel.what === row.dataset.what && sel.layer === +row.dataset.layer && sel.unit === +row.dataset.unit;
     }
+    let search = null; // #selftest&select=A:B: select that span as a drag would, then read the matches listed
+    const want = new URLSearchParams(location.hash.slice(1));
+    if (want.has("select")) {
+      const [a, b] = want.get("select").split(":").map(Number);
+      const range = document.createRange();
+      range.setStart(unitSpans[a].firstChild, 0);
+      range.setEnd(unitSpans[b - 1].firstChild, unitSpans[b - 1].firstChild.length);
+      window.getSelection().removeAllRanges();
+      window.getSelection().addRange(range);
+      $("unit-text").dispatchEvent(new MouseEvent("mouseup", { bubbles: true }));
+      const items = [...document.querySelectorAll("#search-matches li")];
+      if (items.length) items[0].click();
+      search = { status: $("search-status").textContent, matches: items.map((li) => [+li.dataset.start, +li.dataset.end]),
+                 marked: document.querySelectorAll("#unit-text span.match").length };
+    }
     const result = {
       ok: errors.length === 0 && changed > 0 && tip.includes(expected) && picked !== false,
-      errors, changed, spans: unitSpans.length, from, to: { ...sel }, tip_has_top_prediction: tip.includes(expected), find_row_picks: picked,
+      search, errors, changed, spans: unitSpans.length, from, to: { ...sel }, tip_has_top_prediction: tip.includes(expected), find_row_picks: picked,
     };
     $("selftest").textContent = JSON.stringify(result);
   }

@@ -29,6 +29,7 @@ from . import state as st
 from .activations_screen import ActivationsScreen
 from .bridge import Bridge
 from .dialogs import HelpScreen, OpenDialog, RunForm
+from .atlas_screen import AtlasScreen
 from .explore_screen import ExploreScreen
 from .runs import RunRequest, TrainerFactory, factory, list_runs
 from .train_screen import TrainScreen
@@ -40,13 +41,14 @@ class CharRNNApp(App):
     CSS_PATH = "charrnn.tcss"
     TITLE = "charrnn"
     ENABLE_COMMAND_PALETTE = False
-    MODES = {"train": TrainScreen, "activations": ActivationsScreen, "explore": ExploreScreen}
+    MODES = {"train": TrainScreen, "activations": ActivationsScreen, "explore": ExploreScreen, "atlas": AtlasScreen}
     DEFAULT_MODE = "train"
     SCREENS_GROUP = Binding.Group("Screens")
     BINDINGS = [
         Binding("1", "switch_mode('train')", "Train screen", group=SCREENS_GROUP),
         Binding("2", "switch_mode('activations')", "Activations screen", group=SCREENS_GROUP),
         Binding("3", "switch_mode('explore')", "Explore screen", group=SCREENS_GROUP),
+        Binding("4", "switch_mode('atlas')", "Atlas screen", group=SCREENS_GROUP),
         Binding("question_mark,f1", "help", "Help", key_display="?"),
         Binding("q", "quit", "Quit"),
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
@@ -351,6 +353,7 @@ class CharRNNApp(App):
             ("Train", TrainScreen.BINDINGS),
             ("Activations", ActivationsScreen.BINDINGS),
             ("Explore", ExploreScreen.BINDINGS),
+            ("Atlas", AtlasScreen.BINDINGS),
         ]
         self.push_screen(HelpScreen(sections))  # type: ignore[arg-type]
 

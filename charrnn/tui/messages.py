@@ -95,3 +95,23 @@ class Generated(Message):
 @dataclass
 class ExploreFailed(Message):
     error: str
+
+
+@dataclass
+class AtlasReady(Message):
+    """The atlas of a checkpoint (inspect.atlas.Atlas), its text and every signal over the part shown."""
+
+    atlas: Any
+    source: Any  # inspect.source.Text_
+    shown: dict  # signal name -> (T, L, H) over the first tokens of the text
+    path: str
+
+
+@dataclass
+class AtlasSearched(Message):
+    search: Any  # inspect.search.Search
+
+
+@dataclass
+class AtlasFailed(Message):
+    error: str

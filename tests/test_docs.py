@@ -37,26 +37,30 @@ def command_lines(text: str) -> list[tuple[int, str]]:
     """(line number, command after `charrnn`) for each command line the markdown shows."""
     found: list[tuple[int, str]] = []
     lines = text.splitlines()
+    prose = list(lines)  # the text with fenced lines blanked, for inline spans (which may wrap)
     fenced, i = False, 0
     while i < len(lines):
         line, n = lines[i], i + 1
         if FENCE.match(line):
-            fenced, i = not fenced, i + 1
+            fenced, prose[i], i = not fenced, "", i + 1
             continue
         if fenced:
+            prose[i] = ""
             cmd = line.strip()
             while cmd.endswith("\\") and i + 1 < len(lines):  # a continued shell line
                 i += 1
+                prose[i] = ""
                 cmd = cmd[:-1] + " " + lines[i].strip()
             cmd = cmd.removeprefix("$ ")
             if cmd.startswith("charrnn "):
                 found.append((n, cmd.removeprefix("charrnn ")))
             elif " -m charrnn " in cmd and not cmd.startswith(("#", "import")):
                 found.append((n, cmd.split(" -m charrnn ", 1)[1]))
-        else:
-            found.extend((n, m.group(1).removeprefix("charrnn ")) for m in INLINE.finditer(line))
         i += 1
-    return found
+    joined = "\n".join(prose)
+    for m in INLINE.finditer(joined):
+        found.append((joined.count("\n", 0, m.start()) + 1, " ".join(m.group(1).split()).removeprefix("charrnn ")))
+    return sorted(found)
 
 
 @cache
@@ -157,7 +161,8 @@ def test_the_checker_passes_a_right_line(line):
 
 def test_the_extraction_finds_fenced_console_continued_and_inline_lines():
     text = "\n".join([
-        "Run `charrnn info tour` to see it; `charrnn` alone is not a command line.",
+        "Run `charrnn info tour` to see it; `charrnn` alone is not a command line, `charrnn sample",
+        "tour --seed 3` wraps.",
         "```console",
         "$ charrnn train a.txt \\",
         "    --steps 10",
@@ -169,4 +174,45 @@ def test_the_extraction_finds_fenced_console_continued_and_inline_lines():
         "```",
         "charrnn train outside a fence is prose",
     ])  # fmt: skip
-    assert command_lines(text) == [(1, "info tour"), (3, "train a.txt  --steps 10"), (8, "train c.txt --device cpu"), (9, "runs")]
+    assert command_lines(text) == [(1, "info tour"), (1, "sample tour --seed 3"), (4, "train a.txt  --steps 10"), (9, "train c.txt --device cpu"),
+                                   (10, "runs")]  # fmt: skip
+
+
+# ------------------------------------------------------------ links between the pages
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def anchors(text: str) -> set[str]:
+    """The anchors GitHub gives a page's headings (lower case, punctuation dropped, spaces to -)."""
+    out, fenced = set(), False
+    for line in text.splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+        elif not fenced and (m := re.match(r"#{1,6} (.+)", line)):
+            out.add(re.sub(r"[^\w\- ]", "", m.group(1).strip().lower()).replace(" ", "-"))
+    return out
+
+
+def test_every_link_between_the_pages_finds_its_file_and_heading():
+    broken = []
+    for page in DOCS:
+        for target in LINK.findall(page.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md" and anchor not in anchors(dest.read_text(encoding="utf-8")):
+                broken.append(f"{page.relative_to(ROOT)}: {target} (no such heading)")
+    assert not broken, "\n".join(broken)
+
+
+def test_the_readme_stays_a_five_minute_read():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 250
+    # .ci/run installs and tests as the README says: keep the two in step
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    for line in ('pip install -e ".[dev]"', "python -m pytest"):
+        assert line in text and line in ci, line

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -106,7 +107,14 @@ def test_the_ridge_readout_is_the_least_squares_fit_over_every_step_of_the_pass(
         pen = torch.diag(torch.tensor([1e-3] * 20 + [0.0], dtype=torch.float64))
         W = torch.linalg.solve(X.T @ X / 1400 + pen, X.T @ Y / 1400)  # (21, V)
     s = float(m.head.bias.detach().double().norm() / W[20].norm())  # the calibrated temperature
-    assert s > 0 and f"temperature {s:.2f}" in note
+    # the temperature minimises the cross-entropy of the ridge scores over the calibration slice (all
+    # 1,400 steps: less than one chunk), and the note reports that minimum in bits
+    y = Y.argmax(1)
+    grid = torch.linspace(0.5, 60, 2000, dtype=torch.float64)
+    ces = torch.stack([torch.nn.functional.cross_entropy(g * (X @ W), y) for g in grid])
+    assert s == pytest.approx(float(grid[ces.argmin()]), abs=0.05) and f"temperature {s:.2f}" in note
+    bits = re.search(r"([\d.]+) bits/token on the last 1,400 of them", note)
+    assert bits and float(bits.group(1)) == pytest.approx(float(ces.min()) / math.log(2), abs=1.5e-3), note
     # XᵀX is summed in float32 chunks: the weights agree to float32's precision times the system's
     # condition, and the logits they give, which is what matters, to float32's
     fitted = torch.cat([m.head.weight.detach().T, m.head.bias.detach()[None]]).double()  # (21, V)

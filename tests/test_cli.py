@@ -1,6 +1,5 @@
 """The CLI, driven as a user drives it: through CliRunner and the installed command."""
 
-import json
 import os
 import re
 import shutil

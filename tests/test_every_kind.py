@@ -56,10 +56,10 @@ def test_trains_and_resumes_where_it_stopped(kind_run, cell, args):
 @pytest.mark.parametrize("cell, args", CASES, ids=IDS)
 def test_samples_the_same_text_for_a_seed(kind_run, runner, cell, args):
     run = kind_run(cell, *args)
-    texts = [runner.invoke(app, ["sample", str(run.dir), "--prime", "The", "--length", "40", "--seed", seed]) for seed in ("3", "3", "4")]
+    texts = [runner.invoke(app, ["sample", str(run.dir), "--prime", "The", "--length", "40", "--seed", "3"]) for _ in range(2)]
     assert all(t.exit_code == 0 for t in texts), texts[0].output
-    a, b, c = (t.stdout for t in texts)
-    assert a == b and a != c
+    a, b = (t.stdout for t in texts)
+    assert a == b  # (that another seed gives another text: test_api.py)
     assert a.startswith("The") and len(a) == len("The") + 40 + 1
 
 
@@ -69,8 +69,8 @@ def test_info_shows_the_run(kind_run, runner, cell, args):
     r = runner.invoke(app, ["info", str(run.dir)])
     assert r.exit_code == 0, r.output
     assert re.search(rf"^model\s+{cell} 1x32, embedding 16", r.stdout, re.M) and re.search(r"^trained\s+30 steps", r.stdout, re.M), r.stdout
-    facts = json.loads(runner.invoke(app, ["info", str(run.dir), "--json"]).stdout)
-    assert facts["cell"] == cell and facts["step"] == 30 and facts["hidden"] == 32
+    facts = json.loads(runner.invoke(app, ["info", str(run.dir), "--json"]).stdout) if cell == "lstm" else None  # one kind: the same code
+    assert facts is None or (facts["cell"] == cell and facts["step"] == 30 and facts["hidden"] == 32)
 
 
 @pytest.mark.parametrize("cell, args", CASES, ids=IDS)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 import torch
-from helpers import make_text
+from helpers import TINY, make_text
 from typer.testing import CliRunner
 
 
@@ -66,3 +68,39 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Run in a fresh folder, so `checkpoints/` lands in tmp_path."""
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+@dataclass
+class KindRun:
+    """A tiny run of one kind, trained through the CLI: 20 steps, then resumed to 30."""
+
+    cell: str
+    args: tuple[str, ...]
+    dir: Path
+    trained: Any  # the CliRunner result of `charrnn train ... --steps 20`
+    resumed: Any  # ... and of `charrnn train --resume DIR --steps 30`
+
+
+@pytest.fixture(scope="session")
+def kind_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., KindRun]:
+    """kind_run(cell, *options) -> its KindRun, trained once a session and shared by every test
+    that asks for the same cell and options (tests/test_every_kind.py and each kind's own file),
+    so no test trains a kind the others have trained already."""
+    from charrnn.cli import app
+
+    root = tmp_path_factory.mktemp("kinds")
+    corpus = root / "corpus.txt"
+    corpus.write_text(make_text(), encoding="utf-8")
+    runner, runs = CliRunner(), {}
+
+    def get(cell: str, *args: str) -> KindRun:
+        if (cell, *args) not in runs:
+            run = root / "ck" / "-".join([cell, *(a.strip("-").replace(",", "_") for a in args)])
+            trained = runner.invoke(app, ["train", str(corpus), "--cell", cell, *args, "--device", "cpu", *TINY, "--quiet",
+                                          "--steps", "20", "--out", str(run), "--checkpoints", str(root / "ck")])  # fmt: skip
+            assert trained.exit_code == 0, trained.output
+            resumed = runner.invoke(app, ["train", "--resume", str(run), "--steps", "30", "--quiet", "--checkpoints", str(root / "ck")])
+            runs[cell, *args] = KindRun(cell, args, run, trained, resumed)
+        return runs[cell, *args]
+
+    return get

@@ -105,3 +105,49 @@ def scripted(monkeypatch: Any, ids: list[int]) -> None:
             return next(it)
 
     monkeypatch.setattr(generate_mod, "Sampler", Scripted)
+
+
+# ------------------------------------------------------------ every registered kind
+
+# The options each sequence kind is trained with in the per-kind tests (tests/test_every_kind.py),
+# beyond its defaults: a kind not named here is trained at its defaults. Each entry is one run.
+KIND_ARGS: dict[str, list[tuple[str, ...]]] = {
+    "leaky": [("--delays", "1,4", "--tau-max", "50")],
+    "esn": [("--spectral-radius", "0.9", "--leak", "0.7")],
+    "jordan": [(), ("--feedback", "model")],
+}
+
+
+def kind_cases() -> list[tuple[str, tuple[str, ...]]]:
+    """(cell, options) for every registered sequence kind: what the per-kind tests run over."""
+    from charrnn.models import registry
+
+    return [(cell, args) for cell in registry.names(registry.SEQUENCE) for args in KIND_ARGS.get(cell, [()])]
+
+
+def assert_paths_agree(m: Any, vocab_size: int) -> None:
+    """A float64 model's three paths give the same numbers from a non-zero state: training's
+    forward (fused or unrolled), the inspector's trace (every signal kept), and the sampler's
+    step at a time; the trace ends in the state forward returns and records every signal the
+    kind's registry entry names."""
+    import torch
+
+    from charrnn.models import registry
+
+    kind = registry.get(m.cfg.cell)
+    idx = torch.randint(vocab_size, (3, 9))
+    s0 = tuple(torch.randn_like(s) * 0.5 for s in m.init_state(3))
+    with torch.no_grad():
+        logits, _, final = m(idx, s0)
+        tr = m.trace(idx, s0)
+        layers, steps = m.split_state(s0), []
+        for t in range(9):
+            out, layers = m.step_layers(idx[:, t], layers)
+            steps.append(out)
+    torch.testing.assert_close(tr.logits, logits, atol=1e-10, rtol=0)
+    assert len(tr.state) == len(final) == len(kind.state)
+    for got, want in zip(tr.state, final):
+        torch.testing.assert_close(got, want, atol=1e-10, rtol=0)
+    assert set(tr.signals) == set(kind.signal_names)
+    assert all(v.shape[:3] == (m.cfg.layers, 3, 9) for v in tr.signals.values())
+    torch.testing.assert_close(torch.stack(steps, 1), logits, atol=1e-10, rtol=0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import subprocess
 import sys
 
@@ -31,7 +33,13 @@ def test_train_returns_the_trained_model(trained):
     assert m.result.step == 20 and m.result.stopped_by == "steps"
     assert m.run_dir == tmp / "ck" / "api" and (m.run_dir / "last.pt").is_file()
     info = m.info
-    assert info["cell"] == "lstm" and info["hidden"] == 32 and info["best_val_bpc"] > 0
+    assert info["cell"] == "lstm" and info["hidden"] == 32
+    # the best evaluation metrics.jsonl recorded, in bits (characters: one token each), and better than a uniform guess
+    records = [json.loads(x) for x in (m.run_dir / "metrics.jsonl").read_text().splitlines()]
+    best = min((r for r in records if r["best"]), key=lambda r: r["val_loss"])
+    assert info["best_val_bpc"] == pytest.approx(best["val_bpc"], rel=1e-9, abs=0)
+    assert info["best_val_bpc"] == pytest.approx(info["best_val_loss"] / math.log(2), rel=1e-9, abs=0)
+    assert info["best_val_bpc"] < math.log2(info["vocab_size"])
     assert charrnn.load(m.run_dir, prefer="last").info["step"] == 20
     assert "lstm" in repr(m)
 
@@ -61,8 +69,11 @@ def test_trace_gives_the_inspector_s_arrays(trained):
     assert t.probs.shape == (T, len(t.vocab)) and np.allclose(t.probs.sum(-1), 1, atol=1e-5)
     assert 0 <= t.signals["forget"].min() and t.signals["forget"].max() <= 1
     assert t.grad_flow["h"].shape == (1, T - 1) and (t.grad_flow["h"] > 0).all()
-    p = m.probabilities("the ca")
-    assert abs(sum(p.values()) - 1) < 1e-5 and max(p, key=p.get) in m.trace("the ca").vocab
+    p = m.probabilities("the ca")  # the next character's distribution: the trace's last row, and greedy sampling's pick
+    last = m.trace("the ca")
+    assert list(p) == list(last.vocab) and np.allclose(list(p.values()), last.probs[-1], atol=1e-6, rtol=0)
+    assert abs(sum(p.values()) - 1) < 1e-5
+    assert m.sample(prime="the ca", temperature=0, length=1) == "the ca" + max(p, key=p.get)
 
 
 def test_mistakes_are_charrnn_errors(trained, tmp_path):

@@ -4,6 +4,7 @@ n-gram reference rows (and exact ones on a long-range corpus), a run per kind ke
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 from helpers import no_traceback, one_line_error
@@ -26,8 +27,12 @@ def test_one_table_one_json_line_per_row_and_a_run_per_kind(runner, workdir, cor
     models = {x["name"]: x for x in rows if x["kind"] == "model"}
     assert list(models) == ["rnn", "leaky", "esn", "jordan"]
     assert [x["name"] for x in rows if x["kind"] == "ngram"] == ["unigram", "bigram", "trigram", "4-gram", "5-gram"]
+    ngram = {x["name"]: x["val_bpc"] for x in rows if x["kind"] == "ngram"}
     for name, m in models.items():
-        assert m["steps"] == 12 and 0 < m["val_bpc"] < 8 and m["chars_per_s"] > 0, m
+        final = [r for r in map(json.loads, (workdir / "checkpoints" / "c" / name / "metrics.jsonl").read_text().splitlines()) if r["final"]]
+        assert m["steps"] == 12 and m["chars_per_s"] > 0, m
+        assert m["val_bpc"] == pytest.approx(final[-1]["val_bpc"], rel=1e-9, abs=0), m  # the run's own final evaluation, in bits
+        assert m["val_bpc"] == pytest.approx(final[-1]["val_loss"] / math.log(2), rel=1e-9, abs=0), m  # nats -> bits, one char a token
         assert m["trained_params"] <= m["params"] and m["grad_span"] == 254 and len(m["sample"]) > 0, m
         assert (workdir / "checkpoints" / "c" / name / "last.pt").exists() and m["run"].endswith(f"c/{name}")
         assert name in r.stdout
@@ -40,7 +45,6 @@ def test_one_table_one_json_line_per_row_and_a_run_per_kind(runner, workdir, cor
     assert jordan["exposure_bias_bpc"] == pytest.approx(jordan["model_fed_bpc"] - jordan["target_fed_bpc"])
     assert jordan["target_fed_bpc"] == pytest.approx(models["jordan"]["val_bpc"], abs=1e-3)
     assert "with its own output fed back: exposure bias" in r.stdout and "ridge readout" in r.stdout
-    ngram = {x["name"]: x["val_bpc"] for x in rows if x["kind"] == "ngram"}
     assert ngram["unigram"] > ngram["bigram"] > ngram["trigram"]
     # a run of the comparison is a run like any other
     s = runner.invoke(app, ["sample", "checkpoints/c/leaky", "--length", "20", "--seed", "1"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers import TINY, no_traceback, one_line_error
+from helpers import KIND_ARGS, no_traceback, one_line_error
 
 from charrnn.cli import app
 from charrnn.config import ModelConfig
@@ -42,25 +42,26 @@ def by_the_book(m, idx, h0, teacher):
 
 
 @pytest.mark.parametrize("feedback", ["target", "model"])
-def test_paths_agree_with_each_other_and_the_book(feedback):
+def test_the_equations_by_the_book(feedback):
+    """Training's path is the equation, a step at a time, with either feedback; the sampler feeds
+    back what was generated, so its steps are the teacher-forced path whatever the training
+    feedback. (Trace and step parity for every kind: test_every_kind.py.)"""
     m = tiny(feedback=feedback)
     idx = torch.randint(V, (3, 9))
     s0 = tuple(torch.randn_like(s) * 0.5 for s in m.init_state(3))
     with torch.no_grad():
-        logits, _, final = m(idx, s0)
-        tr = m.trace(idx, s0)
+        logits = m(idx, s0)[0]
         torch.testing.assert_close(by_the_book(m, idx, s0[0], feedback == "target"), logits, atol=1e-10, rtol=0)
-    torch.testing.assert_close(tr.logits, logits, atol=1e-10, rtol=0)
-    torch.testing.assert_close(tr.state[0], final[0], atol=1e-10, rtol=0)
+        tr = m.trace(idx, s0)
+        torch.testing.assert_close(tr.logits, logits, atol=1e-10, rtol=0)  # the trace follows the training feedback
+        layers, steps = m.split_state(s0), []
+        for t in range(9):
+            out, layers = m.step_layers(idx[:, t], layers)
+            steps.append(out)
+        with feeding(m, "target"):
+            forced = m(idx, s0)[0]
     assert set(tr.signals) == {"h", "a", "fed"} and tr.signals["fed"].shape == (2, 3, 9, H)
     torch.testing.assert_close(torch.tanh(tr.signals["a"]), tr.signals["h"], atol=1e-12, rtol=0)
-    # sampling feeds back what was generated, the next input, whatever the training feedback
-    layers, steps = m.split_state(s0), []
-    for t in range(9):
-        out, layers = m.step_layers(idx[:, t], layers)
-        steps.append(out)
-    with torch.no_grad(), feeding(m, "target"):
-        forced = m(idx, s0)[0]
     torch.testing.assert_close(torch.stack(steps, 1), forced, atol=1e-10, rtol=0)
     assert m.core.feedback == feedback  # feeding() puts it back
 
@@ -94,23 +95,15 @@ def test_the_gradient_through_time_stops_at_the_output_under_teacher_forcing():
         assert (g[:-1] == 0).all() if feedback == "target" else (g[-8:-1] > 0).all()  # through the softmax: it fades fast
 
 
-def test_through_the_cli(runner, workdir, corpus_file, tmp_path):
-    for name, extra in (("jt", []), ("jm", ["--feedback", "model"])):
-        r = runner.invoke(app, ["train", str(corpus_file), "--cell", "jordan", *extra, "--device", "cpu", *TINY, "--quiet", "--steps", "20",
-                                "--name", name])  # fmt: skip
-        assert r.exit_code == 0, r.output
-        a = runner.invoke(app, ["sample", name, "--seed", "3", "--length", "40"])
-        assert a.exit_code == 0 and a.stdout == runner.invoke(app, ["sample", name, "--seed", "3", "--length", "40"]).stdout
-        r = runner.invoke(app, ["train", "--resume", name, "--steps", "30", "--quiet"])
-        assert r.exit_code == 0 and "done at step 30" in r.stderr, r.output
-    assert "feedback model" in runner.invoke(app, ["info", "jm"]).stdout
-    assert "target (teacher forcing" in runner.invoke(app, ["info", "jt"]).stdout
+def test_runs_report_their_feedback_and_feed_back_the_previous_character(kind_run, runner, workdir, corpus_file, tmp_path):
+    target, model = (kind_run("jordan", *args) for args in KIND_ARGS["jordan"])  # trained and resumed in conftest
+    assert "feedback model" in runner.invoke(app, ["info", str(model.dir)]).stdout
+    assert "target (teacher forcing" in runner.invoke(app, ["info", str(target.dir)]).stdout
     out = tmp_path / "j.json"
-    r = runner.invoke(app, ["inspect", "jt", "--text", "the cat sat. the dog ran.", "--what", "fed", "--json", str(out)])
+    r = runner.invoke(app, ["inspect", str(target.dir), "--text", "the cat sat. the dog ran.", "--what", "fed", "--json", str(out)])
     assert r.exit_code == 0 and "layer 0, unit" in r.stdout and ", fed, coloured by tanh(fed)" in r.stdout, r.output
     doc = json.loads(out.read_text())
-    assert doc["signal_ranges"] == {"h": "tanh", "a": "free", "fed": "free"}
-    probs, _ids = np.array(doc["arrays"]["probs"]), np.array(doc["ids"])
+    probs = np.array(doc["arrays"]["probs"])
     at_t = [i for i, c in enumerate(doc["text"]) if c == "t"]
     assert len(at_t) == 4 and np.allclose(probs[at_t], probs[at_t[0]], atol=1e-6)  # after a "t", whatever came before it
     one_line_error(runner.invoke(app, ["train", str(corpus_file), "--cell", "lstm", "--feedback", "model"]), "--feedback does not fit")

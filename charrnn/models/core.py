@@ -15,7 +15,8 @@ From these, `Unrolled` gives every core the same three paths:
   projections of all T timesteps in one matrix product before the time loop, then
   `recur` over `xp.unbind(1)` (slicing x[:, t] makes backward far slower), the
   state zeroed at document starts. On a 2-core CPU this runs a 2x256 vanilla RNN
-  at 1.0-1.1x the speed of the fused nn.RNN (bench/generic_core.py).
+  at 0.97x the speed of the fused nn.RNN (bench/generic_core.py: the median of five
+  alternating runs, 0.92-1.06x run by run; bench/RESULTS.md).
 - `step()`: one timestep of every layer, the sampler's hot path.
 - `trace()`: the whole text with every signal kept, under autograd, for the
   inspector and the TUI.

@@ -81,7 +81,7 @@ def _layout(tree: Tree) -> tuple[np.ndarray, np.ndarray]:
 
 def tree_activations(model: TreeNet, vocab: TreeVocab, classes: LabelSet, tree: Tree, gradients: bool = True) -> TreeActivations:
     """Trace one tree (the model in eval mode, on its own device)."""
-    btree, where = binarize_mapped(tree) if model.binary else (tree, list(range(sum(1 for _ in nodes(tree)))))
+    btree, where = binarize_mapped(tree, model.form)
     batch = batch_flat([flatten(btree, vocab.stoi)])
     written = torch.from_numpy(batch.preorder[np.asarray(where, dtype=np.int64)])  # written node -> batch node
     lv = TreeLevels.of(batch, model.head.weight.device)

@@ -11,21 +11,28 @@ printed for reference only.
             chapter's fixed-length context) and once with --attention dot, the same
             steps and seed: exact match by source length side by side (validation
             sources run longer than any training one).
+  numbers   `charrnn train numbers --task seq2seq --attention dot` (English number words ->
+            digits) and `addition` (a+b -> the sum), over --seeds seeds: exact match on the
+            held-out pairs whose sources are no longer than the longest training source
+            (target: >= 99%), and on the longer ones, median and range over the seeds.
+  addition  as numbers.
   classify  `charrnn train --task classify --label-from folder` on a real corpus:
             blank-line-separated blocks of the top-level modules of some Python
             standard-library packages, labelled by package; the validation accuracy
             beside the majority class and the character n-gram naive Bayes baseline
             that the run fits on the same split.
 
-    python bench/task_quality.py [--parts dates,reversal,classify] [--dates-steps 2500]
-                                 [--reversal-steps 1500] [--classify-steps 500]
+    python bench/task_quality.py [--parts dates,reversal,numbers,addition,classify] [--dates-steps 2500]
+                                 [--reversal-steps 1500] [--pairs-steps 3000] [--classify-steps 500] [--seeds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -46,12 +53,15 @@ def train(args: list[str], out: Path) -> dict:
     cmd = [sys.executable, "-m", "charrnn", "train", *args, *COMMON, "--out", str(out), "--checkpoints", str(out.parent)]
     print("$ charrnn train " + " ".join(a for a in [*args, *COMMON]), flush=True)
     t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         sys.exit(f"charrnn train failed ({r.returncode}):\n{r.stderr[-3000:]}")
     finals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if json.loads(line).get("final")]
     rec = finals[-1]
     rec["wall_s"] = time.perf_counter() - t0
+    rec["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return rec
 
 
@@ -80,6 +90,39 @@ def reversal(work: Path, steps: int) -> None:
     print(f"overall: none {none:.1%}, dot {dot:.1%}\n")
 
 
+def seen_lengths(rec: dict) -> tuple[float, float]:
+    """Exact match on the held-out pairs whose sources are as long as training ones, and on the longer ones."""
+    rep = rec["report"]
+    rows, top = rep["by_source_length"], rep["train_max_source"]
+
+    def share(rs: list[dict]) -> float:
+        n = sum(r["n"] for r in rs)
+        return sum(r["exact"] * r["n"] for r in rs) / n if n else float("nan")
+
+    return share([r for r in rows if r["hi"] <= top]), share([r for r in rows if r["lo"] > top])
+
+
+def spread(xs: list[float]) -> str:
+    xs = sorted(xs)
+    return f"{statistics.median(xs):.1%} ({xs[0]:.1%}-{xs[-1]:.1%})" if len(xs) > 1 else f"{xs[0]:.1%}"
+
+
+def pairs(work: Path, name: str, steps: int, seeds: int) -> None:
+    seen, longer, cpu = [], [], []
+    for seed in range(seeds):
+        rec = train([name, *SEQ2SEQ, "--attention", "dot", "--steps", str(steps), "--eval-every", str(steps), "--seed", str(1337 + seed)],
+                    work / f"{name}-{seed}")  # fmt: skip
+        a, b = seen_lengths(rec)
+        seen.append(a)
+        longer.append(b)
+        cpu.append(rec["cpu_s"])
+        print(f"  seed {1337 + seed}: exact match {a:.1%} on training lengths, {b:.1%} longer, overall {rec['exact_match']:.1%} "
+              f"({rec['cpu_s']:.0f} CPU s, {rec['wall_s']:.0f} s wall)")  # fmt: skip
+    print(f"{name}, {steps} steps, {seeds} seed(s): exact match on sources of training lengths {spread(seen)}, longer "
+          f"{spread([x for x in longer if x == x]) if any(x == x for x in longer) else '–'}; target >= 99% on training lengths; "
+          f"baseline (copying the source) 0%; CPU s {statistics.median(cpu):.0f} a run\n")  # fmt: skip
+
+
 def stdlib_folder(work: Path) -> Path:
     """One folder per package holding copies of its top-level modules."""
     lib = Path(sysconfig.get_paths()["stdlib"])
@@ -106,9 +149,11 @@ def classify(work: Path, steps: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="dates,reversal,classify")
+    ap.add_argument("--parts", default="dates,reversal,numbers,addition,classify")
     ap.add_argument("--dates-steps", type=int, default=2500)
     ap.add_argument("--reversal-steps", type=int, default=1500)
+    ap.add_argument("--pairs-steps", type=int, default=3000, help="steps of each numbers and addition run")
+    ap.add_argument("--seeds", type=int, default=3, help="runs (seeds) of numbers and addition")
     ap.add_argument("--classify-steps", type=int, default=500)
     a = ap.parse_args()
     header("task quality: seq2seq and classify after a fixed number of steps (CPU, fp32, 1 thread, seed 1337)")
@@ -119,6 +164,8 @@ def main() -> None:
                 dates(work, a.dates_steps)
             elif part == "reversal":
                 reversal(work, a.reversal_steps)
+            elif part in ("numbers", "addition"):
+                pairs(work, part, a.pairs_steps, a.seeds)
             elif part == "classify":
                 classify(work, a.classify_steps)
             else:

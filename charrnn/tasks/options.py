@@ -25,6 +25,7 @@ class ClassifyOptions:
     pool: str = "last"  # what feeds the softmax: the final state, the mean of the states, or attention over them
     max_chars: int = 512  # characters read per document (training: a random window; validation, predict: the first ones)
     classes: int = 0  # how many labels (set from the data)
+    bidirectional: bool = False  # a second core reads each document backwards; the pool reads both (section 10.3)
 
     def validate(self) -> "ClassifyOptions":
         if self.pool not in POOLS:
@@ -33,6 +34,8 @@ class ClassifyOptions:
             raise ConfigError(f"--max-chars must be a whole number > 0, got {self.max_chars}.")
         if self.classes < 0:
             raise ConfigError(f"the number of classes must be >= 0, got {self.classes}.")
+        if not isinstance(self.bidirectional, bool):
+            raise ConfigError(f"--bidirectional is on or off, got {self.bidirectional!r}.")
         return self
 
 

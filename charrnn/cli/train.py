@@ -79,7 +79,7 @@ P_CLASSIFY, P_SEQ2SEQ = "Classification (--task classify)", "Encoder-decoder (--
 
 # train's parameters that are a kind's or a task's own settings: given ones go into
 # ModelConfig.options (the next cells and tasks add theirs here and to the signature)
-OPTION_PARAMS: tuple[str, ...] = (*KIND_OPTIONS, "pool", "max_chars", "attention", "condition", "decoder_cell", "sampling_prob",
+OPTION_PARAMS: tuple[str, ...] = (*KIND_OPTIONS, "pool", "max_chars", "bidirectional", "attention", "condition", "decoder_cell", "sampling_prob",
                                   "label_dropout", "label_embed", "length_model")  # fmt: skip
 
 Pool = enum.Enum("Pool", {p: p for p in POOLS}, type=str)  # type: ignore[misc]
@@ -150,6 +150,7 @@ def train(
     feedback: ko.FeedbackOpt = ko.Feedback(ko.JORDAN.feedback),
     pool: Annotated[Pool, typer.Option(help="What feeds the label's softmax: the final state, the mean of the states, or attention over them.", rich_help_panel=P_CLASSIFY)] = Pool(CO.pool),
     max_chars: Annotated[int, typer.Option(help="Characters read per document (a random window in training, the first ones in validation).", rich_help_panel=P_CLASSIFY)] = CO.max_chars,
+    bidirectional: Annotated[bool, typer.Option(help="Read each document both ways (a second core from the end); the pool reads both.", rich_help_panel=P_CLASSIFY)] = CO.bidirectional,
     attention: Annotated[Attention, typer.Option(help="none: the fixed-length context alone; dot or additive attention over the encoder's states.", rich_help_panel=P_SEQ2SEQ)] = Attention(SO.attention),
     decoder_cell: Annotated[Optional[str], typer.Option(help="The decoder's cell kind (default: --cell).", metavar="KIND", callback=lambda v: v if v is None else _choice(registry.names)(v), rich_help_panel=P_SEQ2SEQ, show_default=False)] = SO.decoder_cell,
     sampling_prob: Annotated[float, typer.Option(help="Scheduled sampling: the chance, at each step, of feeding the decoder its own previous output instead of the true one.", rich_help_panel=P_SEQ2SEQ)] = SO.sampling_prob,

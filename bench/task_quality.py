@@ -16,6 +16,9 @@ printed for reference only.
             held-out pairs whose sources are no longer than the longest training source
             (target: >= 99%), and on the longer ones, median and range over the seeds.
   addition  as numbers.
+  balanced  `charrnn train balanced --task classify` (data/ordered.py: bracket strings, balanced
+            or not, the same characters in both classes), over --seeds seeds: the RNN's accuracy
+            beside the naive Bayes baseline, which sits near chance (target: RNN >= 95%).
   classify  `charrnn train --task classify --label-from folder` on a real corpus:
             blank-line-separated blocks of the top-level modules of some Python
             standard-library packages, labelled by package; the validation accuracy
@@ -23,7 +26,8 @@ printed for reference only.
             that the run fits on the same split.
 
     python bench/task_quality.py [--parts dates,reversal,numbers,addition,classify] [--dates-steps 2500]
-                                 [--reversal-steps 1500] [--pairs-steps 3000] [--classify-steps 500] [--seeds 3]
+                                 [--reversal-steps 1500] [--pairs-steps 3000] [--balanced-steps 300]
+                                 [--classify-steps 500] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -123,6 +127,19 @@ def pairs(work: Path, name: str, steps: int, seeds: int) -> None:
           f"baseline (copying the source) 0%; CPU s {statistics.median(cpu):.0f} a run\n")  # fmt: skip
 
 
+def balanced(work: Path, steps: int, seeds: int) -> None:
+    acc, base, cpu = [], [], []
+    for seed in range(seeds):
+        rec = train(["balanced", "--task", "classify", "--layers", "1", "--hidden", "64", "--embed", "16", "--lr", "1e-2",
+                     "--steps", str(steps), "--eval-every", str(steps), "--seed", str(1337 + seed)], work / f"balanced-{seed}")  # fmt: skip
+        rep = rec["report"]
+        acc.append(rep["accuracy"])
+        base.append(rep["baseline"]["accuracy"])
+        cpu.append(rec["cpu_s"])
+    print(f"balanced vs unbalanced brackets, {steps} steps, {seeds} seed(s): LSTM 1x64 (last state) {spread(acc)}; "
+          f"character 1-3-gram naive Bayes {spread(base)}; majority 50%; target >= 95%; CPU s {statistics.median(cpu):.0f} a run\n")  # fmt: skip
+
+
 def stdlib_folder(work: Path) -> Path:
     """One folder per package holding copies of its top-level modules."""
     lib = Path(sysconfig.get_paths()["stdlib"])
@@ -149,11 +166,12 @@ def classify(work: Path, steps: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="dates,reversal,numbers,addition,classify")
+    ap.add_argument("--parts", default="dates,reversal,numbers,addition,balanced,classify")
     ap.add_argument("--dates-steps", type=int, default=2500)
     ap.add_argument("--reversal-steps", type=int, default=1500)
     ap.add_argument("--pairs-steps", type=int, default=3000, help="steps of each numbers and addition run")
     ap.add_argument("--seeds", type=int, default=3, help="runs (seeds) of numbers and addition")
+    ap.add_argument("--balanced-steps", type=int, default=300)
     ap.add_argument("--classify-steps", type=int, default=500)
     a = ap.parse_args()
     header("task quality: seq2seq and classify after a fixed number of steps (CPU, fp32, 1 thread, seed 1337)")
@@ -166,6 +184,8 @@ def main() -> None:
                 reversal(work, a.reversal_steps)
             elif part in ("numbers", "addition"):
                 pairs(work, part, a.pairs_steps, a.seeds)
+            elif part == "balanced":
+                balanced(work, a.balanced_steps, a.seeds)
             elif part == "classify":
                 classify(work, a.classify_steps)
             else:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -151,17 +152,17 @@ def stdlib_folder(work: Path) -> Path:
     return root
 
 
-def classify(work: Path, steps: int) -> None:
+def classify(work: Path, steps: int, extra: list[str]) -> None:
     data = stdlib_folder(work)
     rec = train([str(data), "--task", "classify", "--label-from", "folder", "--glob", "*.py", "--doc-sep", "blank", "--pool", "mean",
                  "--max-chars", "256", "--layers", "1", "--hidden", "128", "--embed", "32", "--batch-size", "64",
-                 "--steps", str(steps), "--eval-every", str(steps)], work / "classify")  # fmt: skip
+                 "--steps", str(steps), "--eval-every", str(steps), *extra], work / "classify")  # fmt: skip
     rep = rec["report"]
     base = rep.get("baseline", {})
     print(f"classify stdlib blocks by package ({len(rep['labels'])} labels, {rep['documents']:,} validation blocks), {steps} steps:")
-    print(f"  RNN (LSTM 1x128, mean pool) accuracy {rep['accuracy']:.1%}; {base.get('name', 'baseline')} {base.get('accuracy', float('nan')):.1%}; "
+    print(f"  RNN (LSTM 1x128, mean pool{(' ' + ' '.join(extra)) if extra else ''}) accuracy {rep['accuracy']:.1%}; {base.get('name', 'baseline')} {base.get('accuracy', float('nan')):.1%}; "
           f"majority class {rep['majority']:.1%}; RNN / baseline {rep['accuracy'] / base.get('accuracy', float('nan')):.2f}x "
-          f"({rec['wall_s']:.0f} s)\n")  # fmt: skip
+          f"({rec['cpu_s']:.0f} CPU s, {rec['wall_s']:.0f} s wall)\n")  # fmt: skip
 
 
 def main() -> None:
@@ -173,6 +174,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="runs (seeds) of numbers and addition")
     ap.add_argument("--balanced-steps", type=int, default=300)
     ap.add_argument("--classify-steps", type=int, default=500)
+    ap.add_argument("--classify-args", default="", help="more `charrnn train` options for the classify part, e.g. '--bidirectional'")
     a = ap.parse_args()
     header("task quality: seq2seq and classify after a fixed number of steps (CPU, fp32, 1 thread, seed 1337)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -187,7 +189,7 @@ def main() -> None:
             elif part == "balanced":
                 balanced(work, a.balanced_steps, a.seeds)
             elif part == "classify":
-                classify(work, a.classify_steps)
+                classify(work, a.classify_steps, shlex.split(a.classify_args))
             else:
                 sys.exit(f"unknown part {part!r}")
 

@@ -11,21 +11,33 @@ printed for reference only.
             chapter's fixed-length context) and once with --attention dot, the same
             steps and seed: exact match by source length side by side (validation
             sources run longer than any training one).
+  numbers   `charrnn train numbers --task seq2seq --attention dot` (English number words ->
+            digits) and `addition` (a+b -> the sum), over --seeds seeds: exact match on the
+            held-out pairs whose sources are no longer than the longest training source
+            (target: >= 99%), and on the longer ones, median and range over the seeds.
+  addition  as numbers.
+  balanced  `charrnn train balanced --task classify` (data/ordered.py: bracket strings, balanced
+            or not, the same characters in both classes), over --seeds seeds: the RNN's accuracy
+            beside the naive Bayes baseline, which sits near chance (target: RNN >= 95%).
   classify  `charrnn train --task classify --label-from folder` on a real corpus:
             blank-line-separated blocks of the top-level modules of some Python
             standard-library packages, labelled by package; the validation accuracy
             beside the majority class and the character n-gram naive Bayes baseline
             that the run fits on the same split.
 
-    python bench/task_quality.py [--parts dates,reversal,classify] [--dates-steps 2500]
-                                 [--reversal-steps 1500] [--classify-steps 500]
+    python bench/task_quality.py [--parts dates,reversal,numbers,addition,classify] [--dates-steps 2500]
+                                 [--reversal-steps 1500] [--pairs-steps 3000] [--balanced-steps 300]
+                                 [--classify-steps 500] [--seeds 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import resource
+import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import sysconfig
@@ -46,12 +58,15 @@ def train(args: list[str], out: Path) -> dict:
     cmd = [sys.executable, "-m", "charrnn", "train", *args, *COMMON, "--out", str(out), "--checkpoints", str(out.parent)]
     print("$ charrnn train " + " ".join(a for a in [*args, *COMMON]), flush=True)
     t0 = time.perf_counter()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if r.returncode != 0:
         sys.exit(f"charrnn train failed ({r.returncode}):\n{r.stderr[-3000:]}")
     finals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if json.loads(line).get("final")]
     rec = finals[-1]
     rec["wall_s"] = time.perf_counter() - t0
+    rec["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return rec
 
 
@@ -80,6 +95,52 @@ def reversal(work: Path, steps: int) -> None:
     print(f"overall: none {none:.1%}, dot {dot:.1%}\n")
 
 
+def seen_lengths(rec: dict) -> tuple[float, float]:
+    """Exact match on the held-out pairs whose sources are as long as training ones, and on the longer ones."""
+    rep = rec["report"]
+    rows, top = rep["by_source_length"], rep["train_max_source"]
+
+    def share(rs: list[dict]) -> float:
+        n = sum(r["n"] for r in rs)
+        return sum(r["exact"] * r["n"] for r in rs) / n if n else float("nan")
+
+    return share([r for r in rows if r["hi"] <= top]), share([r for r in rows if r["lo"] > top])
+
+
+def spread(xs: list[float]) -> str:
+    xs = sorted(xs)
+    return f"{statistics.median(xs):.1%} ({xs[0]:.1%}-{xs[-1]:.1%})" if len(xs) > 1 else f"{xs[0]:.1%}"
+
+
+def pairs(work: Path, name: str, steps: int, seeds: int) -> None:
+    seen, longer, cpu = [], [], []
+    for seed in range(seeds):
+        rec = train([name, *SEQ2SEQ, "--attention", "dot", "--steps", str(steps), "--eval-every", str(steps), "--seed", str(1337 + seed)],
+                    work / f"{name}-{seed}")  # fmt: skip
+        a, b = seen_lengths(rec)
+        seen.append(a)
+        longer.append(b)
+        cpu.append(rec["cpu_s"])
+        print(f"  seed {1337 + seed}: exact match {a:.1%} on training lengths, {b:.1%} longer, overall {rec['exact_match']:.1%} "
+              f"({rec['cpu_s']:.0f} CPU s, {rec['wall_s']:.0f} s wall)")  # fmt: skip
+    print(f"{name}, {steps} steps, {seeds} seed(s): exact match on sources of training lengths {spread(seen)}, longer "
+          f"{spread([x for x in longer if x == x]) if any(x == x for x in longer) else '–'}; target >= 99% on training lengths; "
+          f"baseline (copying the source) 0%; CPU s {statistics.median(cpu):.0f} a run\n")  # fmt: skip
+
+
+def balanced(work: Path, steps: int, seeds: int) -> None:
+    acc, base, cpu = [], [], []
+    for seed in range(seeds):
+        rec = train(["balanced", "--task", "classify", "--layers", "1", "--hidden", "64", "--embed", "16", "--lr", "1e-2",
+                     "--steps", str(steps), "--eval-every", str(steps), "--seed", str(1337 + seed)], work / f"balanced-{seed}")  # fmt: skip
+        rep = rec["report"]
+        acc.append(rep["accuracy"])
+        base.append(rep["baseline"]["accuracy"])
+        cpu.append(rec["cpu_s"])
+    print(f"balanced vs unbalanced brackets, {steps} steps, {seeds} seed(s): LSTM 1x64 (last state) {spread(acc)}; "
+          f"character 1-3-gram naive Bayes {spread(base)}; majority 50%; target >= 95%; CPU s {statistics.median(cpu):.0f} a run\n")  # fmt: skip
+
+
 def stdlib_folder(work: Path) -> Path:
     """One folder per package holding copies of its top-level modules."""
     lib = Path(sysconfig.get_paths()["stdlib"])
@@ -91,25 +152,29 @@ def stdlib_folder(work: Path) -> Path:
     return root
 
 
-def classify(work: Path, steps: int) -> None:
+def classify(work: Path, steps: int, extra: list[str]) -> None:
     data = stdlib_folder(work)
     rec = train([str(data), "--task", "classify", "--label-from", "folder", "--glob", "*.py", "--doc-sep", "blank", "--pool", "mean",
                  "--max-chars", "256", "--layers", "1", "--hidden", "128", "--embed", "32", "--batch-size", "64",
-                 "--steps", str(steps), "--eval-every", str(steps)], work / "classify")  # fmt: skip
+                 "--steps", str(steps), "--eval-every", str(steps), *extra], work / "classify")  # fmt: skip
     rep = rec["report"]
     base = rep.get("baseline", {})
     print(f"classify stdlib blocks by package ({len(rep['labels'])} labels, {rep['documents']:,} validation blocks), {steps} steps:")
-    print(f"  RNN (LSTM 1x128, mean pool) accuracy {rep['accuracy']:.1%}; {base.get('name', 'baseline')} {base.get('accuracy', float('nan')):.1%}; "
+    print(f"  RNN (LSTM 1x128, mean pool{(' ' + ' '.join(extra)) if extra else ''}) accuracy {rep['accuracy']:.1%}; {base.get('name', 'baseline')} {base.get('accuracy', float('nan')):.1%}; "
           f"majority class {rep['majority']:.1%}; RNN / baseline {rep['accuracy'] / base.get('accuracy', float('nan')):.2f}x "
-          f"({rec['wall_s']:.0f} s)\n")  # fmt: skip
+          f"({rec['cpu_s']:.0f} CPU s, {rec['wall_s']:.0f} s wall)\n")  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", default="dates,reversal,classify")
+    ap.add_argument("--parts", default="dates,reversal,numbers,addition,balanced,classify")
     ap.add_argument("--dates-steps", type=int, default=2500)
     ap.add_argument("--reversal-steps", type=int, default=1500)
+    ap.add_argument("--pairs-steps", type=int, default=3000, help="steps of each numbers and addition run")
+    ap.add_argument("--seeds", type=int, default=3, help="runs (seeds) of numbers and addition")
+    ap.add_argument("--balanced-steps", type=int, default=300)
     ap.add_argument("--classify-steps", type=int, default=500)
+    ap.add_argument("--classify-args", default="", help="more `charrnn train` options for the classify part, e.g. '--bidirectional'")
     a = ap.parse_args()
     header("task quality: seq2seq and classify after a fixed number of steps (CPU, fp32, 1 thread, seed 1337)")
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,8 +184,12 @@ def main() -> None:
                 dates(work, a.dates_steps)
             elif part == "reversal":
                 reversal(work, a.reversal_steps)
+            elif part in ("numbers", "addition"):
+                pairs(work, part, a.pairs_steps, a.seeds)
+            elif part == "balanced":
+                balanced(work, a.balanced_steps, a.seeds)
             elif part == "classify":
-                classify(work, a.classify_steps)
+                classify(work, a.classify_steps, shlex.split(a.classify_args))
             else:
                 sys.exit(f"unknown part {part!r}")
 

@@ -184,3 +184,30 @@ def test_the_answer_after_the_last_prefix_is_the_answer_and_padding_changes_noth
         assert torch.allclose(prefix[:, 4], model(a[:, :5])[0], atol=1e-10)  # the answer after 5 characters
         trace = model.trace(a)
         assert torch.allclose(trace.logits, prefix, atol=1e-10) and trace.signals["h"].shape == (2, 1, 11, 12)
+
+
+@pytest.mark.parametrize("pool", ["last", "mean", "attn"])
+def test_a_bidirectional_classifier_reads_each_document_from_its_end(pool):
+    """[h(t); g(t)] against the two cores run by hand (the backward one over the reversed
+    text alone); padding changes nothing; the prefix answer at the end is the answer."""
+    cfg = ModelConfig(cell="lstm", layers=2, hidden=12, embed=6, dropout=0.0, vocab_size=9, task="classify",
+                      options={"pool": pool, "classes": 3, "bidirectional": True})  # fmt: skip
+    model = SequenceClassifier(cfg).double().eval()
+    a, b = torch.randint(9, (1, 11)), torch.randint(9, (1, 5))
+    with torch.no_grad():
+        h, _ = model.core(model.embed(a), model.init_state(1))  # (1, 11, 12)
+        g, _ = model.back(model.embed(a.flip(1)), model.init_state(1))  # the text from its end
+        states = model.states(a)
+        assert states.shape == (1, 11, 24) and model.head.in_features == 24
+        assert torch.allclose(states, torch.cat([h, g.flip(1)], -1), atol=1e-12)
+        z = {"last": torch.cat([h[:, -1], g[:, -1]], -1), "mean": states.mean(1)}.get(pool)
+        if z is not None:
+            assert torch.allclose(model(a)[0], model.head(z), atol=1e-12)
+        alone = [model(x)[0] for x in (a, b)]
+        padded = torch.cat([a, torch.cat([b, torch.zeros(1, 6, dtype=torch.long)], 1)])
+        batch, _ = model(padded, lengths=torch.tensor([11, 5]))
+        assert torch.allclose(batch, torch.cat(alone), atol=1e-10)
+        assert torch.allclose(model.prefix_logits(states)[:, -1], alone[0], atol=1e-10)
+        assert torch.allclose(model.trace(a).logits[:, -1], alone[0], atol=1e-10)
+    plain = SequenceClassifier(ModelConfig(**{**vars(cfg), "options": {"pool": pool, "classes": 3}}))
+    assert not any(n.startswith("back.") for n, _ in plain.named_parameters())  # a plain model's checkpoints unchanged

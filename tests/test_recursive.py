@@ -24,7 +24,8 @@ from charrnn.config import ModelConfig
 from charrnn.data.listops import make_listops
 from charrnn.data.treebatch import batch_trees
 from charrnn.data.treedata import TreeVocab, binarize_mapped
-from charrnn.data.trees import JOIN, Tree, binarize, nodes, parse_tree
+from charrnn.data.treedata import shaped as reshape
+from charrnn.data.trees import JOIN, Tree, binarize, fold_arguments, format_sexpr, nodes, parse_tree
 from charrnn.errors import ConfigError
 from charrnn.models.recursive import TreeLevels, TreeNet
 from test_trees import random_tree
@@ -66,6 +67,22 @@ def reference(m: TreeNet, tree: Tree, vocab: TreeVocab) -> list[list[dict[str, t
                 V, d, W, b = core.layer_params(l)
                 a = d + V @ x if not kids else b + W @ torch.cat([kids[0][l]["h"], kids[1][l]["h"]]) + V @ x
                 res.append({"h": torch.tanh(a)})
+            elif m.cfg.cell == "bintreelstm":  # Tai et al.'s N-ary Tree-LSTM, N = 2, over folded trees
+                W, bias, U = core.layer_params(l)
+                wx = W @ x + bias
+                zero = torch.zeros(H, dtype=torch.float64)
+                h_l, h_r = (kids[j][l]["h"] if j < len(kids) else zero for j in (0, 1))
+                c_l, c_r = (kids[j][l]["c"] if j < len(kids) else zero for j in (0, 1))
+                U_L, U_R = U[:, :H], U[:, H:]  # the columns each child's h meets
+                gate = [wx[g * H : (g + 1) * H] + U_L[g * H : (g + 1) * H] @ h_l + U_R[g * H : (g + 1) * H] @ h_r for g in range(3)]
+                i, o, u = torch.sigmoid(gate[0]), torch.sigmoid(gate[1]), torch.tanh(gate[2])
+                c = i * u
+                for j, k in enumerate(kids):
+                    rows = slice((3 + j) * H, (4 + j) * H)  # f_L, then f_R: W_f x shared, U's own rows
+                    f = torch.sigmoid(wx[3 * H :] + U_L[rows] @ h_l + U_R[rows] @ h_r)
+                    k[l]["forget"] = f
+                    c = c + f * k[l]["c"]
+                res.append({"h": o * torch.tanh(c), "c": c})
             else:
                 W, bias, U_iou, U_f = core.layer_params(l)
                 wx = W @ x + bias
@@ -87,15 +104,16 @@ def reference(m: TreeNet, tree: Tree, vocab: TreeVocab) -> list[list[dict[str, t
     return out
 
 
-@pytest.mark.parametrize("cell", ["recursive", "treelstm"])
+@pytest.mark.parametrize("cell", ["recursive", "treelstm", "bintreelstm"])
 @pytest.mark.parametrize("layers", [1, 2])
 def test_level_by_level_equals_each_tree_alone_and_the_equations(cell, layers):
     ts = trees()
     vocab = TreeVocab(n.label for t in ts for n in nodes(t))
     m = net(cell, layers, vocab)
-    shaped = [binarize(t) for t in ts] if cell == "recursive" else ts
+    shaped = [reshape(t, m.form) for t in ts]
     batch = batch_trees(shaped, vocab.stoi)
-    assert batch.is_binary == (cell == "recursive")
+    assert batch.is_binary == (cell == "recursive")  # folded trees keep their one-child nodes
+    assert cell != "bintreelstm" or max(c.shape[1] for c in batch.children) == 2
     lv = TreeLevels.of(batch)
     with torch.no_grad():
         together, _ = m(lv)  # (B, C)
@@ -113,7 +131,7 @@ def test_level_by_level_equals_each_tree_alone_and_the_equations(cell, layers):
                 for name, v in want.items():
                     got = tr.signals[name][l, node]
                     np.testing.assert_allclose(got.detach().numpy(), v.detach().numpy(), atol=1e-10, rtol=0, err_msg=f"{name} {l}")
-        if cell == "treelstm":  # a forget gate sits on the child it forgets; the root has none
+        if cell != "recursive":  # a forget gate sits on the child it forgets; the root has none
             assert torch.isnan(tr.signals["forget"][:, batch.roots[b]]).all()
 
 
@@ -133,8 +151,21 @@ def test_binarize_mapped_finds_each_written_node():
         assert b == binarize(t) and len(where) == sum(1 for _ in nodes(t)) and len(set(where)) == len(where)
 
 
+def test_folded_trees_map_each_written_node():
+    t = parse_tree("[MAX 2 9 [MIN 4 7 ] 0 ]")
+    b, where = binarize_mapped(t, "folded")
+    assert b == fold_arguments(t) and format_sexpr(b) == "(MAX (MAX (MAX 2 9) (MIN 4 7)) 0)"
+    flat, written = list(nodes(b)), list(nodes(t))
+    for i, n in enumerate(written):  # a leaf to itself, an operator to the top of its fold
+        assert flat[where[i]] == (n if n.is_leaf else fold_arguments(n))
+    for t in trees():
+        b, where = binarize_mapped(t, "folded")
+        assert b == fold_arguments(t) and len(where) == sum(1 for _ in nodes(t)) and len(set(where)) == len(where)
+        assert all(len(n.children) <= 2 for n in nodes(b))
+
+
 def test_tree_cells_serve_the_tree_task_only():
-    with pytest.raises(ConfigError, match="--cell lstm reads sequences; --task tree takes --cell recursive, treelstm."):
+    with pytest.raises(ConfigError, match="--cell lstm reads sequences; --task tree takes --cell recursive, treelstm, bintreelstm."):
         ModelConfig(cell="lstm", task="tree").validate()
     with pytest.raises(ConfigError, match="--cell treelstm composes trees; --task lm takes --cell rnn, lstm, gru"):
         ModelConfig(cell="treelstm").validate()

@@ -48,7 +48,7 @@ def test_a_tree_lstm_learns_shallow_listops_and_answers_with_a_tree(runner, work
     assert r.exit_code == 0, r.output
     no_traceback(r.output)
     assert "trees: listops.tsv: 1,980 train / 220 validation trees, depth 1-2 / 1-2, 14 node labels, 10 classes" in r.stderr
-    assert "model: treelstm 1x64 (tree)" in r.stderr and "32 trees a step" in r.stderr and "accuracy" in r.stderr
+    assert "model: bintreelstm 1x64 (tree)" in r.stderr and "32 trees a step" in r.stderr and "accuracy" in r.stderr
     final = metrics(workdir / "checkpoints" / "t")[-1]
     labels = Counter(line.split("\t")[0] for line in shallow.read_text().splitlines())
     majority = max(labels.values()) / sum(labels.values())
@@ -115,7 +115,7 @@ def test_malformed_trees_name_the_line_and_column(runner, workdir, line, fragmen
 
 
 def test_options_that_do_not_fit_are_one_line_errors(runner, workdir, shallow):
-    one_line_error(train(runner, str(shallow), "--cell", "lstm"), "--cell lstm reads sequences; --task tree takes --cell recursive, treelstm.")
+    one_line_error(train(runner, str(shallow), "--cell", "lstm"), "--cell lstm reads sequences; --task tree takes --cell recursive, treelstm, bintreelstm.")
     one_line_error(runner.invoke(app, ["train", str(shallow), "--cell", "treelstm", "--steps", "1"]),
                    "--cell treelstm composes trees; --task lm takes --cell rnn, lstm, gru")  # fmt: skip
     one_line_error(train(runner, str(shallow), "--seq-len", "8", "--doc-state", "carry"), "--doc-state, --seq-len do not fit --task tree.")

@@ -66,6 +66,12 @@ def _longrange(name: str) -> Callable[[Path], list[Path]]:
     return files
 
 
+def _balanced(cache: Path) -> list[Path]:
+    from . import ordered
+
+    return [ordered.write(cache)]
+
+
 BUILTINS: dict[str, Builtin] = {
     b.name: b
     for b in (
@@ -76,6 +82,8 @@ BUILTINS: dict[str, Builtin] = {
                 "openers (long-range memory, ~0.3 MB)", _longrange("brackets"), "line"),
         Builtin("longrange-copy", "generated: 2 letters, a random gap of ~48 dots, the 2 letters again (long-range memory, "
                 "~0.3 MB)", _longrange("copy"), "line"),
+        Builtin("balanced", "generated: bracket strings labelled balanced or unbalanced, the same characters in both "
+                "(order-sensitive classification: --task classify)", _balanced, "line"),
     )
 }
 

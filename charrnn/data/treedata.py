@@ -33,7 +33,7 @@ from .labels import LabelSet
 from .listops import TREE_SETS, is_tree_set, tree_set_files, tree_set_spec
 from .reading import resolve_files
 from .treebatch import FlatTree, flatten
-from .trees import JOIN, Tree, TreeExample, binarize, fold, format_listops, height, iter_tree_examples, nodes, size
+from .trees import JOIN, Tree, TreeExample, binarize, fold, fold_arguments, format_listops, height, iter_tree_examples, nodes, size
 
 CACHE_VERSION = 2
 KEPT_TEXTS = 64  # validation trees kept as text, for the samples shown while training and the default probe
@@ -95,19 +95,40 @@ class _Words:
         return self.labels[idx] + " "
 
 
-def binarize_mapped(tree: Tree) -> tuple[Tree, list[int]]:
-    """(trees.binarize(tree), where): where[i] is the pre-order position, in the binary
+# How a cell reads a tree (TreeCore.form): as written, left-binarised with JOIN nodes
+# (the recursive unit), or each node's arguments folded under its label (the binary Tree-LSTM).
+FORMS = {"tree": lambda t: t, "joined": binarize, "folded": fold_arguments}
+
+
+def shaped(tree: Tree, form: str) -> Tree:
+    """The tree in the form a cell reads (FORMS)."""
+    return FORMS[form](tree)
+
+
+def binarize_mapped(tree: Tree, form: str = "joined") -> tuple[Tree, list[int]]:
+    """(shaped(tree, form), where): where[i] is the pre-order position, in the reshaped
     tree, of the written tree's node i (pre-order). A leaf maps to itself; an inner
-    node [OP a b c] -> (((OP a) b) c) maps to the top of its chain of JOIN nodes,
-    whose state stands for the whole node."""
+    node maps to the top of the chain that stands for the whole node:
+    [OP a b c] -> (((OP a) b) c) joined, (OP (OP a b) c) folded."""
+    if form == "tree":
+        return tree, list(range(sum(1 for _ in nodes(tree))))
 
     def join(node: Tree, kids: list[tuple[Tree, list[int], int]]) -> tuple[Tree, list[int], int]:
         if not kids:
             return node, [0], 1
-        acc = Tree(node.label)
-        for b, _, _ in kids:
-            acc = Tree(JOIN, (acc, b))
-        where, at = [0], len(kids) + 1  # pre-order: the k JOINs down the left spine, the operator, then each child
+        if form == "joined":
+            acc = Tree(node.label)
+            for b, _, _ in kids:
+                acc = Tree(JOIN, (acc, b))
+            at = len(kids) + 1  # pre-order: the k JOINs down the left spine, the operator, then each child
+        elif len(kids) < 2:
+            acc, at = Tree(node.label, tuple(b for b, _, _ in kids)), 1
+        else:
+            acc = kids[0][0]
+            for b, _, _ in kids[1:]:
+                acc = Tree(node.label, (acc, b))
+            at = len(kids) - 1  # pre-order: the k-1 folds down the left spine, then each child
+        where = [0]
         for _, sub, n in kids:
             where.extend(at + q for q in sub)
             at += n
@@ -121,7 +142,7 @@ def binarize_mapped(tree: Tree) -> tuple[Tree, list[int]]:
 class TreeSplit:
     """One split, flattened: what batches and scores are made of."""
 
-    flats: list[FlatTree]  # each tree as arrays (binarised for a binary cell)
+    flats: list[FlatTree]  # each tree as arrays, in the form its cell reads (FORMS)
     labels: np.ndarray  # (n,) class index
     depth: np.ndarray  # (n,) the written tree's height
     nodes: np.ndarray  # (n,) the written tree's nodes (the budget of an evaluation counts these)
@@ -139,7 +160,7 @@ class TreeData:
     vocab: TreeVocab
     classes: LabelSet
     source: str  # what was read, for the run's first line
-    binary: bool
+    form: str  # FORMS: how the trees were reshaped for the cell
 
 
 @dataclass(frozen=True)
@@ -170,20 +191,20 @@ class TreeSource:
         files, _ = resolve_files(cfg, cache)
         return cls(tuple(files), None, cfg.val_frac, cfg.encoding, cfg.errors, cache)
 
-    def _key(self, binary: bool) -> str:
+    def _key(self, form: str) -> str:
         stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in self.files]
-        spec = [CACHE_VERSION, self.builtin, stats, self.val_frac, self.encoding, self.errors, binary]
+        spec = [CACHE_VERSION, self.builtin, stats, self.val_frac, self.encoding, self.errors, form]
         return hashlib.sha1(json.dumps(spec).encode()).hexdigest()[:16]
 
-    def load(self, binary: bool) -> TreeData:
+    def load(self, form: str) -> TreeData:
         """The flattened splits (from the cache when it is there). A resumed run's source holds
         the vocabulary and labels it was trained with; trees with others are an error."""
         vocab, classes = self.vocab, self.classes
-        path = self.cache / "trees" / f"{self._key(binary)}.npz"
-        data = _read_cache(path, binary, self._describe()) if path.is_file() else None
+        path = self.cache / "trees" / f"{self._key(form)}.npz"
+        data = _read_cache(path, form, self._describe()) if path.is_file() else None
         if data is None or (vocab is not None and vocab.labels != data.vocab.labels) or (classes is not None and classes != data.classes):
             train, val = self._examples()
-            data = _build(train, val, binary, self._describe(), vocab, classes)
+            data = _build(train, val, form, self._describe(), vocab, classes)
             if vocab is None and classes is None:
                 _write_cache(path, data)
         return data
@@ -213,23 +234,23 @@ class TreeSource:
         return rows
 
 
-def _build(train: list[tuple[Path, TreeExample]], val: list[tuple[Path, TreeExample]], binary: bool, source: str,
+def _build(train: list[tuple[Path, TreeExample]], val: list[tuple[Path, TreeExample]], form: str, source: str,
            vocab: TreeVocab | None, classes: LabelSet | None) -> TreeData:  # fmt: skip
     if vocab is None:  # labels seen only in validation still get an embedding (untrained): no spurious errors on small files
         vocab = TreeVocab(node.label for _, e in train + val for node in nodes(e.tree))
     if classes is None:
         classes = LabelSet(e.label for _, e in train + val)
-    return TreeData(_split(train, vocab, classes, binary), _split(val, vocab, classes, binary), vocab, classes, source, binary)
+    return TreeData(_split(train, vocab, classes, form), _split(val, vocab, classes, form), vocab, classes, source, form)
 
 
-def _split(rows: list[tuple[Path, TreeExample]], vocab: TreeVocab, classes: LabelSet, binary: bool) -> TreeSplit:
+def _split(rows: list[tuple[Path, TreeExample]], vocab: TreeVocab, classes: LabelSet, form: str) -> TreeSplit:
     flats, labels, texts = [], [], []
     for path, e in rows:
         where = f"{path}:{e.line}"
         if e.label not in classes:
             raise CorpusError(f"{where}: the label {e.label!r} is not one the model was trained on (known: {classes.shown()}).")
         try:
-            flats.append(flatten(binarize(e.tree) if binary else e.tree, vocab.stoi))
+            flats.append(flatten(shaped(e.tree, form), vocab.stoi))
         except CorpusError as err:
             raise CorpusError(f"{where}: {err}") from None
         labels.append(classes.index(e.label))
@@ -266,7 +287,7 @@ def _write_cache(path: Path, data: TreeData) -> None:
     os.replace(tmp, path)
 
 
-def _read_cache(path: Path, binary: bool, source: str) -> TreeData | None:
+def _read_cache(path: Path, form: str, source: str) -> TreeData | None:
     try:
         with np.load(path, allow_pickle=False) as z:
             a = {k: z[k] for k in z.files}
@@ -277,6 +298,6 @@ def _read_cache(path: Path, binary: bool, source: str) -> TreeData | None:
             flats = [FlatTree(*fields) for fields in zip(*parts)] if len(a[f"{name}.sizes"]) else []
             splits.append(TreeSplit(flats, *(a[f"{name}.{f}"] for f in ("labels", "depth", "nodes", "chars")),
                                     tuple(str(t) for t in a[f"{name}.texts"])))  # fmt: skip
-        return TreeData(splits[0], splits[1], TreeVocab(a["vocab"].tolist()), LabelSet(a["classes"].tolist()), source, binary)
+        return TreeData(splits[0], splits[1], TreeVocab(a["vocab"].tolist()), LabelSet(a["classes"].tolist()), source, form)
     except (OSError, ValueError, KeyError):
         return None  # a damaged or older cache file: build it again

@@ -114,6 +114,29 @@ def binarize(tree: Tree, branching: str = "left", end: str | None = None) -> Tre
     return fold(tree, join)
 
 
+def fold_arguments(tree: Tree) -> Tree:
+    """The tree with every node of k >= 2 children rewritten as a left fold of binary
+    nodes under its own label, for the binary Tree-LSTM, which reads the label as the
+    input x of every node of the fold:
+
+        [OP a b c ]  ->  (OP (OP a b) c)   the operator meets its arguments in order
+
+    Each new node's state stands for OP over the arguments folded so far, so the
+    operator reaches every step of its own computation. Leaves and nodes of one
+    child stay as they are. Returns the binary tree.
+    """
+
+    def join(node: Tree, kids: list[Tree]) -> Tree:
+        if len(kids) < 2:
+            return node if not kids else Tree(node.label, tuple(kids))
+        acc = kids[0]
+        for item in kids[1:]:
+            acc = Tree(node.label, (acc, item))
+        return acc
+
+    return fold(tree, join)
+
+
 # ------------------------------------------------------------------ syntax
 
 _LISTOPS = re.compile(r"\[[^\s\[\]]*|\]|[^\s\[\]]+")

@@ -4,7 +4,8 @@ The tree-task counterpart of trace.py. Nodes are listed as the tree is written
 (pre-order: a node, then its children left to right), so position t of a
 TreeActivations is the t-th label of the text; for the recursive unit, which
 reads the binarised tree, a written node [OP a b c] is the top of its chain of
-JOIN nodes (treedata.binarize_mapped), whose state stands for the whole node.
+JOIN nodes (treedata.binarize_mapped), whose state stands for the whole node;
+for the binary Tree-LSTM, the top of its fold (OP (OP a b) c).
 
 The head, trained at the roots, is applied at every node too: for ListOps, where
 each subtree is itself an expression, it shows whether the states of the inner
@@ -81,7 +82,7 @@ def _layout(tree: Tree) -> tuple[np.ndarray, np.ndarray]:
 
 def tree_activations(model: TreeNet, vocab: TreeVocab, classes: LabelSet, tree: Tree, gradients: bool = True) -> TreeActivations:
     """Trace one tree (the model in eval mode, on its own device)."""
-    btree, where = binarize_mapped(tree) if model.binary else (tree, list(range(sum(1 for _ in nodes(tree)))))
+    btree, where = binarize_mapped(tree, model.form)
     batch = batch_flat([flatten(btree, vocab.stoi)])
     written = torch.from_numpy(batch.preorder[np.asarray(where, dtype=np.int64)])  # written node -> batch node
     lv = TreeLevels.of(batch, model.head.weight.device)

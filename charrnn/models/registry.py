@@ -166,6 +166,13 @@ register(Kind(
     "charrnn.models.recursive:ChildSumTreeLSTM", structure=TREE,
 ))  # fmt: skip
 register(Kind(
+    "bintreelstm", "binary Tree-LSTM: each node's arguments folded in order under its operator, gates that see both children", ("h", "c"),
+    (_H, Signal("c", FREE, "memory cell"), Signal("input", GATE, "input gate"),
+     Signal("forget", GATE, "forget gate its parent applied to this node's cell (none at the root)"),
+     Signal("candidate", TANH, "candidate cell value"), Signal("output", GATE, "output gate")),
+    "charrnn.models.recursive:BinaryTreeLSTM", structure=TREE,
+))  # fmt: skip
+register(Kind(
     "leaky", "leaky units, time constants 1 to --tau-max, skip connections through time (--delays)", ("h", "past"),
     (_H, Signal("candidate", TANH, "tanh(b + sum_d W_d h(t-d) + U x): what the unit leaks toward")),
     "charrnn.models.leaky:LeakyCore", options=LeakyOptions,

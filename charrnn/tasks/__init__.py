@@ -81,6 +81,6 @@ register_task(TaskSpec(
 register_task(TaskSpec(
     "tree", "a label for each tree (label<TAB>tree lines, or listops), composed bottom-up by a tree cell",
     "charrnn.tasks.tree:TreeTask", options=TreeOptions,
-    structure="tree", default_cell="treelstm", default_data="listops",
+    structure="tree", default_cell="bintreelstm", default_data="listops",
     unused=(*_NOT_A_STREAM, "doc_sep", "label_from"),
 ))  # fmt: skip

@@ -34,12 +34,16 @@ class ClassifyOptions:
     # validation and predict read the first ones
     max_chars: int = option(512, "Characters read per document (a random window in training, the first ones in validation).", panel=P_CLASSIFY)
     classes: int = 0  # how many labels (set from the data)
+    bidirectional: bool = option(False, "Read each document both ways (a second core from the end, section 10.3); the pool reads both.",
+                                 panel=P_CLASSIFY, flag="--bidirectional")
 
     def validate(self) -> "ClassifyOptions":
         if not (isinstance(self.max_chars, int) and self.max_chars > 0):
             raise ConfigError(f"--max-chars must be a whole number > 0, got {self.max_chars}.")
         if self.classes < 0:
             raise ConfigError(f"the number of classes must be >= 0, got {self.classes}.")
+        if not isinstance(self.bidirectional, bool):
+            raise ConfigError(f"--bidirectional is on or off, got {self.bidirectional!r}.")
         return self
 
 

@@ -2,7 +2,7 @@
 
 Each example is `label<TAB>tree` (or a built-in set: listops); the model
 (models/recursive.py) embeds every node's token, composes each node from its
-children with a tree cell (`--cell recursive|treelstm`), level by level over the
+children with a tree cell (`--cell recursive|treelstm|bintreelstm`), level by level over the
 batch, and a linear head reads the root: the loss is the cross-entropy of the
 root's label, in nats per tree. Scores add accuracy, overall and by the tree's
 depth (its height), since the chapter's point is how composition copes with depth.
@@ -47,8 +47,7 @@ class TreeTask(Task):
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, data: TreeSource,
                  dist: distributed.Dist, device: torch.device, amp: torch.dtype | None):  # fmt: skip
         super().__init__(model_cfg, data_cfg, cfg, data, dist, device, amp)
-        binary = registry.get(model_cfg.cell).load().binary
-        self.trees: TreeData = data.load(binary)
+        self.trees: TreeData = data.load(registry.get(model_cfg.cell).load().form)
         self.train, self.val = self.trees.train, self.trees.val
         options = {**model_cfg.options, "classes": len(self.trees.classes)}
         self.model_cfg = dataclasses.replace(model_cfg, vocab_size=self.trees.vocab.vocab_size, options=options).validate()
@@ -69,9 +68,9 @@ class TreeTask(Task):
     def summary(self) -> str:
         t, v = self.train, self.val
         depths = f"depth {t.depth.min()}-{t.depth.max()}" + (f" / {v.depth.min()}-{v.depth.max()}" if len(v) else "")
-        binary = "; binarised for the recursive unit" if self.trees.binary else ""
+        shape = {"joined": "; binarised for the recursive unit", "folded": "; arguments folded under their operator"}.get(self.trees.form, "")
         return (f"trees: {self.trees.source}: {len(t):,} train / {len(v):,} validation trees, {depths}, "
-                f"{self.trees.vocab.vocab_size} node labels, {len(self.trees.classes)} classes{binary}")  # fmt: skip
+                f"{self.trees.vocab.vocab_size} node labels, {len(self.trees.classes)} classes{shape}")  # fmt: skip
 
     @classmethod
     def model_for(cls, model_cfg: ModelConfig) -> TreeNet:

@@ -24,7 +24,7 @@ def test_every_help_text_with_brackets_is_shown_whole(runner):
     """Every option or command help that holds square brackets shows them, in every command."""
     import typer
 
-    from charrnn.cli import common
+    from charrnn import config
 
     group = typer.main.get_command(app)
     checked = 0
@@ -37,7 +37,7 @@ def test_every_help_text_with_brackets_is_shown_whole(runner):
             if "[" in declared:
                 assert declared in shown, (name, p.name, declared)
                 checked += 1
-    assert checked >= 2 and "[h_left; h_right]" in common._kinds_help()
+    assert checked >= 2 and "[h_left; h_right]" in config._kinds_help()
 
 
 def test_sample_json_lines(runner, workdir, corpus_file):

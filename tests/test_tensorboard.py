@@ -78,7 +78,7 @@ def test_logs_hold_the_metrics_the_samples_and_saturation(workdir, corpus_file, 
 
     from charrnn.training import checkpoint
 
-    a, b = (checkpoint.load(workdir / "checkpoints" / n / "last.pt")["model"] for n in ("tb", "plain"))
+    a, b = (checkpoint.load(workdir / "checkpoints" / n / "last.pt").weights for n in ("tb", "plain"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     shutil.rmtree(workdir / "checkpoints" / "plain")
 

@@ -6,7 +6,7 @@ each time the command is parsed, so a kind or a task registered after import (by
 a plugin or a test) brings its options with it. Choice options become Enums made
 once from their declared choices (so `--help` lists them); options whose choices
 are a registry's names (`--cell`, `--task`, `--decoder-cell`) are checked when
-parsed. Help text is escaped for Rich, so `[leaky]` and `[h_l; h_r]` survive.
+parsed. Help text is escaped for Rich where every command's is (cli/common.py), so `[leaky]` and `[h_l; h_r]` survive.
 
 A command's own options that configure nothing (--name, --out, --quiet, ...)
 are declared in the command, once. `--config FILE.toml` reads options from a
@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
 import typer
-from rich.markup import escape
 
 from . import complete
 from .. import runconfig
@@ -67,7 +66,7 @@ def annotated(d: runconfig.Declared, **override: Any) -> tuple[Any, Any]:
     """(Annotated[type, typer.Option(...)], default) for one declared option; `override`
     replaces help, panel, show_default or default for one command (compare's --time)."""
     o = d.opt
-    kw: dict[str, Any] = {"help": escape(override.get("help", d.help)), "rich_help_panel": override.get("panel", d.panel)}
+    kw: dict[str, Any] = {"help": override.get("help", d.help), "rich_help_panel": override.get("panel", d.panel)}  # escaped with every command's (cli/common.py)
     show = override.get("show_default", o.show_default)
     if show is not True:
         kw["show_default"] = show

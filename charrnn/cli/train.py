@@ -50,7 +50,7 @@ OWN = [
                                                         autocompletion=complete.run_names)]),
     own("quiet", Annotated[bool, typer.Option("--quiet", "-q", help="Plain log lines instead of a progress bar.", rich_help_panel=P_OUT)], False),
     own("tui", Annotated[bool, typer.Option("--tui", help="Watch training in the interactive terminal app.", rich_help_panel=P_OUT)], False),
-    own("tensorboard", Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard logs to RUN/tensorboard: the metrics.jsonl scalars, the samples, gate saturation at each evaluation (pip install \"charrnn\\[tensorboard]\").", rich_help_panel=P_OUT)], False),
+    own("tensorboard", Annotated[bool, typer.Option("--tensorboard", help="Also write TensorBoard logs to RUN/tensorboard: the metrics.jsonl scalars, the samples, gate saturation at each evaluation (pip install \"charrnn[tensorboard]\").", rich_help_panel=P_OUT)], False),
     own("tensorboard_dir", Annotated[Optional[Path], typer.Option(help="Write the TensorBoard logs to DIR/NAME instead (implies --tensorboard).", metavar="DIR", rich_help_panel=P_OUT, show_default=False)]),
 ]  # fmt: skip
 

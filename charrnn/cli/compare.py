@@ -124,11 +124,21 @@ def compare(
         device=device.value, precision=precision.value, threads=threads,
     ).validate()  # fmt: skip
     options = ko.given_kind_options(dict(locals()), given)
-    stem = (Path(data.paths[0]).stem if data.paths else "") or "corpus"
+    tcfg, line = window_fit(data.paths, tcfg, given)
+    stem = re.sub(r"[:=,]+", "-", Path(data.paths[0]).stem if data.paths else "") or "corpus"  # longrange-copy:gap=200
     name = name or f"compare-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder = Path(checkpoints) / name
     jsonl = json_path or folder / "compare.jsonl"
+    if line:
+        out.print(f"[yellow]{escape(line)}[/]")
     _run(kinds, target, data, base, tcfg, options, folder, Path(checkpoints), jsonl, verbose)
+
+
+def window_fit(paths: tuple[str, ...], tcfg: TrainConfig, given: set[str]) -> tuple[TrainConfig, str | None]:
+    """On a built-in long-range corpus, the window that spans its dependencies unless --seq-len is given."""
+    from ..data.window import fit
+
+    return fit(paths, tcfg, given)
 
 
 def _run(kinds: tuple[str, ...], target: int | None, data: DataConfig, base: ModelConfig, tcfg: TrainConfig, options: dict[str, Any],

@@ -190,20 +190,21 @@ def ngram_rows(corpus: Any) -> list[Row]:
 
 
 def longrange_rows(data: DataConfig, corpus: Any, seq_len: int) -> list[Row]:
-    """The generator's own bits/char and limited-memory bounds, when the corpus is a built-in long-range one."""
+    """The generator's own bits/char and limited-memory bounds, when the corpus is a built-in long-range one
+    (with its settings: longrange-copy:gap=200): no memory, 4 characters, 32 and the TBPTT window."""
     from ..data import longrange
 
-    if len(data.paths) != 1 or not data.paths[0].startswith("longrange-") or Path(data.paths[0]).exists():
+    if len(data.paths) != 1 or not longrange.is_longrange(data.paths[0]) or Path(data.paths[0]).exists():
         return []
-    gen = longrange.GENERATORS.get(data.paths[0].removeprefix("longrange-"))
-    if gen is None:
-        return []
+    gen = longrange.parse(data.paths[0])
     try:
-        ref = longrange.reference(gen, longrange.text_from_ids(corpus.val, corpus.tokenizer), memory=(4, seq_len))
+        ref = longrange.reference(gen, longrange.text_from_ids(corpus.val, corpus.tokenizer), memory=tuple(sorted({0, 4, 32, seq_len})))
     except ValueError:  # split or read another way than the generator writes: no exact figures
         return []
     rows = [Row("reference", "perfect", ref.perfect, notes={"what": "the generator's own bits/char on the validation text"})]
-    for k, bpc in ref.memory.items():
-        what = "what a 5-gram sees" if k == 4 else "the TBPTT window, --seq-len"
-        rows.append(Row("reference", f"memory {k}", bpc, notes={"what": f"the best any model remembering {k} characters can do ({what})"}))
+    for k, bpc in sorted(ref.memory.items(), reverse=True):
+        what = {0: "no memory: every remembered character guessed", 4: "what a 5-gram sees"}.get(k, "a 32-step window")
+        what = "the TBPTT window, --seq-len" if k == seq_len else what
+        name = "no memory" if k == 0 else f"memory {k}"
+        rows.append(Row("reference", name, bpc, notes={"what": f"the best any model remembering {k} characters can do ({what})"}))
     return rows

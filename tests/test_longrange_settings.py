@@ -121,7 +121,7 @@ def test_the_window_that_spans_the_dependencies():
     assert t.seq_len == 16 and line == window.note(["longrange-copy"], 16)
 
 
-NOTE = ("--seq-len 16 is shorter than longrange-copy:gap=30,size=3000's dependencies (33 characters on average, 9 in 10 "
+NOTE = ("--seq-len 16 is shorter than longrange-copy:gap=30,size=8000's dependencies (33 characters on average, 9 in 10 "
         "within 73), so no gradient spans them; train with --seq-len 128 to carry them.")  # fmt: skip
 
 
@@ -129,7 +129,7 @@ def test_train_says_when_the_window_is_too_short(runner, workdir):
     from charrnn.cli import app
     from helpers import TINY, no_traceback
 
-    args = ["train", "longrange-copy:gap=30,size=3000", *TINY, "--steps", "2", "--device", "cpu", "--quiet"]
+    args = ["train", "longrange-copy:gap=30,size=8000", *TINY, "--steps", "2", "--device", "cpu", "--quiet"]
     r = runner.invoke(app, [*args, "--name", "short"])
     assert r.exit_code == 0, r.output
     no_traceback(r.output)
@@ -141,12 +141,14 @@ def test_train_says_when_the_window_is_too_short(runner, workdir):
 def test_compare_picks_a_window_that_spans_them(runner, workdir):
     from charrnn.cli import app
 
-    base = ["compare", "longrange-copy:gap=30,size=3000", "--cells", "rnn", "--hidden", "8", "--steps", "1", "--batch-size", "2", "--device", "cpu"]
+    base = ["compare", "longrange-copy:gap=30,size=8000", "--cells", "rnn", "--hidden", "8", "--steps", "1", "--batch-size", "2", "--device", "cpu"]
     r = runner.invoke(app, [*base, "--name", "picked"])
     assert r.exit_code == 0, r.output
-    assert ("--seq-len 128 (not 32) so that the gradient spans longrange-copy:gap=30,size=3000's dependencies (33 characters "
+    assert ("--seq-len 128 (not 32) so that the gradient spans longrange-copy:gap=30,size=8000's dependencies (33 characters "
             "on average, 9 in 10 within 73); give --seq-len to choose.") in r.stdout.replace("\n", " ")  # fmt: skip
     assert "no memory (exact)" in r.stdout and "memory 4 (exact)" in r.stdout and "memory 128 (exact)" in r.stdout
+    # the gradient through time at the corpus's scale: from the copied letters, 32 steps back
+    assert "rnn: from a character that needs memory, the gradient |dL/dh| 32 steps back (the mean dependency) is " in r.stdout.replace("\n", " ")
     r = runner.invoke(app, [*base, "--name", "given", "--seq-len", "16"])
     assert r.exit_code == 0, r.output
     assert NOTE in r.stdout.replace("\n", " ")

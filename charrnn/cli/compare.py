@@ -235,6 +235,8 @@ def footnotes(rows: list[Any]) -> list[str]:
         if r.notes.get("note"):
             lines.append(f"{r.name}: {r.notes['note']}")
         lines += [f"{r.name}: {m}" for m in r.notes.get("log", [])]
+        if "dependency_gradient" in r.notes:
+            lines.append(dependency_line(r.name, r.notes["dependency_gradient"]))
         if "exposure_bias_bpc" in r.notes:
             n = r.notes
             versus = f"; the bigram model: {bigram:.3f}" if bigram is not None else ""
@@ -243,3 +245,10 @@ def footnotes(rows: list[Any]) -> list[str]:
                 f"{n['model_fed_bpc']:.3f} with its own output fed back: exposure bias {n['exposure_bias_bpc']:+.3f}"
             )
     return lines
+
+
+def dependency_line(name: str, g: dict[str, Any]) -> str:
+    """The gradient through time at a long-range corpus's scale, for one row."""
+    reach = f"it falls 1000x within {g['reach']} steps" if g["reach"] is not None else f"it does not fall 1000x within {g['span']} steps"
+    return (f"{name}: from a character that needs memory, the gradient |dL/dh| {g['distance']} steps back (the mean dependency) "
+            f"is {g['ratio']:.1e} of its value at the answer; {reach}")

@@ -8,6 +8,13 @@ Gate rows in PyTorch's order i, f, g, o:
     output gate o = sigmoid(b_o + U_o x + W_o h)
     cell        c' = f * c + i * g                   (the self-loop with a learned time constant)
     hidden      h' = o * tanh(c')
+
+The forget gate's bias starts at 1 (Gers et al. 2000; Jozefowicz et al. 2015), not
+PyTorch's uniform(-1/sqrt(H), 1/sqrt(H)) around 0: f starts near sigmoid(1) = 0.73
+instead of 0.5, so at the start the cell keeps its content for a few steps rather than
+halving it every step, and the gradient through c reaches back far enough to learn what
+to keep. PyTorch keeps two biases; b_ih's forget rows hold the 1, b_hh's start at 0.
+Only the initialisation: a checkpoint loads its own weights.
 """
 
 from __future__ import annotations
@@ -21,10 +28,18 @@ from .core import FusedCore, LayerState, Signals
 from .scan import lstm_layer
 
 
+FORGET_BIAS = 1.0
+
+
 class LSTMCore(FusedCore, nn.LSTM):
     def __init__(self, cfg: ModelConfig, input_size: int):
         nn.LSTM.__init__(self, input_size, cfg.hidden, cfg.layers, batch_first=True, dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self._init_kind(cfg)
+        with torch.no_grad():
+            H = cfg.hidden
+            for k in range(cfg.layers):
+                getattr(self, f"bias_ih_l{k}")[H : 2 * H].fill_(FORGET_BIAS)  # rows i, f, g, o: f is the second block
+                getattr(self, f"bias_hh_l{k}")[H : 2 * H].zero_()
 
     def project(self, x: Tensor, p: tuple[Tensor, ...]) -> Tensor:
         U, W, b_ih, b_hh = p

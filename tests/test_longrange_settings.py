@@ -136,6 +136,11 @@ def test_train_says_when_the_window_is_too_short(runner, workdir):
     assert NOTE in r.stderr.splitlines()
     r = runner.invoke(app, [*args, "--name", "long", "--seq-len", "64"])
     assert r.exit_code == 0 and "--seq-len" not in r.output
+    # the gradient view on a copy line: from the copied letter back to its source, 33 characters before
+    line = "kc" + "." * 30 + ":k"
+    r = runner.invoke(app, ["inspect", "long", "--text", line, "--gradients"])
+    assert r.exit_code == 0, r.output
+    assert "÷1000" in r.stdout and "32" in r.stdout.split("gradient through time")[1]  # the row of the source is shown
 
 
 def test_compare_picks_a_window_that_spans_them(runner, workdir):

@@ -50,7 +50,7 @@ TARGETS = (
 )
 
 
-def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, batch: int, root: Path, seed: int) -> list[dict]:
+def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, batch: int, root: Path, seed: int, threads: int) -> list[dict]:
     import torch
 
     from charrnn.config import DataConfig, ModelConfig, TrainConfig
@@ -64,7 +64,7 @@ def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, bat
     data = DataConfig(paths=(name,))
     base = ModelConfig(layers=1, embed=32, dropout=0.0)
     tcfg = TrainConfig(seq_len=dep.window, batch_size=max(batch * 128 // dep.window, 4), time=f"{budget}s", eval_every=10**6,
-                       sample_chars=0, device="cpu", threads=2, seed=seed).validate()  # fmt: skip
+                       sample_chars=0, device="cpu", threads=threads, seed=seed).validate()  # fmt: skip
     folder = root / key
     corpus = plan.open_data(plan.RunPlan(base, data, tcfg, folder, root))
     val_text = longrange.text_from_ids(corpus.val, corpus.tokenizer)
@@ -119,6 +119,7 @@ def main() -> None:
     ap.add_argument("--budget", type=float, default=180.0, help="CPU seconds of training a kind (2 threads: ~half that in wall time)")
     ap.add_argument("--batch", type=int, default=32, help="streams a batch at a 128-step window (fewer, longer ones at a longer window)")
     ap.add_argument("--seed", type=int, default=1337)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads; 1 on a machine shared with others (waiting threads spin, and CPU time counts the spinning)")
     ap.add_argument("--json", type=Path, default=None, help="write the rows here, one JSON line each")
     a = ap.parse_args()
     unknown = set(a.corpora) - set(CORPORA)
@@ -129,7 +130,7 @@ def main() -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for key in a.corpora:
-            rows += run_corpus(key, kinds, a.params, a.budget, a.batch, Path(tmp), a.seed)
+            rows += run_corpus(key, kinds, a.params, a.budget, a.batch, Path(tmp), a.seed, a.threads)
     if a.json:
         a.json.write_text("".join(json.dumps(dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r) + "\n" for r in rows))
     print("\n## targets (issue 23)")

@@ -1,5 +1,5 @@
-"""The initialisations the literature gives for long-range memory, present after building:
-an LSTM's forget-gate bias at 1, the leaky net's identity start and its τ spread."""
+"""The initialisations for long-range memory, present after building: the leaky net's
+identity start and its τ spread; an LSTM that keeps PyTorch's start (measured on prose)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from charrnn.config import ModelConfig
 from charrnn.data.longrange import Copy
 from charrnn.models.leaky import time_constants
 from charrnn.models.lm import CharRNN
-from charrnn.models.lstm import FORGET_BIAS
 from charrnn.models.options import LeakyOptions
 
 
@@ -21,22 +20,14 @@ def build(cell, **kw):
     return CharRNN(ModelConfig(cell=cell, layers=2, hidden=16, embed=8, vocab_size=10, **kw))
 
 
-def test_the_lstm_forget_gate_starts_at_one_and_the_keys_are_pytorchs():
+def test_the_lstm_keeps_pytorchs_start_and_keys():
+    # a forget-gate bias of 1 measured worse on prose (models/lstm.py): the gates start as PyTorch's
     m = build("lstm")
     H = 16
     for k in range(2):
         b = getattr(m.core, f"bias_ih_l{k}") + getattr(m.core, f"bias_hh_l{k}")  # PyTorch adds its two biases
-        assert FORGET_BIAS == 1.0 and torch.all(b[H : 2 * H] == 1.0)
-        assert b[:H].abs().max() < 2 / math.sqrt(H) and b[2 * H :].abs().max() < 2 / math.sqrt(H)  # the other gates: PyTorch's
+        assert b.abs().max() < 2 / math.sqrt(H) and b[H : 2 * H].abs().max() < 0.9
     assert [n for n, _ in m.core.named_parameters()] == [n for n, _ in torch.nn.LSTM(8, 16, 2).named_parameters()]
-    # a checkpoint's weights win over the initialisation
-    other = build("lstm")
-    with torch.no_grad():
-        other.core.bias_ih_l0.zero_()
-    m.load_state_dict(other.state_dict())
-    assert torch.all(m.core.bias_ih_l0 == 0)
-    with torch.device("meta"):  # sizing on the meta device still builds
-        CharRNN(ModelConfig(cell="lstm", hidden=16, vocab_size=10))
 
 
 @pytest.mark.parametrize("delays", [(1,), (1, 4, 16), (4, 16)])

@@ -118,6 +118,53 @@ def gradient_reach(model: Any, ids: Any) -> tuple[int | None, int]:
     return reach(np.mean(flows, axis=0)), n - 2
 
 
+@dataclass(frozen=True)
+class DependencyGradient:
+    """The gradient through time at a long-range corpus's own scale: the loss of characters
+    that need memory (a copied letter, a closer), back to where their source stood."""
+
+    distance: int  # the mean dependency, in steps
+    ratio: float  # |dL_T/dh_(T-distance)| / |dL_T/dh_T|, top layer, mean over the windows
+    reach: int | None  # steps back at which it has fallen 1000x; None: not within span
+    span: int
+
+
+def dependency_gradient(model: Any, ids: Any, text: str, gen: Any, windows: int = GRAD_WINDOWS) -> DependencyGradient | None:
+    """`gradient_reach` with its windows ending on characters that need memory, each as long
+    as 3x the mean dependency (at least GRAD_TOKENS): how far back the gradient of the
+    loss that needs memory reaches, and how much of it is left at the mean dependency."""
+    from .inspect.stats import reach
+    from .inspect.trace import gradient_flow_ids
+
+    mean, _ = gen.distances()
+    span = max(GRAD_TOKENS, int(3 * mean))
+    try:
+        _, dist = gen.walk(text)
+    except ValueError:
+        return None
+    ends = np.flatnonzero(dist[: len(ids)] > 0)
+    ends = ends[ends >= span]
+    if len(ends) == 0:
+        return None
+    picks = ends[np.linspace(0, len(ends) - 1, windows).astype(np.int64)]
+    ids = np.asarray(ids).astype(np.int64)
+    flows = [gradient_flow_ids(model, ids[int(e) - span : int(e) + 1].tolist())["h"][-1] for e in picks]  # (span,) each
+    g = np.mean(flows, axis=0)[::-1]  # by distance back from the answer's input
+    d = min(max(int(round(mean)) - 1, 1), len(g) - 1)  # h(T) has read the character before the answer
+    return DependencyGradient(d, float(g[d] / g[0]) if g[0] > 0 else 0.0, reach(np.mean(flows, axis=0)), span)
+
+
+def longrange_gradient(model: Any, data: DataConfig, corpus: Any) -> dict[str, Any]:
+    """On a built-in long-range corpus, `dependency_gradient` as row notes (none elsewhere)."""
+    from .data import longrange
+
+    if len(data.paths) != 1 or not longrange.is_longrange(data.paths[0]) or Path(data.paths[0]).exists():
+        return {}
+    gen = longrange.parse(data.paths[0])
+    g = dependency_gradient(model, corpus.val, longrange.text_from_ids(corpus.val, corpus.tokenizer), gen)
+    return {} if g is None else {"dependency_gradient": {"distance": g.distance, "ratio": g.ratio, "reach": g.reach, "span": g.span}}
+
+
 def free_running(model: Any, corpus: Any, tcfg: TrainConfig, device: torch.device) -> dict[str, float]:
     """A Jordan net's validation loss with the known previous target fed back and with its own
     output fed back (bits/char): their difference is the exposure bias."""
@@ -168,6 +215,7 @@ def train_and_measure(
         notes.update(free_running(model, corpus, tcfg, trainer.device))
     ids = corpus.val if len(corpus.val) > GRAD_TOKENS else corpus.train
     reach_, span = gradient_reach(model, ids)
+    notes.update(longrange_gradient(model, data, corpus))
     gen = torch.Generator().manual_seed(tcfg.seed)
     text = sample_text(model, corpus.tokenizer, SampleConfig(length=SAMPLE_CHARS, temperature=0.8, seed=tcfg.seed), gen, eos_text(data.doc_sep))
     ev = sink.eval
@@ -190,20 +238,21 @@ def ngram_rows(corpus: Any) -> list[Row]:
 
 
 def longrange_rows(data: DataConfig, corpus: Any, seq_len: int) -> list[Row]:
-    """The generator's own bits/char and limited-memory bounds, when the corpus is a built-in long-range one."""
+    """The generator's own bits/char and limited-memory bounds, when the corpus is a built-in long-range one
+    (with its settings: longrange-copy:gap=200): no memory, 4 characters, 32 and the TBPTT window."""
     from .data import longrange
 
-    if len(data.paths) != 1 or not data.paths[0].startswith("longrange-") or Path(data.paths[0]).exists():
+    if len(data.paths) != 1 or not longrange.is_longrange(data.paths[0]) or Path(data.paths[0]).exists():
         return []
-    gen = longrange.GENERATORS.get(data.paths[0].removeprefix("longrange-"))
-    if gen is None:
-        return []
+    gen = longrange.parse(data.paths[0])
     try:
-        ref = longrange.reference(gen, longrange.text_from_ids(corpus.val, corpus.tokenizer), memory=(4, seq_len))
+        ref = longrange.reference(gen, longrange.text_from_ids(corpus.val, corpus.tokenizer), memory=tuple(sorted({0, 4, 32, seq_len})))
     except ValueError:  # split or read another way than the generator writes: no exact figures
         return []
     rows = [Row("reference", "perfect", ref.perfect, notes={"what": "the generator's own bits/char on the validation text"})]
-    for k, bpc in ref.memory.items():
-        what = "what a 5-gram sees" if k == 4 else "the TBPTT window, --seq-len"
-        rows.append(Row("reference", f"memory {k}", bpc, notes={"what": f"the best any model remembering {k} characters can do ({what})"}))
+    for k, bpc in sorted(ref.memory.items(), reverse=True):
+        what = {0: "no memory: every remembered character guessed", 4: "what a 5-gram sees"}.get(k, "a 32-step window")
+        what = "the TBPTT window, --seq-len" if k == seq_len else what
+        name = "no memory" if k == 0 else f"memory {k}"
+        rows.append(Row("reference", name, bpc, notes={"what": f"the best any model remembering {k} characters can do ({what})"}))
     return rows

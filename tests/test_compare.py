@@ -65,8 +65,8 @@ def test_exact_reference_rows_on_a_long_range_corpus(runner, workdir, monkeypatc
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in (workdir / "rows.jsonl").read_text().splitlines()]
     ref = {x["name"]: x["val_bpc"] for x in rows if x["kind"] == "reference"}
-    assert set(ref) == {"perfect", "memory 4", "memory 16"}
-    assert ref["perfect"] <= ref["memory 16"] <= ref["memory 4"]
+    assert set(ref) == {"perfect", "memory 4", "memory 16", "memory 32", "no memory"}
+    assert ref["perfect"] <= ref["memory 32"] <= ref["memory 16"] <= ref["memory 4"] <= ref["no memory"]
     assert "perfect (exact)" in r.stdout
 
 

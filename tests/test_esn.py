@@ -15,7 +15,7 @@ from charrnn.cli import app
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.models.esn import spectral_radius
 from charrnn.models.lm import CharRNN
-from charrnn.models.readout import fit_ridge, gram_upper, solve, symmetric, temperature
+from charrnn.models.readout import fit_ridge, gram_upper, memory_capacity, solve, symmetric, temperature
 from charrnn.training import checkpoint
 
 V, E = 11, 6
@@ -153,15 +153,37 @@ def test_training_never_touches_the_reservoir_and_the_ridge_start_pays(tmp_path,
 def test_a_run_fits_its_readout_once_and_reports_its_reservoir(kind_run, runner, workdir, corpus_file):
     run = kind_run("esn", *KIND_ARGS["esn"][0])  # --spectral-radius 0.9 --leak 0.7, trained and resumed in conftest
     assert "ridge readout: " in run.trained.stderr
+    assert "reservoir: spectral radius 0.9, leak 0.7, memory capacity " in run.trained.stderr
     assert "model: esn 1x32, embedding 16, dropout 0.1, leak 0.7, spectral-radius 0.9" in run.trained.stderr
     assert "ridge readout" not in run.resumed.stderr  # fitted once, not again on resuming
     r = runner.invoke(app, ["info", str(run.dir)])
     assert "spectral radius, layer 0  0.9" in r.stdout and "frozen: 1,568 reservoir weights and the embedding" in r.stdout
     facts = json.loads(runner.invoke(app, ["info", str(run.dir), "--json"]).stdout)
     assert facts["kind"]["spectral radius, layer 0"] == pytest.approx(0.9, abs=1e-4)
+    mc = float(facts["kind"]["memory capacity"].split()[0])
+    assert 0 < mc <= 32 and facts["kind"]["memory capacity"].startswith(f"{mc:.1f} of 32 units (Jaeger's")
     assert facts["trained_parameters"] == 32 * facts["vocab_size"] + facts["vocab_size"]
     r = runner.invoke(app, ["inspect", str(run.dir), "--text", "The cat sat on the mat.", "--gradients"])
     assert r.exit_code == 0 and "÷1000" in r.stdout, r.output  # a frozen reservoir still has a gradient through time
     one_line_error(runner.invoke(app, ["train", str(corpus_file), "--cell", "esn", "--density", "0"]), "--density must be in (0, 1]")
     one_line_error(runner.invoke(app, ["train", str(corpus_file), "--cell", "rnn", "--ridge", "1"]), "--ridge does not fit --cell rnn")
     no_traceback(r.output)
+
+
+def test_memory_capacity_of_a_delay_line_and_of_a_reservoir():
+    # a linear delay line of N units holds exactly the N - 1 inputs before the present one
+    N = 24
+
+    def delay(h, u):
+        h = torch.cat([u[:, None], h[:, :-1]], 1)
+        return h, h
+
+    mc, each = memory_capacity(delay, torch.zeros(8, N, dtype=torch.float64), 8, 2 * N, 3000)
+    assert mc == pytest.approx(N - 1, abs=0.01) and each[: N - 1].min() > 0.999 and each[N - 1 :].max() < 0.01
+    # a reservoir never exceeds its units (Jaeger's bound); a quieter input keeps tanh near-linear and remembers more
+    loud, quiet = tiny(H=40, layers=1), tiny(H=40, layers=1, input_scaling=0.05)
+    assert math.isnan(loud.core.memory_capacity)
+    assert 0 < loud.core.measure_memory() < quiet.core.measure_memory() <= 40
+    mc = quiet.core.memory_capacity
+    assert type(quiet.core).memory_of(quiet.state_dict(), quiet.cfg) == pytest.approx(mc, rel=1e-9)  # from a checkpoint's weights: the same figure
+    assert type(quiet.core).describe(quiet.state_dict(), quiet.cfg)["memory capacity"].startswith(f"{mc:.1f} of 40 units")

@@ -97,7 +97,10 @@ def _compare(values: dict[str, Any], given: set[str], face: dict[str, Any]) -> N
     tcfg.validate()
     base = ModelConfig(**{**vars(model), "options": {}})
     options = dict(model.options)  # the kinds' own options given: each cell takes those it owns
-    stem = (Path(data.paths[0]).stem if data.paths else "") or "corpus"
+    tcfg, line = window_fit(data.paths, tcfg, given)
+    if line:
+        out.print(f"[yellow]{escape(line)}[/]")
+    stem = re.sub(r"[:=,]+", "-", Path(data.paths[0]).stem if data.paths else "") or "corpus"  # longrange-copy:gap=200
     name = face["name"] or f"compare-{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     folder = Path(face["checkpoints"]) / name
     jsonl = face["json_path"] or folder / "compare.jsonl"
@@ -112,6 +115,13 @@ compare = Generated(
     OWN, _compare, pick=_picked, override=OVERRIDE, file_keys=("cells", "params"),
 )  # fmt: skip
 app.command("compare", cls=Command)(compare)
+
+
+def window_fit(paths: tuple[str, ...], tcfg: TrainConfig, given: set[str]) -> tuple[TrainConfig, str | None]:
+    """On a built-in long-range corpus, the window that spans its dependencies unless --seq-len is given."""
+    from ..data.window import fit
+
+    return fit(paths, tcfg, given)
 
 
 def _run(kinds: tuple[str, ...], target: int | None, data: DataConfig, base: ModelConfig, tcfg: TrainConfig, options: dict[str, Any],
@@ -208,6 +218,8 @@ def footnotes(rows: list[Any]) -> list[str]:
         if r.notes.get("note"):
             lines.append(f"{r.name}: {r.notes['note']}")
         lines += [f"{r.name}: {m}" for m in r.notes.get("log", [])]
+        if "dependency_gradient" in r.notes:
+            lines.append(dependency_line(r.name, r.notes["dependency_gradient"]))
         if "exposure_bias_bpc" in r.notes:
             n = r.notes
             versus = f"; the bigram model: {bigram:.3f}" if bigram is not None else ""
@@ -216,3 +228,10 @@ def footnotes(rows: list[Any]) -> list[str]:
                 f"{n['model_fed_bpc']:.3f} with its own output fed back: exposure bias {n['exposure_bias_bpc']:+.3f}"
             )
     return lines
+
+
+def dependency_line(name: str, g: dict[str, Any]) -> str:
+    """The gradient through time at a long-range corpus's scale, for one row."""
+    reach = f"it falls 1000x within {g['reach']} steps" if g["reach"] is not None else f"it does not fall 1000x within {g['span']} steps"
+    return (f"{name}: from a character that needs memory, the gradient |dL/dh| {g['distance']} steps back (the mean dependency) "
+            f"is {g['ratio']:.1e} of its value at the answer; {reach}")

@@ -15,6 +15,7 @@ def corpora() -> None:
     from rich.table import Table
 
     from ..data.listops import SIZES, TREE_SETS  # (numpy, through the data layer: not for --help)
+    from ..data.longrange import PREFIX, SETTINGS
     from ..data.pairs import PAIR_SETS
 
     t = Table(box=None, pad_edge=False)
@@ -22,7 +23,9 @@ def corpora() -> None:
     t.add_column("what")
     for b in BUILTINS.values():
         default = " (default)" if b.name == DEFAULT_CORPUS else ""
-        t.add_row(b.name + default, b.description)
+        keys = SETTINGS.get(b.name.removeprefix(PREFIX)) if b.name.startswith(PREFIX) else None
+        extra = f" ({b.name}:{','.join(f'{k}=N' for k, _ in keys)} to change it)" if keys else ""
+        t.add_row(b.name + default, b.description + extra)
     for ts in TREE_SETS.values():
         keys = ",".join(f"{k}=N" for k, _ in ts.settings + SIZES)
         t.add_row(ts.name, f"{ts.description} (trees: --task tree; {ts.name}:{keys} to change the set)")

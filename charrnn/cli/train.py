@@ -104,6 +104,7 @@ def run(
             p = plan.resume_run(resume, root, changes, data.paths if "paths" in given else None, out_dir)
         else:
             p = plan.new_run(data, model, tcfg, root, name, out_dir, d, given=given)
+            _say(window_note(data.paths, p.train.seq_len) if d.main else None)
         opened = plan.open_data(p, d)
         if tui:
             _train_in_app(p, opened, logs)
@@ -130,6 +131,19 @@ def _log_sinks(tensorboard: bool, tensorboard_dir: Path | None) -> list[Any]:
     from ..training.tensorboard import TensorBoardSink
 
     return [TensorBoardSink(tensorboard_dir)]
+
+
+def window_note(paths: tuple[str, ...], seq_len: int) -> str | None:
+    from ..data.window import note  # (numpy: not for --help)
+
+    return note(paths, seq_len)
+
+
+def _say(line: str | None) -> None:
+    if line:
+        from rich.markup import escape
+
+        err.print(f"[yellow]{escape(line)}[/]")
 
 
 def _train_in_app(p: Any, opened: Any, logs: list[Any]) -> None:

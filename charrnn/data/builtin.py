@@ -78,8 +78,8 @@ BUILTINS: dict[str, Builtin] = {
         Builtin("pydoc-topics", "the Python language reference topics from pydoc_data (English prose, ~0.5 MB)", _pydoc_topics),
         Builtin("stdlib-small", "the top-level modules of the Python standard library (code, ~5 MB)", _stdlib_files(True), "file"),
         Builtin("stdlib", "the whole Python standard library without its tests (code, ~11 MB)", _stdlib_files(False), "file"),
-        Builtin("longrange-brackets", "generated: nested brackets of 4 kinds, closers up to hundreds of characters after their "
-                "openers (long-range memory, ~0.3 MB)", _longrange("brackets"), "line"),
+        Builtin("longrange-brackets", "generated: nested brackets of 4 kinds up to 16 deep, closers up to hundreds of characters "
+                "after their openers (long-range memory, ~0.3 MB)", _longrange("brackets"), "line"),
         Builtin("longrange-copy", "generated: 2 letters, a random gap of ~48 dots, the 2 letters again (long-range memory, "
                 "~0.3 MB)", _longrange("copy"), "line"),
         Builtin("balanced", "generated: bracket strings labelled balanced or unbalanced, the same characters in both "
@@ -90,3 +90,14 @@ BUILTINS: dict[str, Builtin] = {
 
 def builtin_names() -> list[str]:
     return list(BUILTINS)
+
+
+def find(arg: str) -> Builtin | None:
+    """The built-in corpus a name stands for, the long-range ones with their settings
+    (`longrange-copy:gap=200`: a corpus of its own, checked when it is made); None if none."""
+    if arg in BUILTINS:
+        return BUILTINS[arg]
+    base, colon, _ = arg.partition(":")
+    if colon and base.startswith("longrange-") and base in BUILTINS:
+        return Builtin(arg, BUILTINS[base].description, _longrange(arg.removeprefix("longrange-")), "line")
+    return None

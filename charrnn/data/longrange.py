@@ -34,14 +34,17 @@ reads as the end-of-document token, counts as a character):
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
+
+from ..errors import CorpusError
 
 VERSION = 1  # bump when a generator's output changes, so cached files are remade
 DEFAULT_SIZE = 300_000
@@ -160,6 +163,48 @@ class Brackets:
         far = sum(into[d] * self._p_far(d, k) for d in range(1, self.max_depth + 1))
         return (bits + far * math.log2(self.kinds)) / chars
 
+    def far(self, k: int) -> float:
+        """The fraction of closers that stand more than k characters after their opener."""
+        _, _, into = self._per_line()
+        n = sum(into[1 : self.max_depth + 1])
+        return sum(into[d] * self._p_far(d, k) for d in range(1, self.max_depth + 1)) / n
+
+    def distances(self, q: float = 0.9) -> tuple[float, int]:
+        """The mean distance from an opener to its closer, and the distance that a fraction q
+        of them stay within (characters). Brackets stand run + 1 apart, so a closer S brackets
+        after its opener is (run + 1) S characters away: E[S] = sum over s >= 0 of P(S > s)."""
+        _, _, into = self._per_line()
+        w = np.array(into[1 : self.max_depth + 1])
+        w = w / w.sum()
+        D = self.max_depth
+        # P(S > s) for an opener into each depth, stepped forward together over states (start, depth, opened)
+        v = np.zeros((D, D + 2, 2))
+        v[np.arange(D), np.arange(1, D + 1), 0] = w
+        mean, quantile, s = 0.0, None, 0
+        while True:
+            left = float(v.sum())
+            if quantile is None and left <= 1.0 - q:
+                quantile = s
+            if left < 1e-9 or s > 1_000_000:
+                break
+            mean += left
+            nxt = np.zeros_like(v)
+            for d in range(1, D + 1):
+                for o in (0, 1):  # 0: the last bracket opened, 1: it closed
+                    m = v[:, d, o]
+                    p_open = self._p_open(d, o == 0)
+                    nxt[:, min(d + 1, D + 1), 0] += m * p_open
+                    nxt[:, d - 1, 1] += m * (1.0 - p_open) * (np.arange(1, D + 1) < d)  # closing at the start depth ends it
+            v, s = nxt, s + 1
+        return mean * (self.run + 1), (quantile if quantile is not None else s) * (self.run + 1)
+
+    def validate(self) -> "Brackets":
+        _setting(2 <= len(self.pairs) and len(self.pairs) % 2 == 0, "the pairs of brackets must come in twos")
+        _setting(1 <= self.max_depth <= 64, f"depth must be 1 to 64, got {self.max_depth}")
+        _setting(self.run >= 1, f"run must be at least 1, got {self.run}")
+        _setting(self.size >= 1000, f"size must be at least 1000 characters, got {self.size}")
+        return self
+
     # -------------------------------------------------------------- on a text
 
     def walk(self, text: str) -> tuple[np.ndarray, np.ndarray]:
@@ -243,8 +288,24 @@ class Copy:
     def memory_bound(self, k: int) -> float:
         bits, chars = self._per_line()
         # a copied letter stands width + gap + 1 characters after its source
-        far = self.width * (1.0 - self.p_end) ** max(k - self.width, 0)  # P(gap >= k - width)
-        return (bits + far * math.log2(len(self.symbols))) / chars
+        return (bits + self.width * self.far(k) * math.log2(len(self.symbols))) / chars
+
+    def far(self, k: int) -> float:
+        """The fraction of copied letters that stand more than k characters after their source."""
+        return (1.0 - self.p_end) ** max(k - self.width, 0)  # P(gap >= k - width)
+
+    def distances(self, q: float = 0.9) -> tuple[float, int]:
+        """The mean distance from a letter to its copy, and the distance a fraction q of them stay within."""
+        k = self.width + math.ceil(math.log(1.0 - q) / math.log1p(-self.p_end))
+        while k > self.width and self.far(k - 1) <= 1.0 - q:
+            k -= 1
+        return self.width + self.mean_gap + 1.0, k
+
+    def validate(self) -> "Copy":
+        _setting(math.isfinite(self.mean_gap) and 0 < self.mean_gap <= 10_000, f"gap must be a mean gap of 1 to 10000 characters, got {self.mean_gap:g}")
+        _setting(1 <= self.width <= 64, f"width must be 1 to 64 letters, got {self.width}")
+        _setting(self.size >= 1000, f"size must be at least 1000 characters, got {self.size}")
+        return self
 
     def walk(self, text: str) -> tuple[np.ndarray, np.ndarray]:
         """Bits of every character under the generator, and for each copied letter the
@@ -277,51 +338,61 @@ def _expect(ok: bool, text: str, t: int) -> None:
         raise ValueError(f"line {line} of the text is not one this generator writes (near character {t})")
 
 
+def _setting(ok: bool, message: str) -> None:
+    if not ok:
+        raise CorpusError(f"{message}.")
+
+
 GENERATORS: dict[str, Any] = {"brackets": Brackets(), "copy": Copy()}
+# what a user may change as longrange-NAME:key=value,...: (what they write, the generator's field)
+SETTINGS: dict[str, tuple[tuple[str, str], ...]] = {
+    "brackets": (("depth", "max_depth"), ("run", "run"), ("size", "size"), ("seed", "seed")),
+    "copy": (("gap", "mean_gap"), ("width", "width"), ("size", "size"), ("seed", "seed")),
+}
+PREFIX = "longrange-"
 
 
-@dataclass(frozen=True)
-class Reference:
-    perfect: float  # bits/char of the generator itself on the text
-    memory: dict[int, float]  # k -> bits/char a model remembering k characters cannot beat on it
-    chars: int  # characters scored: all but the first
+def is_longrange(name: str) -> bool:
+    """Whether a corpus argument names a generated long-range corpus, with or without settings."""
+    return name.partition(":")[0].removeprefix(PREFIX) in GENERATORS and name.startswith(PREFIX)
 
 
-def reference(gen: Any, text: str, memory: Sequence[int] = (32,)) -> Reference:
-    """The generator's bits/char on a text of its own (documents one a line), and what a
-    k-character memory cannot beat on it, for each k in `memory`. Like charrnn's
-    evaluation of a split, every character but the first is scored."""
-    bits, dist = gen.walk(text)
-    bits, dist = bits[1:], dist[1:]
-    total, n = float(bits.sum()), max(len(bits), 1)
-    guess = math.log2(gen.choices)
-    return Reference(
-        perfect=total / n,
-        memory={k: (total + int((dist > k).sum()) * guess) / n for k in memory},
-        chars=len(bits),
-    )
-
-
-def text_from_ids(ids: Any, tokenizer: Any) -> str:
-    """A corpus split back as text, its end-of-document ids as newlines (as the generators wrote it)."""
-    ids = np.asarray(ids).astype(np.int64)
-    eos = tokenizer.eos_id
-    if eos is None:
-        return tokenizer.decode(ids.tolist())
-    cuts = np.flatnonzero(ids == eos)
-    pieces = np.split(ids, cuts)
-    return "\n".join(tokenizer.decode((p[1:] if i else p).tolist()) for i, p in enumerate(pieces))
+def parse(name: str) -> Any:
+    """The generator `longrange-NAME` or `longrange-NAME:key=value,...` stands for (copy: gap,
+    width, size, seed; brackets: depth, run, size, seed), validated; a one-line CorpusError else."""
+    base, _, rest = name.partition(":")
+    kind = base.removeprefix(PREFIX)
+    if not base.startswith(PREFIX) or kind not in GENERATORS:
+        raise CorpusError(f"{base!r} is not a long-range corpus; the built-in ones are {', '.join(PREFIX + k for k in GENERATORS)}.")
+    known = dict(SETTINGS[kind])
+    gen = GENERATORS[kind]
+    changes: dict[str, Any] = {}
+    for item in rest.split(",") if rest else []:
+        key, eq, value = item.partition("=")
+        field = known.get(key.strip())
+        try:
+            number = float(value) if field == "mean_gap" else int(value)
+        except ValueError:
+            number = None
+        if field is None or not eq or number is None:
+            keys = ",".join(f"{k}=N" for k in known)
+            raise CorpusError(f"{name}: {item!r} is not a setting of {base}; write {base}:{keys} (any of them).")
+        changes[field] = number
+    return dataclasses.replace(gen, **changes).validate()
 
 
 def write(name: str, folder: Path) -> Path:
-    """The generated corpus `name` as a file in `folder`, made once (its name carries the
-    generator's settings and VERSION) and written atomically."""
-    gen = GENERATORS[name]
+    """The generated corpus `name` (copy, brackets, copy:gap=200, ...) as a file in `folder`, made
+    once (its name carries the generator's settings and VERSION) and written atomically."""
+    gen = parse(PREFIX + name)
     digest = hashlib.sha256(f"{VERSION} {gen!r}".encode()).hexdigest()[:10]
-    out = Path(folder) / f"longrange-{name}-{digest}.txt"
+    out = Path(folder) / f"longrange-{name.partition(':')[0]}-{digest}.txt"
     if not out.exists():
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f"{out.name}.{os.getpid()}.tmp")  # several processes may make it at once
         tmp.write_text(gen.text(), encoding="utf-8")
         tmp.replace(out)
     return out
+
+
+from .longrange_ref import Reference, reference, text_from_ids  # noqa: E402,F401  (the figures on a given text)

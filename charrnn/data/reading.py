@@ -14,7 +14,7 @@ from typing import Iterator
 
 from ..config import DataConfig
 from ..errors import CorpusError
-from .builtin import BUILTINS
+from .builtin import BUILTINS, find
 from .tokenizer import EOS_CHAR
 
 CHUNK_BYTES = 1 << 22  # 4 MiB of the file at a time
@@ -41,8 +41,7 @@ def resolve_files(cfg: DataConfig, cache_root: Path) -> tuple[list[Path], str | 
             files.append(p)
         elif p.exists():
             raise CorpusError(f"{arg}: not a regular file or folder.")
-        elif arg in BUILTINS:
-            b = BUILTINS[arg]
+        elif (b := find(arg)) is not None:
             files.extend(b.files(cache_root / "corpora"))
             if doc_sep is None:
                 doc_sep = b.doc_sep

@@ -28,7 +28,7 @@ import numpy as np
 
 from ..config import DataConfig
 from ..errors import CheckpointError, ConfigError, CorpusError, TokenizerError
-from .builtin import BUILTINS
+from .builtin import find
 from .labels import LabelSet
 from .listops import TREE_SETS, is_tree_set, tree_set_files, tree_set_spec
 from .reading import resolve_files
@@ -184,8 +184,8 @@ class TreeSource:
             tree_set_spec(args[0])  # a bad setting stops here, in one line
             return cls((), args[0], cfg.val_frac, cfg.encoding, cfg.errors, cache)
         for a in args:
-            if (a in BUILTINS or is_tree_set(a)) and not Path(a).exists():
-                what = "a text corpus" if a in BUILTINS else "a built-in tree set, which trains on its own"
+            if (find(a) is not None or is_tree_set(a)) and not Path(a).exists():
+                what = "a text corpus" if find(a) is not None else "a built-in tree set, which trains on its own"
                 raise ConfigError(f"{a} is {what}; --task tree reads label<TAB>tree files or one built-in tree set "
                                   f"({', '.join(TREE_SETS)}).")  # fmt: skip
         files, _ = resolve_files(cfg, cache)

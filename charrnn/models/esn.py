@@ -29,6 +29,7 @@ the rest of the budget; --readout gradient trains it by gradient alone.
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from typing import Any
 
@@ -40,6 +41,8 @@ from .core import LayerState, Recurrent, Signals
 from .options import ESNOptions
 
 SPARSE_MIN_UNITS, SPARSE_MAX_DENSITY = 512, 0.15  # where the CSR product wins (see above)
+MC_MAX_DELAY = 400  # delays k the memory capacity sums over (a tanh reservoir's MC_k is ~0 long before)
+MC_STREAMS = 16
 
 
 def spectral_radius(W: Tensor) -> float:
@@ -72,6 +75,28 @@ class ESNCore(Recurrent):
         frozen = lambda ts: nn.ParameterList(nn.Parameter(t, requires_grad=False) for t in ts)  # noqa: E731
         self.U, self.W, self.b = frozen(U), frozen(W), frozen(b)
         self._csr: dict[int, tuple[tuple, Tensor]] = {}
+        self.memory_capacity = math.nan  # Jaeger's short-term memory capacity, once measured
+
+    @torch.no_grad()
+    def measure_memory(self, samples: int | None = None, seed: int = 0) -> float:
+        """Jaeger's memory capacity of this reservoir (readout.memory_capacity), also kept as
+        `self.memory_capacity`: the input is a scalar u(t) along one random direction of the
+        embedding, at the embedding's own scale (entries N(0, 1)), through U, W, b and the leak
+        to the top layer's h, which is all the readout sees. Deterministic (the seed), so a
+        checkpoint's reservoir gives the figure its training run logged."""
+        from .readout import memory_capacity
+
+        H, W = self.hidden_size, self.W[0]
+        z = torch.randn(self.input_size, generator=torch.Generator().manual_seed(seed)).to(W.device, W.dtype)  # (I,)
+
+        def step(layers: list[LayerState], u: Tensor) -> tuple[list[LayerState], Tensor]:
+            top, layers = self.step(u.to(W.device, W.dtype)[:, None] * z, layers)  # (B, I) -> (B, H)
+            return layers, top
+
+        start = [(torch.zeros(MC_STREAMS, H, device=W.device, dtype=W.dtype),) for _ in range(self.num_layers)]
+        mc, _ = memory_capacity(step, start, MC_STREAMS, min(2 * H, MC_MAX_DELAY), samples or max(4 * H, 2000), seed=seed)
+        self.memory_capacity = mc
+        return mc
 
     def attach(self, model: nn.Module) -> None:
         model.embed.weight.requires_grad_(False)  # the input is part of the fixed reservoir: only the readout learns
@@ -107,11 +132,25 @@ class ESNCore(Recurrent):
         return (cached[1] @ h.t()).t()
 
     def warm_start(self, model: nn.Module, batches: Any, reduce: Any, should_stop: Any) -> str | None:
+        t = time.monotonic()
+        mc = self.measure_memory()
+        line = (f"reservoir: spectral radius {self.options.spectral_radius:g}, leak {self.options.leak:g}, memory capacity {mc:.1f} "
+                f"of {self.hidden_size:,} units (Jaeger's MC: how many past inputs a linear readout recovers; {time.monotonic() - t:.0f} s)")  # fmt: skip
         if self.options.readout != "ridge":
-            return None
+            return line
         from .readout import fit_ridge
 
-        return fit_ridge(model, batches, self.options.ridge, reduce, should_stop)
+        return fit_ridge(model, batches, self.options.ridge, reduce, should_stop) + "; " + line
+
+    @classmethod
+    def memory_of(cls, weights: dict[str, Tensor], cfg: ModelConfig) -> float:
+        """The memory capacity of a checkpoint's reservoir (its weights put into a core built on
+        the meta device: nothing drawn, no eigendecomposition)."""
+        mine = {k.removeprefix("core."): v for k, v in weights.items() if k.startswith("core.")}
+        with torch.device("meta"):
+            core = cls(cfg, mine["U.0"].shape[1])
+        core.load_state_dict(mine, assign=True)
+        return core.measure_memory()
 
     @classmethod
     def describe(cls, weights: dict[str, Tensor], cfg: ModelConfig) -> dict[str, Any]:
@@ -126,6 +165,10 @@ class ESNCore(Recurrent):
             nonzero = float((W != 0).float().mean())
             facts[f"spectral radius, layer {k}"] = round(spectral_radius(W), 4)
             facts[f"density, layer {k}"] = round(nonzero, 4)
+        if all(f"core.{n}.{k}" in weights for n in ("U", "W", "b") for k in range(cfg.layers)):
+            mc = cls.memory_of(weights, cfg)
+            facts["memory capacity"] = (f"{mc:.1f} of {cfg.hidden:,} units (Jaeger's short-term memory: the past inputs "
+                                        f"a linear readout of h(t) recovers, at most the number of units)")  # fmt: skip
         facts["reservoir"] = (
             f"frozen: {frozen:,} reservoir weights and the embedding; only the readout learns "
             f"(--spectral-radius {o.spectral_radius}, --leak {o.leak}, --input-scaling {o.input_scaling}, --readout {o.readout})"

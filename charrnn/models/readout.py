@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor, nn
@@ -136,3 +136,57 @@ def fit_ridge(
         f"ridge readout: {total:,} timesteps of {H:,}-unit states in one pass ({took:.0f} s{early}), λ {lam:g}; "
         f"temperature {s:.2f}, {ce / math.log(2):.3f} bits/token on the last {len(cal_y):,} of them"
     )
+
+
+@torch.no_grad()
+def memory_capacity(
+    step: Callable[[Any, Tensor], tuple[Any, Tensor]], state: Any, batch: int, max_delay: int, samples: int,
+    washout: int = 100, seed: int = 0, lam: float = 1e-7,
+) -> tuple[float, Tensor]:  # fmt: skip
+    """Jaeger's short-term memory capacity (2001): drive a network, state, h(t) = step(state,
+    u(t)), with u(t) i.i.d. uniform in (-1, 1) (`batch` streams side by side), and for every
+    delay k = 1 .. max_delay fit the best linear reconstruction y_k(t) = w_k [h(t); 1] of
+    u(t-k) (least squares, a ridge λ relative to each feature's scale), then
+
+        MC = sum over k of MC_k,   MC_k = r²(u(t-k), y_k(t)),
+
+    the squared correlation measured on streams the readouts were not fitted on (fitted
+    and scored on the same ones, every MC_k would gain about H/N by chance). For N units
+    MC <= N (Jaeger's bound; a linear delay line of N units holds the N - 1 inputs before
+    the present one). Half the streams fit, half score, `samples` timesteps each half after
+    `washout` (at least max_delay). Returns MC and every MC_k."""
+    g = torch.Generator().manual_seed(seed)
+    warm = max(washout, max_delay)
+    T = warm + -(-2 * samples // batch)  # timesteps per stream
+    u = torch.rand(T, batch, generator=g, dtype=torch.float64).mul_(2).sub_(1)  # (T, B)
+    half = batch // 2
+    sums: list[list[Tensor]] = [[], []]  # per half: XᵀX, XᵀY, Σ y²; memory does not grow with the samples
+    chunk: list[Tensor] = []
+
+    def add(rows: list[Tensor], t: int) -> None:
+        X = torch.stack(rows)  # (C, B, H+1)
+        lag = torch.stack([u[t - len(rows) + 1 - k : t + 1 - k] for k in range(1, max_delay + 1)], 2)  # (C, B, K): u(t-k)
+        for j, part in enumerate((slice(0, half), slice(half, batch))):
+            x, y = X[:, part].reshape(-1, X.shape[2]), lag[:, part].reshape(-1, max_delay)
+            new = [x.t() @ x, x.t() @ y, y.square().sum(0)]
+            sums[j] = new if not sums[j] else [a + b for a, b in zip(sums[j], new)]
+
+    for t in range(T):
+        state, h = step(state, u[t])
+        if t >= warm:
+            chunk.append(torch.cat([h.double(), torch.ones(batch, 1, dtype=torch.float64, device=h.device)], 1).cpu())
+            if len(chunk) == 64 or t == T - 1:
+                add(chunk, t)
+                chunk = []
+    n = (T - warm) * half
+    (fit_xx, fit_xy, _), (xx, xy, yy) = sums
+    A = fit_xx / n
+    A += lam * torch.diag(A.diagonal().clamp(min=1e-12))  # the penalty relative to each feature's own size
+    W = torch.linalg.lstsq(A, fit_xy / n).solution  # (H+1, K): the readout of each delay
+    m = (T - warm) * (batch - half)
+    # on the scoring half, from its sums alone (the constant feature is the last one): pred = X W
+    s_p, s_y = W.t() @ xx[-1], xy[-1]  # Σ pred, Σ y
+    s_pp, s_py = ((xx @ W) * W).sum(0), (xy * W).sum(0)  # Σ pred², Σ pred·y
+    cov, var_p, var_y = s_py / m - s_p * s_y / m**2, s_pp / m - (s_p / m) ** 2, yy / m - (s_y / m) ** 2
+    r2 = (cov.square() / (var_p * var_y).clamp(min=1e-300)).clamp(0.0, 1.0)
+    return float(r2.sum()), r2

@@ -9,6 +9,7 @@ may change only how long it goes on and a few operational options.
 from __future__ import annotations
 
 import dataclasses
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ def new_run(
         model.validate()
         train.validate()
     task_spec(model.task).load().check(model, data, train)
-    stem = (Path(data.paths[0]).stem if data.paths else "") or "corpus"
+    stem = re.sub(r"[:=,]+", "-", Path(data.paths[0]).stem if data.paths else "") or "corpus"  # longrange-copy:gap=200
     run_dir = Path(out_dir) if out_dir else Path(root) / (name or f"{stem}-{model.cell}-{time.strftime('%Y%m%d-%H%M%S')}")
     run_dir = distributed.broadcast(dist, run_dir)  # one name for all ranks, whatever their clocks say
     if (run_dir / checkpoint.LAST).exists():

@@ -180,7 +180,8 @@ class Heatmap(Widget):
         self.unit_offset = 0
         self.col_offset = 0
         self._pal_key: tuple | None = None
-        self._pal: list[Style] = []
+        self._run = None  # (level, cells, cursor) -> Segment, for the palette of _pal_key
+        self._strips: dict[tuple, Strip] = {}  # rows drawn from this data
 
     # -- data
     def show(self, values: np.ndarray | None, tokens: tuple[str, ...], kind: str, side: np.ndarray | None = None,
@@ -191,6 +192,7 @@ class Heatmap(Widget):
             self.levels = None
         else:
             self.levels = colors.levels(kind, values, colors.scale_of(kind, values))
+        self._strips.clear()
         self.unit = min(self.unit, max(0, self.units - 1))
         self._keep_in_view()
         self.refresh()
@@ -242,51 +244,80 @@ class Heatmap(Widget):
         return self.units + 1
 
     # -- drawing
-    # A frame redraws every cell, so the cost of a line is the cost of its segments, in
-    # Textual's pipeline as much as here: a run of cells of one colour is one segment,
+    # A frame redraws every visible cell, so the cost of a line is the cost of its segments,
+    # in Textual's pipeline as much as here: a run of cells of one colour is one segment,
     # and each carries its final style (the widget's own under the cell's, composed once
-    # per colour), so no pass over the segments adds it. The activations screen's frame
-    # cost the UI thread 48 ms before, 17 ms after (bench/tui_overhead.py --profile).
+    # per colour), so no pass over the segments adds it. The runs of a row come from one
+    # numpy diff, their segments from a cache per (colour, length), the widget's style is
+    # read once per frame (render_lines), and a row already drawn with the same data,
+    # columns, cursor and selection is drawn from its strip. bench/RESULTS.md has the cost.
+    def render_lines(self, crop):  # type: ignore[no-untyped-def]
+        self._base = self.rich_style  # once per frame, not once per line
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
-        width, base = self.size.width, self.rich_style
+        width, base = self.size.width, getattr(self, "_base", None) or self.rich_style
         if self.levels is None:
             return _fit([Segment("no activations yet" if y == 0 else "", _on(base, Style(dim=True)))], width, base)
         T, H = self.levels.shape
         c0, c1 = self.col_offset, min(T, self.col_offset + self.cols)
-        dim, sel = _on(base, Style(dim=True)), _on(base, Style(bold=True, color="bright_white"))
-        if y == 0:
-            segs = [Segment(f"{'unit':>{self.GUTTER - 1}} ", dim)]
-            for t in range(c0, c1):
-                segs.append(Segment(glyph(self.tokens[t]), _on(base, Style(reverse=True)) if t == self.cursor else base))
-            if self.side is not None:
-                segs.append(Segment(f" {self.side_labels[0]:>4} {self.side_labels[1]:>4}", dim))
-            return _fit(segs, width, base)
         u = self.unit_offset + y - 1
-        if u >= H:
+        if y > 0 and u >= H:
             return Strip.blank(width, base)
+        key = (u if y else -1, y == 0 or u == self.unit, c0, c1, self.cursor, width, base)
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) > 4 * (H + 1):
+                self._strips.clear()
+            strip = self._strips[key] = self._header(c0, c1, width, base) if y == 0 else self._row(u, c0, c1, width, base)
+        return strip
+
+    def _header(self, c0: int, c1: int, width: int, base: Style) -> Strip:
+        dim = _on(base, Style(dim=True))
+        segs = [Segment(f"{'unit':>{self.GUTTER - 1}} ", dim)]
+        for t in range(c0, c1):
+            segs.append(Segment(glyph(self.tokens[t]), _on(base, Style(reverse=True)) if t == self.cursor else base))
+        if self.side is not None:
+            segs.append(Segment(f" {self.side_labels[0]:>4} {self.side_labels[1]:>4}", dim))
+        return _fit(segs, width, base)
+
+    def _row(self, u: int, c0: int, c1: int, width: int, base: Style) -> Strip:
+        dim, sel = _on(base, Style(dim=True)), _on(base, Style(bold=True, color="bright_white"))
         mark = "▶" if u == self.unit else " "
         segs = [Segment(f"{mark}{u:>{self.GUTTER - 2}} ", sel if u == self.unit else dim)]
-        pal = self._palette(base)
-        row, cursor = self.levels[c0:c1, u].tolist(), -1 if self.cursor is None else self.cursor - c0
-        i, n = 0, len(row)
-        while i < n:  # one segment per run of one colour (the cursor's cell on its own)
-            j = i + 1
-            if i != cursor:
-                while j < n and row[j] == row[i] and j != cursor:
-                    j += 1
-            segs.append(Segment("│" if i == cursor else " " * (j - i), pal[row[i]]))
-            i = j
+        run = self._runs(base)
+        row = self.levels[c0:c1, u]
+        n, cursor = len(row), -1 if self.cursor is None else self.cursor - c0
+        if n:
+            # one segment per run of one colour, the cursor's cell on its own
+            cuts = np.flatnonzero(row[1:] != row[:-1]) + 1
+            if 0 <= cursor < n:
+                cuts = np.union1d(cuts, [c for c in (cursor, cursor + 1) if 0 < c < n])
+            starts = [0, *cuts.tolist()]
+            ends = starts[1:] + [n]
+            for i, j, level in zip(starts, ends, row[starts].tolist()):
+                segs.append(run(level, j - i, i == cursor))
         if self.side is not None:
             lo, hi = self.side[u]
             segs.append(Segment(f" {lo:>4.0%} {hi:>4.0%}", sel if u == self.unit else dim))
         return _fit(segs, width, base)
 
-    def _palette(self, base: Style) -> list[Style]:
-        """The cell style of each colour level, over this widget's own style."""
+    def _runs(self, base: Style):  # type: ignore[no-untyped-def]
+        """The segment of a run of n cells of one colour level (or the cursor's cell), cached
+        per level and length over this widget's own style."""
         key = (base, self.kind, colors.depth(self.app.console))
         if self._pal_key != key:
-            self._pal_key, self._pal = key, [_on(base, colors.bg(self.kind, level, key[2])) for level in range(colors.LEVELS)]
-        return self._pal
+            pal = [_on(base, colors.bg(self.kind, level, key[2])) for level in range(colors.LEVELS)]
+            cache: dict[tuple[int, int, bool], Segment] = {}
+
+            def run(level: int, n: int, cursor: bool) -> Segment:
+                seg = cache.get((level, n, cursor))
+                if seg is None:
+                    seg = cache[level, n, cursor] = Segment("│" if cursor else " " * n, pal[level])
+                return seg
+
+            self._pal_key, self._run = key, run
+        return self._run
 
 
 @lru_cache(maxsize=4096)

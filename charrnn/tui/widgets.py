@@ -339,7 +339,11 @@ def _fit(segs: list[Segment], width: int, base: Style) -> Strip:
 
 class TokenText(Widget):
     """Text with each token's background coloured by one unit's activation, wrapped
-    to the width; the lines around the cursor stay in view."""
+    to the width; the lines around the cursor stay in view.
+
+    Drawn through the line API from strips cached per size and data (one segment a
+    token, its style over the widget's own), not through Rich text and Textual's
+    content: the activations screen redraws it with every frame."""
 
     DEFAULT_CSS = "TokenText { height: 1fr; min-height: 2; }"
 
@@ -351,51 +355,80 @@ class TokenText(Widget):
         self.cursor: int | None = None
         self.dim_before = 0  # tokens shown dim (the prime) when nothing colours them
         self.empty = ""
+        self._strips: list[Strip] | None = None
+        self._key: tuple | None = None
 
     def show(
         self, tokens: tuple[str, ...], values: np.ndarray | None, kind: str, cursor: int | None = None, dim_before: int = 0
     ) -> None:
         self.tokens, self.kind, self.cursor, self.dim_before = tokens, kind, cursor, dim_before
         self.levels = None if values is None else colors.levels(kind, values, colors.scale_of(kind, values))
+        self._strips = None
         self.refresh()
 
-    def lines(self, width: int) -> list[Text]:
-        lines, line, used, cursor_line = [], Text(), 0, 0
+    def pieces(self, width: int) -> list[list[tuple[str, Style]]]:
+        """The wrapped lines, each a list of (text, style), one a token."""
+        lines, line, used, cursor_line = [], [], 0, 0
         depth = colors.depth(self.app.console)
+        levels = None if self.levels is None else self.levels.tolist()
         for t, tok in enumerate(self.tokens):
-            piece = "".join(glyph(ch) if ch in "\n\t" else ch for ch in tok) if tok != "<eod>" else "¶"
-            piece = "".join(ch if ch.isprintable() and cell_len(ch) == 1 else "?" for ch in piece)
-            if self.levels is not None:
-                style = colors.bg(self.kind, int(self.levels[t]), depth)
+            piece = _piece(tok)
+            if levels is not None:
+                style = colors.bg(self.kind, levels[t], depth)
             else:
-                style = Style(dim=True) if t < self.dim_before else Style()
+                style = _DIM if t < self.dim_before else _PLAIN
             if t == self.cursor:
                 style = style + Style(reverse=True, bold=True)
                 cursor_line = len(lines)
             if used + len(piece) > width and used:
                 lines.append(line)
-                line, used = Text(), 0
+                line, used = [], 0
                 if t == self.cursor:
                     cursor_line = len(lines)
-            line.append(piece, style)
+            line.append((piece, style))
             used += len(piece)
             if tok in ("\n", "<eod>"):
                 lines.append(line)
-                line, used = Text(), 0
+                line, used = [], 0
         if used:
             lines.append(line)
         self._cursor_line = cursor_line
         return lines
 
-    def render(self) -> Text:
-        w, h = self.content_size.width, self.content_size.height
+    def lines(self, width: int) -> list[Text]:
+        return [Text.assemble(*line) for line in self.pieces(width)]
+
+    def render(self) -> Text:  # what is shown with no tokens (the line API draws them)
+        return Text(self.empty, style="dim")
+
+    def render_lines(self, crop):  # type: ignore[no-untyped-def]
+        self._base = self.rich_style  # once per frame, not once per line
+        return super().render_lines(crop)
+
+    def render_line(self, y: int) -> Strip:
         if not self.tokens:
-            return Text(self.empty, style="dim")
-        lines = self.lines(max(1, w))
-        top = 0
-        if len(lines) > h:
-            top = min(max(0, self._cursor_line - h // 2), len(lines) - h) if self.cursor is not None else len(lines) - h
-        return Text("\n").join(lines[top : top + h])
+            return super().render_line(y)
+        w, h = self.content_size.width, self.content_size.height
+        base = getattr(self, "_base", None) or self.rich_style
+        key = (w, h, base)
+        if self._strips is None or self._key != key:
+            lines = self.pieces(max(1, w))
+            top = 0
+            if len(lines) > h:
+                top = min(max(0, self._cursor_line - h // 2), len(lines) - h) if self.cursor is not None else len(lines) - h
+            self._strips = [_fit([Segment(piece, _on(base, style)) for piece, style in line], w, base) for line in lines[top : top + h]]
+            self._key = key
+        return self._strips[y] if y < len(self._strips) else Strip.blank(w, base)
+
+
+_DIM, _PLAIN = Style(dim=True), Style()
+
+
+@lru_cache(maxsize=4096)
+def _piece(tok: str) -> str:
+    """The cells that stand for a token in running text."""
+    piece = "".join(glyph(ch) if ch in "\n\t" else ch for ch in tok) if tok != "<eod>" else "¶"
+    return "".join(ch if ch.isprintable() and cell_len(ch) == 1 else "?" for ch in piece)
 
 
 def bar(p: float, width: int) -> str:

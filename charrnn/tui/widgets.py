@@ -180,7 +180,7 @@ class Heatmap(Widget):
         self.unit_offset = 0
         self.col_offset = 0
         self._pal_key: tuple | None = None
-        self._run = None  # (level, cells, cursor) -> Segment, for the palette of _pal_key
+        self._run: _Runs | None = None  # the run segments of the palette of _pal_key
         self._strips: dict[tuple, Strip] = {}  # rows drawn from this data
 
     # -- data
@@ -192,6 +192,7 @@ class Heatmap(Widget):
             self.levels = None
         else:
             self.levels = colors.levels(kind, values, colors.scale_of(kind, values))
+            self._by_unit = np.ascontiguousarray(self.levels.T)  # (H, T): a row of the heatmap is contiguous
         self._strips.clear()
         self.unit = min(self.unit, max(0, self.units - 1))
         self._keep_in_view()
@@ -285,39 +286,43 @@ class Heatmap(Widget):
         dim, sel = _on(base, Style(dim=True)), _on(base, Style(bold=True, color="bright_white"))
         mark = "▶" if u == self.unit else " "
         segs = [Segment(f"{mark}{u:>{self.GUTTER - 2}} ", sel if u == self.unit else dim)]
-        run = self._runs(base)
-        row = self.levels[c0:c1, u]
+        row = self._by_unit[u, c0:c1]
         n, cursor = len(row), -1 if self.cursor is None else self.cursor - c0
         if n:
             # one segment per run of one colour, the cursor's cell on its own
             cuts = np.flatnonzero(row[1:] != row[:-1]) + 1
             if 0 <= cursor < n:
                 cuts = np.union1d(cuts, [c for c in (cursor, cursor + 1) if 0 < c < n])
-            starts = [0, *cuts.tolist()]
-            ends = starts[1:] + [n]
-            for i, j, level in zip(starts, ends, row[starts].tolist()):
-                segs.append(run(level, j - i, i == cursor))
+            starts = np.concatenate(([0], cuts))
+            cells = np.diff(starts, append=n)
+            if 0 <= cursor < n:
+                cells[np.searchsorted(starts, cursor)] = 0  # 0 cells: the cursor's mark
+            segs += map(self._runs(base).__getitem__, zip(row[starts].tolist(), cells.tolist()))
         if self.side is not None:
             lo, hi = self.side[u]
             segs.append(Segment(f" {lo:>4.0%} {hi:>4.0%}", sel if u == self.unit else dim))
         return _fit(segs, width, base)
 
-    def _runs(self, base: Style):  # type: ignore[no-untyped-def]
-        """The segment of a run of n cells of one colour level (or the cursor's cell), cached
-        per level and length over this widget's own style."""
+    def _runs(self, base: Style) -> "_Runs":
+        """The segment of each (colour level, cells) over this widget's own style."""
         key = (base, self.kind, colors.depth(self.app.console))
         if self._pal_key != key:
-            pal = [_on(base, colors.bg(self.kind, level, key[2])) for level in range(colors.LEVELS)]
-            cache: dict[tuple[int, int, bool], Segment] = {}
-
-            def run(level: int, n: int, cursor: bool) -> Segment:
-                seg = cache.get((level, n, cursor))
-                if seg is None:
-                    seg = cache[level, n, cursor] = Segment("│" if cursor else " " * n, pal[level])
-                return seg
-
-            self._pal_key, self._run = key, run
+            self._pal_key, self._run = key, _Runs([_on(base, colors.bg(self.kind, level, key[2])) for level in range(colors.LEVELS)])
         return self._run
+
+
+class _Runs(dict):
+    """(colour level, cells) -> the segment of a run of that many cells of that colour;
+    0 cells is the cursor's one-cell mark."""
+
+    def __init__(self, palette: list[Style]):
+        super().__init__()
+        self.palette = palette
+
+    def __missing__(self, key: tuple[int, int]) -> Segment:
+        level, cells = key
+        seg = self[key] = Segment(" " * cells if cells else "│", self.palette[level])
+        return seg
 
 
 @lru_cache(maxsize=4096)

@@ -1,0 +1,72 @@
+"""The heatmap's rows, drawn from runs and cached strips, are exactly the cells a
+cell-by-cell drawing gives, through new data, the cursor, scrolling and the
+selected unit: a cached row is never shown for a view it was not drawn for."""
+
+from __future__ import annotations
+
+import numpy as np
+from textual.app import App, ComposeResult
+
+from charrnn.tui import colors
+from charrnn.tui.widgets import Heatmap
+
+
+class One(App):
+    def compose(self) -> ComposeResult:
+        yield Heatmap()
+
+
+def cells(strip) -> list[tuple[str, object]]:  # type: ignore[no-untyped-def]
+    return [(ch, seg.style) for seg in strip for ch in seg.text]
+
+
+def by_hand(heat: Heatmap, y: int) -> list[tuple[str, object]]:
+    """Row y as one cell at a time: the gutter, a cell per column (the cursor's a bar), the side columns."""
+    base = heat.rich_style
+    got = cells(heat.render_line(y))
+    u = heat.unit_offset + y - 1
+    gutter, side = got[: heat.GUTTER], got[heat.GUTTER + heat.cols :] if heat.side is not None else []
+    want = list(gutter)
+    for t in range(heat.col_offset, min(len(heat.tokens), heat.col_offset + heat.cols)):
+        style = base + colors.bg(heat.kind, int(heat.levels[t, u]), colors.depth(heat.app.console))
+        want.append(("│" if t == heat.cursor else " ", style))
+    assert "".join(ch for ch, _ in gutter).split() == (["▶"] if u == heat.unit else []) + [str(u)]
+    return want + side
+
+
+def check(heat: Heatmap) -> None:
+    for y in range(1, heat.rows + 1):
+        got = cells(heat.render_line(y))
+        assert got == by_hand(heat, y), y
+        assert len(got) == heat.size.width
+    header = "".join(ch for ch, _ in cells(heat.render_line(0)))
+    assert header[heat.GUTTER :].startswith("".join(heat.tokens[heat.col_offset : heat.col_offset + 5]))
+
+
+async def test_rows_follow_data_cursor_scrolling_and_selection():
+    app = One()
+    rng = np.random.default_rng(0)
+    T, H = 90, 30
+    tokens = tuple("abcdefghi" * 10)
+    async with app.run_test(size=(60, 12)) as pilot:
+        heat = app.query_one(Heatmap)
+        values = np.tanh(rng.normal(size=(T, H)) * 2).astype(np.float32)
+        values[10:30, 3] = 0.5  # long runs of one colour
+        heat.show(values, tokens, colors.TANH, np.zeros((H, 2)))
+        await pilot.pause()
+        check(heat)
+        heat.show(-values, tokens, colors.TANH, np.ones((H, 2)))  # new data: no row from the last
+        check(heat)
+        for t in (0, 1, 15, 29, 49, 89):  # the cursor at either end of a run, and scrolled to
+            heat.set_cursor(t)
+            check(heat)
+        heat.set_cursor(None)
+        heat.scroll_cols(-100)
+        check(heat)
+        heat.scroll_cols(8)
+        check(heat)
+        for unit in (1, 2, 25, 0):  # the mark moves, the rows scroll to keep it in view
+            heat.select_unit(unit)
+            check(heat)
+        heat.show(rng.uniform(size=(T, H)).astype(np.float32), tokens, colors.GATE)  # another scale, no side columns
+        check(heat)

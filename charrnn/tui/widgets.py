@@ -283,7 +283,7 @@ class Heatmap(Widget):
         return _fit(segs, width, base)
 
     def _row(self, u: int, c0: int, c1: int, width: int, base: Style) -> Strip:
-        dim, sel = _on(base, Style(dim=True)), _on(base, Style(bold=True, color="bright_white"))
+        dim, sel = _on(base, _DIM), _on(base, _SELECTED)
         mark = "▶" if u == self.unit else " "
         segs = [Segment(f"{mark}{u:>{self.GUTTER - 2}} ", sel if u == self.unit else dim)]
         row = self._by_unit[u, c0:c1]
@@ -293,15 +293,16 @@ class Heatmap(Widget):
             cuts = np.flatnonzero(row[1:] != row[:-1]) + 1
             if 0 <= cursor < n:
                 cuts = np.union1d(cuts, [c for c in (cursor, cursor + 1) if 0 < c < n])
-            starts = np.concatenate(([0], cuts))
-            cells = np.diff(starts, append=n)
+            bounds = np.concatenate(([0], cuts, [n]))
+            starts, cells = bounds[:-1], bounds[1:] - bounds[:-1]
             if 0 <= cursor < n:
                 cells[np.searchsorted(starts, cursor)] = 0  # 0 cells: the cursor's mark
             segs += map(self._runs(base).__getitem__, zip(row[starts].tolist(), cells.tolist()))
         if self.side is not None:
             lo, hi = self.side[u]
             segs.append(Segment(f" {lo:>4.0%} {hi:>4.0%}", sel if u == self.unit else dim))
-        return _fit(segs, width, base)
+        cells = len(segs[0].text) + n + (len(segs[-1].text) if self.side is not None else 0)
+        return _fit(segs, width, base, cells)
 
     def _runs(self, base: Style) -> "_Runs":
         """The segment of each (colour level, cells) over this widget's own style."""
@@ -331,9 +332,9 @@ def _on(base: Style, style: Style) -> Style:
     return base + style
 
 
-def _fit(segs: list[Segment], width: int, base: Style) -> Strip:
-    """A strip of exactly `width` cells from segments of one-cell characters."""
-    n = sum(len(s.text) for s in segs)
+def _fit(segs: list[Segment], width: int, base: Style, cells: int | None = None) -> Strip:
+    """A strip of exactly `width` cells from segments of one-cell characters (`cells` of them, where known)."""
+    n = sum(len(s.text) for s in segs) if cells is None else cells
     if n < width:
         return Strip(segs + [Segment(" " * (width - n), base)], width)
     return Strip(segs, n).crop(0, width) if n > width else Strip(segs, n)
@@ -426,7 +427,7 @@ class TokenText(Widget):
         return self._strips[y] if y < len(self._strips) else Strip.blank(w, base)
 
 
-_DIM, _PLAIN = Style(dim=True), Style()
+_DIM, _PLAIN, _SELECTED = Style(dim=True), Style(), Style(bold=True, color="bright_white")
 
 
 @lru_cache(maxsize=4096)

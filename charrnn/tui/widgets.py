@@ -78,11 +78,9 @@ def braille_plot(series: list[Series], width: int, height: int, log_y: bool = Fa
         cols = np.arange(used[0], used[-1] + 1)
         rows = np.rint(np.interp(cols, used, mean_row)).astype(int)
         grid = np.zeros((Y, X), dtype=bool)
-        prev = rows[0]
-        for c, r in zip(cols, rows):  # a vertical run joins each column to the last: a line, not dots
-            lo, hi = min(prev, r), max(prev, r)
-            grid[lo : hi + 1, c] = True
-            prev = r
+        prev = np.concatenate((rows[:1], rows[:-1]))  # a vertical run joins each column to the last: a line, not dots
+        lo, hi, ys_ = np.minimum(prev, rows), np.maximum(prev, rows), np.arange(Y)[:, None]
+        grid[:, cols] = (ys_ >= lo) & (ys_ <= hi)
         codes.append((s.color, (grid.reshape(ph, 4, pw, 2) * _DOTS[None, :, None, :]).sum(axis=(1, 3))))
     lines = []
     labels = {0: _fmt(y1 - pad if not log_y else y1 - pad, log_y), ph - 1: _fmt(y0 + pad, log_y)}
@@ -96,12 +94,10 @@ def braille_plot(series: list[Series], width: int, height: int, log_y: bool = Fa
         for k, (_, cs) in enumerate(codes):
             code |= cs[r]
             owner[cs[r] > 0] = k  # a later series colours the cell
-        chars = "".join(map(chr, 0x2800 + code))
-        start = 0
-        for c in range(1, pw + 1):  # one span per run of cells of one colour
-            if c == pw or owner[c] != owner[start]:
-                line.append(chars[start:c], style=codes[owner[start]][0] if owner[start] >= 0 else "")
-                start = c
+        chars = "".join(map(chr, (0x2800 + code).tolist()))
+        bounds = [0, *(np.flatnonzero(owner[1:] != owner[:-1]) + 1).tolist(), pw]
+        for start, end, k in zip(bounds, bounds[1:], owner[bounds[:-1]].tolist()):  # one span per run of cells of one colour
+            line.append(chars[start:end], style=codes[k][0] if k >= 0 else "")
         lines.append(line)
     left, right = (f"{x:,.0f}" if float(x).is_integer() else _fmt(x, False) for x in (x0, x1))
     axis = Text(" " * (gw - 1) + "└", style="dim")

@@ -13,6 +13,8 @@ from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
+from rich.color import Color as RichColor
+from textual.filter import ANSIToTruecolor
 from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
@@ -178,6 +180,7 @@ class Heatmap(Widget):
         self._pal_key: tuple | None = None
         self._run: _Runs | None = None  # the run segments of the palette of _pal_key
         self._strips: dict[tuple, Strip] = {}  # rows drawn from this data
+        self._look: _Look | None = None  # how this frame's cells are styled
 
     # -- data
     def show(self, values: np.ndarray | None, tokens: tuple[str, ...], kind: str, side: np.ndarray | None = None,
@@ -247,39 +250,46 @@ class Heatmap(Widget):
     # per colour), so no pass over the segments adds it. The runs of a row come from one
     # numpy diff, their segments from a cache per (colour, length), the widget's style is
     # read once per frame (render_lines), and a row already drawn with the same data,
-    # columns, cursor and selection is drawn from its strip. bench/RESULTS.md has the cost.
+    # columns, cursor and selection is drawn from its strip. Textual's colour filter
+    # (ANSIToTruecolor, which rebuilds every segment of every line drawn) is applied
+    # here once per style instead, and left out of this widget's filters.
+    # bench/RESULTS.md has the cost.
     def render_lines(self, crop):  # type: ignore[no-untyped-def]
-        self._base = self.rich_style  # once per frame, not once per line
+        self._look = _Look.of(self)  # once per frame, not once per line
         return super().render_lines(crop)
 
+    def get_line_filters(self):  # type: ignore[no-untyped-def]
+        return [f for f in super().get_line_filters() if not isinstance(f, ANSIToTruecolor)]  # applied per style (_Look)
+
     def render_line(self, y: int) -> Strip:
-        width, base = self.size.width, getattr(self, "_base", None) or self.rich_style
+        width, look = self.size.width, self._look or _Look.of(self)
+        base = look(_PLAIN)
         if self.levels is None:
-            return _fit([Segment("no activations yet" if y == 0 else "", _on(base, Style(dim=True)))], width, base)
+            return _fit([Segment("no activations yet" if y == 0 else "", look(_DIM))], width, base)
         T, H = self.levels.shape
         c0, c1 = self.col_offset, min(T, self.col_offset + self.cols)
         u = self.unit_offset + y - 1
         if y > 0 and u >= H:
             return Strip.blank(width, base)
-        key = (u if y else -1, y == 0 or u == self.unit, c0, c1, self.cursor, width, base)
+        key = (u if y else -1, y == 0 or u == self.unit, c0, c1, self.cursor, width, look)
         strip = self._strips.get(key)
         if strip is None:
             if len(self._strips) > 4 * (H + 1):
                 self._strips.clear()
-            strip = self._strips[key] = self._header(c0, c1, width, base) if y == 0 else self._row(u, c0, c1, width, base)
+            strip = self._strips[key] = self._header(c0, c1, width, look) if y == 0 else self._row(u, c0, c1, width, look)
         return strip
 
-    def _header(self, c0: int, c1: int, width: int, base: Style) -> Strip:
-        dim = _on(base, Style(dim=True))
+    def _header(self, c0: int, c1: int, width: int, look: "_Look") -> Strip:
+        dim, base, rev = look(_DIM), look(_PLAIN), look(_REVERSE)
         segs = [Segment(f"{'unit':>{self.GUTTER - 1}} ", dim)]
         for t in range(c0, c1):
-            segs.append(Segment(glyph(self.tokens[t]), _on(base, Style(reverse=True)) if t == self.cursor else base))
+            segs.append(Segment(glyph(self.tokens[t]), rev if t == self.cursor else base))
         if self.side is not None:
             segs.append(Segment(f" {self.side_labels[0]:>4} {self.side_labels[1]:>4}", dim))
         return _fit(segs, width, base)
 
-    def _row(self, u: int, c0: int, c1: int, width: int, base: Style) -> Strip:
-        dim, sel = _on(base, _DIM), _on(base, _SELECTED)
+    def _row(self, u: int, c0: int, c1: int, width: int, look: "_Look") -> Strip:
+        dim, sel, base = look(_DIM), look(_SELECTED), look(_PLAIN)
         mark = "▶" if u == self.unit else " "
         segs = [Segment(f"{mark}{u:>{self.GUTTER - 2}} ", sel if u == self.unit else dim)]
         row = self._by_unit[u, c0:c1]
@@ -293,18 +303,18 @@ class Heatmap(Widget):
             starts, cells = bounds[:-1], bounds[1:] - bounds[:-1]
             if 0 <= cursor < n:
                 cells[np.searchsorted(starts, cursor)] = 0  # 0 cells: the cursor's mark
-            segs += map(self._runs(base).__getitem__, zip(row[starts].tolist(), cells.tolist()))
+            segs += map(self._runs(look).__getitem__, zip(row[starts].tolist(), cells.tolist()))
         if self.side is not None:
             lo, hi = self.side[u]
             segs.append(Segment(f" {lo:>4.0%} {hi:>4.0%}", sel if u == self.unit else dim))
         cells = len(segs[0].text) + n + (len(segs[-1].text) if self.side is not None else 0)
         return _fit(segs, width, base, cells)
 
-    def _runs(self, base: Style) -> "_Runs":
+    def _runs(self, look: "_Look") -> "_Runs":
         """The segment of each (colour level, cells) over this widget's own style."""
-        key = (base, self.kind, colors.depth(self.app.console))
+        key = (look, self.kind, colors.depth(self.app.console))
         if self._pal_key != key:
-            self._pal_key, self._run = key, _Runs([_on(base, colors.bg(self.kind, level, key[2])) for level in range(colors.LEVELS)])
+            self._pal_key, self._run = key, _Runs([look(colors.bg(self.kind, level, key[2])) for level in range(colors.LEVELS)])
         return self._run
 
 
@@ -320,6 +330,31 @@ class _Runs(dict):
         level, cells = key
         seg = self[key] = Segment(" " * cells if cells else "│", self.palette[level])
         return seg
+
+
+@dataclass(frozen=True)
+class _Look:
+    """A cell style as a widget draws it: over the widget's own style, then through
+    Textual's colour filter (as the app's ANSIToTruecolor would turn it; the same
+    where the filter is off) for the widget's background."""
+
+    base: Style
+    truecolor: ANSIToTruecolor | None
+    background: "RichColor"
+
+    @classmethod
+    def of(cls, widget: Widget) -> "_Look":
+        tc = next((f for f in widget.app.get_line_filters() if isinstance(f, ANSIToTruecolor)), None)
+        return cls(widget.rich_style, tc, widget.background_colors[1].rich_color)
+
+    def __call__(self, style: Style) -> Style:
+        return _look(self.base, style, self.truecolor, self.background)
+
+
+@lru_cache(maxsize=4096)
+def _look(base: Style, style: Style, truecolor: ANSIToTruecolor | None, background: "RichColor") -> Style:
+    s = base + style
+    return s if truecolor is None else truecolor.truecolor_style(s, background)
 
 
 @lru_cache(maxsize=4096)
@@ -423,7 +458,7 @@ class TokenText(Widget):
         return self._strips[y] if y < len(self._strips) else Strip.blank(w, base)
 
 
-_DIM, _PLAIN, _SELECTED = Style(dim=True), Style(), Style(bold=True, color="bright_white")
+_DIM, _PLAIN, _SELECTED, _REVERSE = Style(dim=True), Style(), Style(bold=True, color="bright_white"), Style(reverse=True)
 
 
 @lru_cache(maxsize=4096)

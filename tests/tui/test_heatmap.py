@@ -1,17 +1,23 @@
 """The heatmap's rows, drawn from runs and cached strips, are exactly the cells a
 cell-by-cell drawing gives, through new data, the cursor, scrolling and the
-selected unit: a cached row is never shown for a view it was not drawn for."""
+selected unit: a cached row is never shown for a view it was not drawn for. And
+its lines as Textual draws them (border included) are what the app's colour filter,
+which the widget applies itself per style, would have made of them."""
 
 from __future__ import annotations
 
 import numpy as np
 from textual.app import App, ComposeResult
+from textual.filter import ANSIToTruecolor
+from textual.geometry import Region
 
 from charrnn.tui import colors
 from charrnn.tui.widgets import Heatmap
 
 
 class One(App):
+    CSS = "Heatmap { border: round $primary; }"  # as the screens draw it: a border and a title
+
     def compose(self) -> ComposeResult:
         yield Heatmap()
 
@@ -22,19 +28,25 @@ def cells(strip) -> list[tuple[str, object]]:  # type: ignore[no-untyped-def]
 
 def by_hand(heat: Heatmap, y: int) -> list[tuple[str, object]]:
     """Row y as one cell at a time: the gutter, a cell per column (the cursor's a bar), the side columns."""
-    base = heat.rich_style
+    tc = next(f for f in heat.app.get_line_filters() if isinstance(f, ANSIToTruecolor))
+    base, background = heat.rich_style, heat.background_colors[1].rich_color
     got = cells(heat.render_line(y))
     u = heat.unit_offset + y - 1
     gutter, side = got[: heat.GUTTER], got[heat.GUTTER + heat.cols :] if heat.side is not None else []
     want = list(gutter)
     for t in range(heat.col_offset, min(len(heat.tokens), heat.col_offset + heat.cols)):
-        style = base + colors.bg(heat.kind, int(heat.levels[t, u]), colors.depth(heat.app.console))
+        style = tc.truecolor_style(base + colors.bg(heat.kind, int(heat.levels[t, u]), colors.depth(heat.app.console)), background)
         want.append(("│" if t == heat.cursor else " ", style))
     assert "".join(ch for ch, _ in gutter).split() == (["▶"] if u == heat.unit else []) + [str(u)]
     return want + side
 
 
 def check(heat: Heatmap) -> None:
+    assert not any(isinstance(f, ANSIToTruecolor) for f in heat.get_line_filters())  # done per style instead
+    tc = next(f for f in heat.app.get_line_filters() if isinstance(f, ANSIToTruecolor))
+    heat._styles_cache.clear()
+    for strip in heat.render_lines(Region(0, 0, heat.outer_size.width, heat.outer_size.height)):
+        assert list(strip.apply_filter(tc, heat.background_colors[1])) == list(strip)  # nothing left for the filter to change
     for y in range(1, heat.rows + 1):
         got = cells(heat.render_line(y))
         assert got == by_hand(heat, y), y
@@ -52,6 +64,7 @@ async def test_rows_follow_data_cursor_scrolling_and_selection():
         heat = app.query_one(Heatmap)
         values = np.tanh(rng.normal(size=(T, H)) * 2).astype(np.float32)
         values[10:30, 3] = 0.5  # long runs of one colour
+        heat.border_title = "activations"
         heat.show(values, tokens, colors.TANH, np.zeros((H, 2)))
         await pilot.pause()
         check(heat)

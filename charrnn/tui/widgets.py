@@ -108,7 +108,27 @@ def braille_plot(series: list[Series], width: int, height: int, log_y: bool = Fa
     return lines
 
 
-class Chart(Widget):
+class _Styled(Widget):
+    """A line-API widget that styles its own cells as Textual would draw them: over the
+    widget's style, read once a frame, and through the app's colour filter
+    (ANSIToTruecolor) once per style, which is then left out of its line filters:
+    the filter would otherwise rebuild every segment of every line drawn."""
+
+    _look: "_Look | None" = None
+
+    def render_lines(self, crop):  # type: ignore[no-untyped-def]
+        self._look = _Look.of(self)
+        return super().render_lines(crop)
+
+    def get_line_filters(self):  # type: ignore[no-untyped-def]
+        return [f for f in super().get_line_filters() if not isinstance(f, ANSIToTruecolor)]
+
+    def look(self) -> "_Look":
+        """This frame's cell styling (outside a frame: as it is now)."""
+        return self._look or _Look.of(self)
+
+
+class Chart(_Styled):
     """A line chart of a few series (e.g. training and validation bits/char).
 
     Drawn through the line API from strips cached per size and data: a redraw
@@ -130,14 +150,16 @@ class Chart(Widget):
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
-        w, h = self.content_size.width, self.content_size.height
-        if self._strips is None or self._key != (w, h):
+        w, h, look = self.content_size.width, self.content_size.height, self.look()
+        if self._strips is None or self._key != (w, h, look):
             console = self.app.console
             lines = braille_plot(self.series, w, h, self.log_y, self.empty)
-            base = self.rich_style
-            self._strips = [Strip(list(line.render(console))).adjust_cell_length(w).apply_style(base) for line in lines]
-            self._key = (w, h)
-        return self._strips[y] if y < len(self._strips) else Strip.blank(w, self.rich_style)
+            self._strips = [
+                Strip([Segment(text, look(style or _PLAIN)) for text, style, _ in line.render(console)]).adjust_cell_length(w, look(_PLAIN))
+                for line in lines
+            ]  # fmt: skip
+            self._key = (w, h, look)
+        return self._strips[y] if y < len(self._strips) else Strip.blank(w, look(_PLAIN))
 
 
 # ---------------------------------------------------------------- heatmap
@@ -157,7 +179,7 @@ def glyph(token: str) -> str:
     return ch
 
 
-class Heatmap(Widget):
+class Heatmap(_Styled):
     """Activations of one layer: characters along x, units along y, one cell each.
 
     The selected unit is marked and kept in view; a side column shows each
@@ -180,7 +202,6 @@ class Heatmap(Widget):
         self._pal_key: tuple | None = None
         self._run: _Runs | None = None  # the run segments of the palette of _pal_key
         self._strips: dict[tuple, Strip] = {}  # rows drawn from this data
-        self._look: _Look | None = None  # how this frame's cells are styled
 
     # -- data
     def show(self, values: np.ndarray | None, tokens: tuple[str, ...], kind: str, side: np.ndarray | None = None,
@@ -254,15 +275,8 @@ class Heatmap(Widget):
     # (ANSIToTruecolor, which rebuilds every segment of every line drawn) is applied
     # here once per style instead, and left out of this widget's filters.
     # bench/RESULTS.md has the cost.
-    def render_lines(self, crop):  # type: ignore[no-untyped-def]
-        self._look = _Look.of(self)  # once per frame, not once per line
-        return super().render_lines(crop)
-
-    def get_line_filters(self):  # type: ignore[no-untyped-def]
-        return [f for f in super().get_line_filters() if not isinstance(f, ANSIToTruecolor)]  # applied per style (_Look)
-
     def render_line(self, y: int) -> Strip:
-        width, look = self.size.width, self._look or _Look.of(self)
+        width, look = self.size.width, self.look()
         base = look(_PLAIN)
         if self.levels is None:
             return _fit([Segment("no activations yet" if y == 0 else "", look(_DIM))], width, base)
@@ -357,12 +371,6 @@ def _look(base: Style, style: Style, truecolor: ANSIToTruecolor | None, backgrou
     return s if truecolor is None else truecolor.truecolor_style(s, background)
 
 
-@lru_cache(maxsize=4096)
-def _on(base: Style, style: Style) -> Style:
-    """`style` over the widget's own (its background where the cell sets none)."""
-    return base + style
-
-
 def _fit(segs: list[Segment], width: int, base: Style, cells: int | None = None) -> Strip:
     """A strip of exactly `width` cells from segments of one-cell characters (`cells` of them, where known)."""
     n = sum(len(s.text) for s in segs) if cells is None else cells
@@ -374,7 +382,7 @@ def _fit(segs: list[Segment], width: int, base: Style, cells: int | None = None)
 # ------------------------------------------------------------ token text
 
 
-class TokenText(Widget):
+class TokenText(_Styled):
     """Text with each token's background coloured by one unit's activation, wrapped
     to the width; the lines around the cursor stay in view.
 
@@ -438,22 +446,17 @@ class TokenText(Widget):
     def render(self) -> Text:  # what is shown with no tokens (the line API draws them)
         return Text(self.empty, style="dim")
 
-    def render_lines(self, crop):  # type: ignore[no-untyped-def]
-        self._base = self.rich_style  # once per frame, not once per line
-        return super().render_lines(crop)
-
     def render_line(self, y: int) -> Strip:
         if not self.tokens:
             return super().render_line(y)
-        w, h = self.content_size.width, self.content_size.height
-        base = getattr(self, "_base", None) or self.rich_style
-        key = (w, h, base)
+        w, h, look = self.content_size.width, self.content_size.height, self.look()
+        base, key = look(_PLAIN), (w, h, look)
         if self._strips is None or self._key != key:
             lines = self.pieces(max(1, w))
             top = 0
             if len(lines) > h:
                 top = min(max(0, self._cursor_line - h // 2), len(lines) - h) if self.cursor is not None else len(lines) - h
-            self._strips = [_fit([Segment(piece, _on(base, style)) for piece, style in line], w, base) for line in lines[top : top + h]]
+            self._strips = [_fit([Segment(piece, look(style)) for piece, style in line], w, base) for line in lines[top : top + h]]
             self._key = key
         return self._strips[y] if y < len(self._strips) else Strip.blank(w, base)
 

@@ -12,7 +12,7 @@ from textual.filter import ANSIToTruecolor
 from textual.geometry import Region
 
 from charrnn.tui import colors
-from charrnn.tui.widgets import Heatmap
+from charrnn.tui.widgets import Chart, Heatmap, Series, TokenText
 
 
 class One(App):
@@ -83,3 +83,37 @@ async def test_rows_follow_data_cursor_scrolling_and_selection():
             check(heat)
         heat.show(rng.uniform(size=(T, H)).astype(np.float32), tokens, colors.GATE)  # another scale, no side columns
         check(heat)
+
+
+class Three(App):
+    CSS = "Chart, TokenText { border: round $primary; height: 8; }"
+
+    def compose(self) -> ComposeResult:
+        yield Chart(log_y=True)
+        yield TokenText()
+        yield TokenText(id="empty")
+
+
+def nothing_for_the_filter(widget) -> None:  # type: ignore[no-untyped-def]
+    """The widget's lines as Textual draws them are what the app's colour filter would make of them."""
+    tc = next(f for f in widget.app.get_line_filters() if isinstance(f, ANSIToTruecolor))
+    widget._styles_cache.clear()
+    strips = widget.render_lines(Region(0, 0, widget.outer_size.width, widget.outer_size.height))
+    for filter in widget.get_line_filters():
+        strips = [strip.apply_filter(filter, widget.background_colors[1]) for strip in strips]
+    for strip in strips:
+        assert list(strip.apply_filter(tc, widget.background_colors[1])) == list(strip)
+
+
+async def test_chart_and_text_leave_nothing_for_the_colour_filter():
+    app = Three()
+    async with app.run_test(size=(60, 30)) as pilot:
+        chart, text, empty = app.query_one(Chart), app.query_one(TokenText), app.query_one("#empty", TokenText)
+        chart.border_title, text.border_title = "gradient", "text"
+        empty.empty = "nothing yet: a dim line the app's filter turns to true colour"
+        xs = np.arange(40.0)
+        chart.plot([Series("a", xs, np.exp(-xs / 9), "#5fafff"), Series("b", xs, np.exp(-xs / 5), "white")])
+        text.show(tuple("the cat sat\non the mat. "), np.linspace(-1, 1, 24), colors.TANH, cursor=3)
+        await pilot.pause()
+        for widget in (chart, text, empty):
+            nothing_for_the_filter(widget)

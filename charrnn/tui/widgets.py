@@ -13,13 +13,11 @@ from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from rich.color import Color as RichColor
-from textual.filter import ANSIToTruecolor
 from textual.geometry import Size
 from textual.strip import Strip
-from textual.widget import Widget
 
 from . import colors
+from .cells import DIM, PLAIN, REVERSE, SELECTED, Look, Runs, Styled, fit
 
 # ------------------------------------------------------------------ chart
 
@@ -108,27 +106,7 @@ def braille_plot(series: list[Series], width: int, height: int, log_y: bool = Fa
     return lines
 
 
-class _Styled(Widget):
-    """A line-API widget that styles its own cells as Textual would draw them: over the
-    widget's style, read once a frame, and through the app's colour filter
-    (ANSIToTruecolor) once per style, which is then left out of its line filters:
-    the filter would otherwise rebuild every segment of every line drawn."""
-
-    _look: "_Look | None" = None
-
-    def render_lines(self, crop):  # type: ignore[no-untyped-def]
-        self._look = _Look.of(self)
-        return super().render_lines(crop)
-
-    def get_line_filters(self):  # type: ignore[no-untyped-def]
-        return [f for f in super().get_line_filters() if not isinstance(f, ANSIToTruecolor)]
-
-    def look(self) -> "_Look":
-        """This frame's cell styling (outside a frame: as it is now)."""
-        return self._look or _Look.of(self)
-
-
-class Chart(_Styled):
+class Chart(Styled):
     """A line chart of a few series (e.g. training and validation bits/char).
 
     Drawn through the line API from strips cached per size and data: a redraw
@@ -155,11 +133,11 @@ class Chart(_Styled):
             console = self.app.console
             lines = braille_plot(self.series, w, h, self.log_y, self.empty)
             self._strips = [
-                Strip([Segment(text, look(style or _PLAIN)) for text, style, _ in line.render(console)]).adjust_cell_length(w, look(_PLAIN))
+                Strip([Segment(text, look(style or PLAIN)) for text, style, _ in line.render(console)]).adjust_cell_length(w, look(PLAIN))
                 for line in lines
             ]  # fmt: skip
             self._key = (w, h, look)
-        return self._strips[y] if y < len(self._strips) else Strip.blank(w, look(_PLAIN))
+        return self._strips[y] if y < len(self._strips) else Strip.blank(w, look(PLAIN))
 
 
 # ---------------------------------------------------------------- heatmap
@@ -179,7 +157,7 @@ def glyph(token: str) -> str:
     return ch
 
 
-class Heatmap(_Styled):
+class Heatmap(Styled):
     """Activations of one layer: characters along x, units along y, one cell each.
 
     The selected unit is marked and kept in view; a side column shows each
@@ -200,7 +178,7 @@ class Heatmap(_Styled):
         self.unit_offset = 0
         self.col_offset = 0
         self._pal_key: tuple | None = None
-        self._run: _Runs | None = None  # the run segments of the palette of _pal_key
+        self._run: Runs | None = None  # the run segments of the palette of _pal_key
         self._strips: dict[tuple, Strip] = {}  # rows drawn from this data
 
     # -- data
@@ -270,16 +248,16 @@ class Heatmap(_Styled):
     # and each carries its final style (the widget's own under the cell's, composed once
     # per colour), so no pass over the segments adds it. The runs of a row come from one
     # numpy diff, their segments from a cache per (colour, length), the widget's style is
-    # read once per frame (render_lines), and a row already drawn with the same data,
+    # read once per frame (Styled.render_lines), and a row already drawn with the same data,
     # columns, cursor and selection is drawn from its strip. Textual's colour filter
     # (ANSIToTruecolor, which rebuilds every segment of every line drawn) is applied
     # here once per style instead, and left out of this widget's filters.
     # bench/RESULTS.md has the cost.
     def render_line(self, y: int) -> Strip:
         width, look = self.size.width, self.look()
-        base = look(_PLAIN)
+        base = look(PLAIN)
         if self.levels is None:
-            return _fit([Segment("no activations yet" if y == 0 else "", look(_DIM))], width, base)
+            return fit([Segment("no activations yet" if y == 0 else "", look(DIM))], width, base)
         T, H = self.levels.shape
         c0, c1 = self.col_offset, min(T, self.col_offset + self.cols)
         u = self.unit_offset + y - 1
@@ -293,17 +271,17 @@ class Heatmap(_Styled):
             strip = self._strips[key] = self._header(c0, c1, width, look) if y == 0 else self._row(u, c0, c1, width, look)
         return strip
 
-    def _header(self, c0: int, c1: int, width: int, look: "_Look") -> Strip:
-        dim, base, rev = look(_DIM), look(_PLAIN), look(_REVERSE)
+    def _header(self, c0: int, c1: int, width: int, look: "Look") -> Strip:
+        dim, base, rev = look(DIM), look(PLAIN), look(REVERSE)
         segs = [Segment(f"{'unit':>{self.GUTTER - 1}} ", dim)]
         for t in range(c0, c1):
             segs.append(Segment(glyph(self.tokens[t]), rev if t == self.cursor else base))
         if self.side is not None:
             segs.append(Segment(f" {self.side_labels[0]:>4} {self.side_labels[1]:>4}", dim))
-        return _fit(segs, width, base)
+        return fit(segs, width, base)
 
-    def _row(self, u: int, c0: int, c1: int, width: int, look: "_Look") -> Strip:
-        dim, sel, base = look(_DIM), look(_SELECTED), look(_PLAIN)
+    def _row(self, u: int, c0: int, c1: int, width: int, look: "Look") -> Strip:
+        dim, sel, base = look(DIM), look(SELECTED), look(PLAIN)
         mark = "▶" if u == self.unit else " "
         segs = [Segment(f"{mark}{u:>{self.GUTTER - 2}} ", sel if u == self.unit else dim)]
         row = self._by_unit[u, c0:c1]
@@ -322,67 +300,20 @@ class Heatmap(_Styled):
             lo, hi = self.side[u]
             segs.append(Segment(f" {lo:>4.0%} {hi:>4.0%}", sel if u == self.unit else dim))
         cells = len(segs[0].text) + n + (len(segs[-1].text) if self.side is not None else 0)
-        return _fit(segs, width, base, cells)
+        return fit(segs, width, base, cells)
 
-    def _runs(self, look: "_Look") -> "_Runs":
+    def _runs(self, look: "Look") -> "Runs":
         """The segment of each (colour level, cells) over this widget's own style."""
         key = (look, self.kind, colors.depth(self.app.console))
         if self._pal_key != key:
-            self._pal_key, self._run = key, _Runs([look(colors.bg(self.kind, level, key[2])) for level in range(colors.LEVELS)])
+            self._pal_key, self._run = key, Runs([look(colors.bg(self.kind, level, key[2])) for level in range(colors.LEVELS)])
         return self._run
-
-
-class _Runs(dict):
-    """(colour level, cells) -> the segment of a run of that many cells of that colour;
-    0 cells is the cursor's one-cell mark."""
-
-    def __init__(self, palette: list[Style]):
-        super().__init__()
-        self.palette = palette
-
-    def __missing__(self, key: tuple[int, int]) -> Segment:
-        level, cells = key
-        seg = self[key] = Segment(" " * cells if cells else "│", self.palette[level])
-        return seg
-
-
-@dataclass(frozen=True)
-class _Look:
-    """A cell style as a widget draws it: over the widget's own style, then through
-    Textual's colour filter (as the app's ANSIToTruecolor would turn it; the same
-    where the filter is off) for the widget's background."""
-
-    base: Style
-    truecolor: ANSIToTruecolor | None
-    background: "RichColor"
-
-    @classmethod
-    def of(cls, widget: Widget) -> "_Look":
-        tc = next((f for f in widget.app.get_line_filters() if isinstance(f, ANSIToTruecolor)), None)
-        return cls(widget.rich_style, tc, widget.background_colors[1].rich_color)
-
-    def __call__(self, style: Style) -> Style:
-        return _look(self.base, style, self.truecolor, self.background)
-
-
-@lru_cache(maxsize=4096)
-def _look(base: Style, style: Style, truecolor: ANSIToTruecolor | None, background: "RichColor") -> Style:
-    s = base + style
-    return s if truecolor is None else truecolor.truecolor_style(s, background)
-
-
-def _fit(segs: list[Segment], width: int, base: Style, cells: int | None = None) -> Strip:
-    """A strip of exactly `width` cells from segments of one-cell characters (`cells` of them, where known)."""
-    n = sum(len(s.text) for s in segs) if cells is None else cells
-    if n < width:
-        return Strip(segs + [Segment(" " * (width - n), base)], width)
-    return Strip(segs, n).crop(0, width) if n > width else Strip(segs, n)
 
 
 # ------------------------------------------------------------ token text
 
 
-class TokenText(_Styled):
+class TokenText(Styled):
     """Text with each token's background coloured by one unit's activation, wrapped
     to the width; the lines around the cursor stay in view.
 
@@ -421,7 +352,7 @@ class TokenText(_Styled):
             if levels is not None:
                 style = colors.bg(self.kind, levels[t], depth)
             else:
-                style = _DIM if t < self.dim_before else _PLAIN
+                style = DIM if t < self.dim_before else PLAIN
             if t == self.cursor:
                 style = style + Style(reverse=True, bold=True)
                 cursor_line = len(lines)
@@ -450,18 +381,16 @@ class TokenText(_Styled):
         if not self.tokens:
             return super().render_line(y)
         w, h, look = self.content_size.width, self.content_size.height, self.look()
-        base, key = look(_PLAIN), (w, h, look)
+        base, key = look(PLAIN), (w, h, look)
         if self._strips is None or self._key != key:
             lines = self.pieces(max(1, w))
             top = 0
             if len(lines) > h:
                 top = min(max(0, self._cursor_line - h // 2), len(lines) - h) if self.cursor is not None else len(lines) - h
-            self._strips = [_fit([Segment(piece, look(style)) for piece, style in line], w, base) for line in lines[top : top + h]]
+            self._strips = [fit([Segment(piece, look(style)) for piece, style in line], w, base) for line in lines[top : top + h]]
             self._key = key
         return self._strips[y] if y < len(self._strips) else Strip.blank(w, base)
 
-
-_DIM, _PLAIN, _SELECTED, _REVERSE = Style(dim=True), Style(), Style(bold=True, color="bright_white"), Style(reverse=True)
 
 
 @lru_cache(maxsize=4096)

@@ -13,7 +13,7 @@ from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.strip import Strip
 
 from . import colors
@@ -123,6 +123,11 @@ class Chart(Styled):
         self._key: tuple | None = None
 
     def plot(self, series: list[Series]) -> None:
+        if len(series) == len(self.series) and all(
+            (a.label, a.color) == (b.label, b.color) and np.array_equal(a.xs, b.xs) and np.array_equal(a.ys, b.ys, equal_nan=True)
+            for a, b in zip(series, self.series)
+        ):
+            return  # the same curves (the screen redraws them when only the selected unit moves)
         self.series = series
         self._strips = None
         self.refresh()
@@ -180,11 +185,17 @@ class Heatmap(Styled):
         self._pal_key: tuple | None = None
         self._run: Runs | None = None  # the run segments of the palette of _pal_key
         self._strips: dict[tuple, Strip] = {}  # rows drawn from this data
+        self._values: np.ndarray | None = None  # the values shown
 
     # -- data
     def show(self, values: np.ndarray | None, tokens: tuple[str, ...], kind: str, side: np.ndarray | None = None,
              side_labels: tuple[str, str] = ("low", "high")) -> None:  # fmt: skip
-        """values (T, H) of one signal and layer."""
+        """values (T, H) of one signal and layer. The same values again (the screen
+        redraws them when only the selected unit moves) change nothing and draw nothing."""
+        if self._values is not None and _same(values, self._values) and (tokens, kind, side_labels) == (self.tokens, self.kind, self.side_labels) \
+                and (side is None) == (self.side is None) and (side is None or np.array_equal(side, self.side)):  # fmt: skip
+            return
+        self._values = values  # held, so that the memory of an array shown is not another's while compared
         self.tokens, self.kind, self.side, self.side_labels = tokens, kind, side, side_labels
         if values is None or values.size == 0:
             self.levels = None
@@ -210,9 +221,13 @@ class Heatmap(Styled):
 
     # -- navigation
     def select_unit(self, unit: int) -> None:
+        old, offset = self.unit, self.unit_offset
         self.unit = int(np.clip(unit, 0, max(0, self.units - 1)))
         self._keep_in_view()
-        self.refresh()
+        if self.unit_offset == offset:  # the rows stay: only the two whose mark moved are drawn again
+            self.refresh(*(Region(0, 1 + u - offset, self.size.width, 1) for u in {old, self.unit}))
+        else:
+            self.refresh()
 
     def set_cursor(self, t: int | None) -> None:
         self.cursor = t
@@ -308,6 +323,13 @@ class Heatmap(Styled):
         if self._pal_key != key:
             self._pal_key, self._run = key, Runs([look(colors.bg(self.kind, level, key[2])) for level in range(colors.LEVELS)])
         return self._run
+
+
+def _same(a: np.ndarray | None, b: np.ndarray) -> bool:
+    """The same array or view (b is held, so its memory is no other array's)."""
+    return a is b or (
+        a is not None and a.__array_interface__ == b.__array_interface__ and a.dtype == b.dtype
+    )
 
 
 # ------------------------------------------------------------ token text

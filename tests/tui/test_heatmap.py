@@ -117,3 +117,31 @@ async def test_chart_and_text_leave_nothing_for_the_colour_filter():
         await pilot.pause()
         for widget in (chart, text, empty):
             nothing_for_the_filter(widget)
+        chart.plot([Series("a", xs, np.exp(-xs / 9), "#5fafff"), Series("b", xs, np.exp(-xs / 5), "white")])
+        assert not chart._styles_cache._dirty_lines  # the same curves again draw nothing
+        chart.plot([Series("a", xs, np.exp(-xs / 8), "#5fafff"), Series("b", xs, np.exp(-xs / 5), "white")])
+        assert chart._styles_cache._dirty_lines and chart._strips is None
+
+
+async def test_moving_the_selection_over_the_same_data_redraws_two_rows():
+    app = One()
+    rng = np.random.default_rng(1)
+    values = np.tanh(rng.normal(size=(50, 30))).astype(np.float32)
+    async with app.run_test(size=(60, 14)) as pilot:
+        heat = app.query_one(Heatmap)
+        heat.show(values[:, :], tuple("x" * 50), colors.TANH, np.zeros((30, 2)))
+        await pilot.pause()
+        heat.show(values[:, :], tuple("x" * 50), colors.TANH, np.zeros((30, 2)))  # the same again (a new view of it)
+        assert not heat._styles_cache._dirty_lines
+        for unit in (1, 2, 9, 3):  # within the rows in view (a border, the header: 9 of them)
+            heat.select_unit(unit)
+            assert len(heat._styles_cache._dirty_lines) == 2
+            await pilot.pause()
+            partly = app.export_screenshot()
+            heat.refresh()
+            await pilot.pause()
+            assert app.export_screenshot() == partly  # what the two rows drawn again show is the whole truth
+        heat.select_unit(29)  # scrolls: all rows again
+        assert len(heat._styles_cache._dirty_lines) > 2
+        heat.show(values * 0.5, tuple("x" * 50), colors.TANH, np.zeros((30, 2)))  # new data draws
+        assert heat._strips == {} and heat._styles_cache._dirty_lines

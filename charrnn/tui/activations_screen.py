@@ -56,6 +56,12 @@ def signal_bar(signals: tuple[str, ...], signal: str, layer: int, layers: int, u
     return t
 
 
+def title(widget: Any, text: str) -> None:
+    """Set a border title (markup) only when it changes: each setting parses it and repaints the widget."""
+    if getattr(widget, "_title_set", None) != text:
+        widget.border_title = widget._title_set = text
+
+
 class ActivationsScreen(Screen):
     AUTO_FOCUS = ""
     BINDINGS = [
@@ -153,22 +159,22 @@ class ActivationsScreen(Screen):
         tree = hasattr(acts, "parent")  # a tree run's TreeActivations: nodes as written (pre-order) instead of characters
         heat.show(values, acts.tokens, kind, colors.saturation(kind, values), labels)
         heat.select_unit(self.sel_unit)
-        heat.border_title = f"{self.sel_signal}, layer {self.sel_layer + 1}: {'nodes' if tree else 'characters'} across, units down"
+        title(heat, f"{self.sel_signal}, layer {self.sel_layer + 1}: {'nodes' if tree else 'characters'} across, units down")
         nodes = self.query_one("#tree-nodes", Static)
         text.display, nodes.display = not tree, tree
         if tree:
             from ..inspect.treeview import tree_view, unit_labels  # (torch is loaded: a model is training)
 
             nodes.update(tree_view(acts, unit_labels(acts, self.sel_signal, self.sel_layer, self.sel_unit)))
-            nodes.border_title = f"the tree by {self.sel_signal} of unit {self.sel_unit}, layer {self.sel_layer + 1}; → each subtree's value"
+            title(nodes, f"the tree by {self.sel_signal} of unit {self.sel_unit}, layer {self.sel_layer + 1}; → each subtree's value")
         else:
             text.show(acts.tokens, values[:, self.sel_unit], kind)
-            text.border_title = f"text by {self.sel_signal} of unit {self.sel_unit}, layer {self.sel_layer + 1}"
+            title(text, f"text by {self.sel_signal} of unit {self.sel_unit}, layer {self.sel_layer + 1}")
         flow = self.probe.grad_flow
-        grad.plot([Series.of(f"|dL/d{n}|", list(zip(range(v.shape[1]), v[self.sel_layer])), GRAD_COLORS.get(n, "white"))
-                   for n, v in flow.items()])  # fmt: skip
+        grad.plot([Series(f"|dL/d{n}|", np.arange(v.shape[1], dtype=np.float64), np.asarray(v[self.sel_layer], dtype=np.float64),
+                          GRAD_COLORS.get(n, "white")) for n, v in flow.items()])  # fmt: skip
         names = " · ".join(f"[{GRAD_COLORS.get(n, 'white')}]{n}[/]" for n in flow)
-        grad.border_title = f"gradient down the tree, by depth: {names}" if tree else f"gradient back through time: {names}"
+        title(grad, f"gradient down the tree, by depth: {names}" if tree else f"gradient back through time: {names}")
         consts = "".join(f"{UNIT_NAMES.get(n, n)} {v[self.sel_layer, self.sel_unit]:.3g} · " for n, v in acts.units.items())
         extra = f"{consts}probe at step {self.probe.step:,} · {len(acts.tokens)} {'nodes' if tree else 'tokens'}"
         if self.probe.labels:

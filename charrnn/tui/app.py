@@ -315,6 +315,8 @@ class CharRNNApp(App):
 
     def redraw(self, force: bool = False) -> None:
         """Bring the visible screen up to date (called ten times a second)."""
+        if not self.screen_stack:  # the app is closing: its last tick can come after its screens are gone
+            return
         screen = self.screen
         sync = getattr(screen, "sync", None)
         if sync is None or not screen.is_mounted:  # a screen just pushed draws itself in its on_mount

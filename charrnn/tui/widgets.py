@@ -13,11 +13,11 @@ from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.strip import Strip
-from textual.widget import Widget
 
 from . import colors
+from .cells import DIM, PLAIN, REVERSE, SELECTED, Look, Runs, Styled, fit
 
 # ------------------------------------------------------------------ chart
 
@@ -78,11 +78,9 @@ def braille_plot(series: list[Series], width: int, height: int, log_y: bool = Fa
         cols = np.arange(used[0], used[-1] + 1)
         rows = np.rint(np.interp(cols, used, mean_row)).astype(int)
         grid = np.zeros((Y, X), dtype=bool)
-        prev = rows[0]
-        for c, r in zip(cols, rows):  # a vertical run joins each column to the last: a line, not dots
-            lo, hi = min(prev, r), max(prev, r)
-            grid[lo : hi + 1, c] = True
-            prev = r
+        prev = np.concatenate((rows[:1], rows[:-1]))  # a vertical run joins each column to the last: a line, not dots
+        lo, hi, ys_ = np.minimum(prev, rows), np.maximum(prev, rows), np.arange(Y)[:, None]
+        grid[:, cols] = (ys_ >= lo) & (ys_ <= hi)
         codes.append((s.color, (grid.reshape(ph, 4, pw, 2) * _DOTS[None, :, None, :]).sum(axis=(1, 3))))
     lines = []
     labels = {0: _fmt(y1 - pad if not log_y else y1 - pad, log_y), ph - 1: _fmt(y0 + pad, log_y)}
@@ -96,12 +94,10 @@ def braille_plot(series: list[Series], width: int, height: int, log_y: bool = Fa
         for k, (_, cs) in enumerate(codes):
             code |= cs[r]
             owner[cs[r] > 0] = k  # a later series colours the cell
-        chars = "".join(map(chr, 0x2800 + code))
-        start = 0
-        for c in range(1, pw + 1):  # one span per run of cells of one colour
-            if c == pw or owner[c] != owner[start]:
-                line.append(chars[start:c], style=codes[owner[start]][0] if owner[start] >= 0 else "")
-                start = c
+        chars = "".join(map(chr, (0x2800 + code).tolist()))
+        bounds = [0, *(np.flatnonzero(owner[1:] != owner[:-1]) + 1).tolist(), pw]
+        for start, end, k in zip(bounds, bounds[1:], owner[bounds[:-1]].tolist()):  # one span per run of cells of one colour
+            line.append(chars[start:end], style=codes[k][0] if k >= 0 else "")
         lines.append(line)
     left, right = (f"{x:,.0f}" if float(x).is_integer() else _fmt(x, False) for x in (x0, x1))
     axis = Text(" " * (gw - 1) + "└", style="dim")
@@ -110,7 +106,7 @@ def braille_plot(series: list[Series], width: int, height: int, log_y: bool = Fa
     return lines
 
 
-class Chart(Widget):
+class Chart(Styled):
     """A line chart of a few series (e.g. training and validation bits/char).
 
     Drawn through the line API from strips cached per size and data: a redraw
@@ -127,19 +123,26 @@ class Chart(Widget):
         self._key: tuple | None = None
 
     def plot(self, series: list[Series]) -> None:
+        if len(series) == len(self.series) and all(
+            (a.label, a.color) == (b.label, b.color) and np.array_equal(a.xs, b.xs) and np.array_equal(a.ys, b.ys, equal_nan=True)
+            for a, b in zip(series, self.series)
+        ):
+            return  # the same curves (the screen redraws them when only the selected unit moves)
         self.series = series
         self._strips = None
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
-        w, h = self.content_size.width, self.content_size.height
-        if self._strips is None or self._key != (w, h):
+        w, h, look = self.content_size.width, self.content_size.height, self.look()
+        if self._strips is None or self._key != (w, h, look):
             console = self.app.console
             lines = braille_plot(self.series, w, h, self.log_y, self.empty)
-            base = self.rich_style
-            self._strips = [Strip(list(line.render(console))).adjust_cell_length(w).apply_style(base) for line in lines]
-            self._key = (w, h)
-        return self._strips[y] if y < len(self._strips) else Strip.blank(w, self.rich_style)
+            self._strips = [
+                Strip([Segment(text, look(style or PLAIN)) for text, style, _ in line.render(console)]).adjust_cell_length(w, look(PLAIN))
+                for line in lines
+            ]  # fmt: skip
+            self._key = (w, h, look)
+        return self._strips[y] if y < len(self._strips) else Strip.blank(w, look(PLAIN))
 
 
 # ---------------------------------------------------------------- heatmap
@@ -159,7 +162,7 @@ def glyph(token: str) -> str:
     return ch
 
 
-class Heatmap(Widget):
+class Heatmap(Styled):
     """Activations of one layer: characters along x, units along y, one cell each.
 
     The selected unit is marked and kept in view; a side column shows each
@@ -180,17 +183,26 @@ class Heatmap(Widget):
         self.unit_offset = 0
         self.col_offset = 0
         self._pal_key: tuple | None = None
-        self._pal: list[Style] = []
+        self._run: Runs | None = None  # the run segments of the palette of _pal_key
+        self._strips: dict[tuple, Strip] = {}  # rows drawn from this data
+        self._values: np.ndarray | None = None  # the values shown
 
     # -- data
     def show(self, values: np.ndarray | None, tokens: tuple[str, ...], kind: str, side: np.ndarray | None = None,
              side_labels: tuple[str, str] = ("low", "high")) -> None:  # fmt: skip
-        """values (T, H) of one signal and layer."""
+        """values (T, H) of one signal and layer. The same values again (the screen
+        redraws them when only the selected unit moves) change nothing and draw nothing."""
+        if self._values is not None and _same(values, self._values) and (tokens, kind, side_labels) == (self.tokens, self.kind, self.side_labels) \
+                and (side is None) == (self.side is None) and (side is None or np.array_equal(side, self.side)):  # fmt: skip
+            return
+        self._values = values  # held, so that the memory of an array shown is not another's while compared
         self.tokens, self.kind, self.side, self.side_labels = tokens, kind, side, side_labels
         if values is None or values.size == 0:
             self.levels = None
         else:
             self.levels = colors.levels(kind, values, colors.scale_of(kind, values))
+            self._by_unit = np.ascontiguousarray(self.levels.T)  # (H, T): a row of the heatmap is contiguous
+        self._strips.clear()
         self.unit = min(self.unit, max(0, self.units - 1))
         self._keep_in_view()
         self.refresh()
@@ -209,9 +221,13 @@ class Heatmap(Widget):
 
     # -- navigation
     def select_unit(self, unit: int) -> None:
+        old, offset = self.unit, self.unit_offset
         self.unit = int(np.clip(unit, 0, max(0, self.units - 1)))
         self._keep_in_view()
-        self.refresh()
+        if self.unit_offset == offset:  # the rows stay: only the two whose mark moved are drawn again
+            self.refresh(*(Region(0, 1 + u - offset, self.size.width, 1) for u in {old, self.unit}))
+        else:
+            self.refresh()
 
     def set_cursor(self, t: int | None) -> None:
         self.cursor = t
@@ -242,73 +258,90 @@ class Heatmap(Widget):
         return self.units + 1
 
     # -- drawing
-    # A frame redraws every cell, so the cost of a line is the cost of its segments, in
-    # Textual's pipeline as much as here: a run of cells of one colour is one segment,
+    # A frame redraws every visible cell, so the cost of a line is the cost of its segments,
+    # in Textual's pipeline as much as here: a run of cells of one colour is one segment,
     # and each carries its final style (the widget's own under the cell's, composed once
-    # per colour), so no pass over the segments adds it. The activations screen's frame
-    # cost the UI thread 48 ms before, 17 ms after (bench/tui_overhead.py --profile).
+    # per colour), so no pass over the segments adds it. The runs of a row come from one
+    # numpy diff, their segments from a cache per (colour, length), the widget's style is
+    # read once per frame (Styled.render_lines), and a row already drawn with the same data,
+    # columns, cursor and selection is drawn from its strip. Textual's colour filter
+    # (ANSIToTruecolor, which rebuilds every segment of every line drawn) is applied
+    # here once per style instead, and left out of this widget's filters.
+    # bench/RESULTS.md has the cost.
     def render_line(self, y: int) -> Strip:
-        width, base = self.size.width, self.rich_style
+        width, look = self.size.width, self.look()
+        base = look(PLAIN)
         if self.levels is None:
-            return _fit([Segment("no activations yet" if y == 0 else "", _on(base, Style(dim=True)))], width, base)
+            return fit([Segment("no activations yet" if y == 0 else "", look(DIM))], width, base)
         T, H = self.levels.shape
         c0, c1 = self.col_offset, min(T, self.col_offset + self.cols)
-        dim, sel = _on(base, Style(dim=True)), _on(base, Style(bold=True, color="bright_white"))
-        if y == 0:
-            segs = [Segment(f"{'unit':>{self.GUTTER - 1}} ", dim)]
-            for t in range(c0, c1):
-                segs.append(Segment(glyph(self.tokens[t]), _on(base, Style(reverse=True)) if t == self.cursor else base))
-            if self.side is not None:
-                segs.append(Segment(f" {self.side_labels[0]:>4} {self.side_labels[1]:>4}", dim))
-            return _fit(segs, width, base)
         u = self.unit_offset + y - 1
-        if u >= H:
+        if y > 0 and u >= H:
             return Strip.blank(width, base)
+        key = (u if y else -1, y == 0 or u == self.unit, c0, c1, self.cursor, width, look)
+        strip = self._strips.get(key)
+        if strip is None:
+            if len(self._strips) > 4 * (H + 1):
+                self._strips.clear()
+            strip = self._strips[key] = self._header(c0, c1, width, look) if y == 0 else self._row(u, c0, c1, width, look)
+        return strip
+
+    def _header(self, c0: int, c1: int, width: int, look: "Look") -> Strip:
+        dim, base, rev = look(DIM), look(PLAIN), look(REVERSE)
+        segs = [Segment(f"{'unit':>{self.GUTTER - 1}} ", dim)]
+        for t in range(c0, c1):
+            segs.append(Segment(glyph(self.tokens[t]), rev if t == self.cursor else base))
+        if self.side is not None:
+            segs.append(Segment(f" {self.side_labels[0]:>4} {self.side_labels[1]:>4}", dim))
+        return fit(segs, width, base)
+
+    def _row(self, u: int, c0: int, c1: int, width: int, look: "Look") -> Strip:
+        dim, sel, base = look(DIM), look(SELECTED), look(PLAIN)
         mark = "▶" if u == self.unit else " "
         segs = [Segment(f"{mark}{u:>{self.GUTTER - 2}} ", sel if u == self.unit else dim)]
-        pal = self._palette(base)
-        row, cursor = self.levels[c0:c1, u].tolist(), -1 if self.cursor is None else self.cursor - c0
-        i, n = 0, len(row)
-        while i < n:  # one segment per run of one colour (the cursor's cell on its own)
-            j = i + 1
-            if i != cursor:
-                while j < n and row[j] == row[i] and j != cursor:
-                    j += 1
-            segs.append(Segment("│" if i == cursor else " " * (j - i), pal[row[i]]))
-            i = j
+        row = self._by_unit[u, c0:c1]
+        n, cursor = len(row), -1 if self.cursor is None else self.cursor - c0
+        if n:
+            # one segment per run of one colour, the cursor's cell on its own
+            cuts = np.flatnonzero(row[1:] != row[:-1]) + 1
+            if 0 <= cursor < n:
+                cuts = np.union1d(cuts, [c for c in (cursor, cursor + 1) if 0 < c < n])
+            bounds = np.concatenate(([0], cuts, [n]))
+            starts, cells = bounds[:-1], bounds[1:] - bounds[:-1]
+            if 0 <= cursor < n:
+                cells[np.searchsorted(starts, cursor)] = 0  # 0 cells: the cursor's mark
+            segs += map(self._runs(look).__getitem__, zip(row[starts].tolist(), cells.tolist()))
         if self.side is not None:
             lo, hi = self.side[u]
             segs.append(Segment(f" {lo:>4.0%} {hi:>4.0%}", sel if u == self.unit else dim))
-        return _fit(segs, width, base)
+        cells = len(segs[0].text) + n + (len(segs[-1].text) if self.side is not None else 0)
+        return fit(segs, width, base, cells)
 
-    def _palette(self, base: Style) -> list[Style]:
-        """The cell style of each colour level, over this widget's own style."""
-        key = (base, self.kind, colors.depth(self.app.console))
+    def _runs(self, look: "Look") -> "Runs":
+        """The segment of each (colour level, cells) over this widget's own style."""
+        key = (look, self.kind, colors.depth(self.app.console))
         if self._pal_key != key:
-            self._pal_key, self._pal = key, [_on(base, colors.bg(self.kind, level, key[2])) for level in range(colors.LEVELS)]
-        return self._pal
+            self._pal_key, self._run = key, Runs([look(colors.bg(self.kind, level, key[2])) for level in range(colors.LEVELS)])
+        return self._run
 
 
-@lru_cache(maxsize=4096)
-def _on(base: Style, style: Style) -> Style:
-    """`style` over the widget's own (its background where the cell sets none)."""
-    return base + style
-
-
-def _fit(segs: list[Segment], width: int, base: Style) -> Strip:
-    """A strip of exactly `width` cells from segments of one-cell characters."""
-    n = sum(len(s.text) for s in segs)
-    if n < width:
-        return Strip(segs + [Segment(" " * (width - n), base)], width)
-    return Strip(segs, n).crop(0, width) if n > width else Strip(segs, n)
+def _same(a: np.ndarray | None, b: np.ndarray) -> bool:
+    """The same array or view (b is held, so its memory is no other array's)."""
+    return a is b or (
+        a is not None and a.__array_interface__ == b.__array_interface__ and a.dtype == b.dtype
+    )
 
 
 # ------------------------------------------------------------ token text
 
 
-class TokenText(Widget):
+class TokenText(Styled):
     """Text with each token's background coloured by one unit's activation, wrapped
-    to the width; the lines around the cursor stay in view."""
+    to the width; the lines around the cursor stay in view.
+
+    Drawn through the line API from strips cached per size and data (one segment a
+    token, its style over the widget's own), not through Rich text and Textual's
+    content: the activations screen redraws it with every frame."""
 
     DEFAULT_CSS = "TokenText { height: 1fr; min-height: 2; }"
 
@@ -320,51 +353,73 @@ class TokenText(Widget):
         self.cursor: int | None = None
         self.dim_before = 0  # tokens shown dim (the prime) when nothing colours them
         self.empty = ""
+        self._strips: list[Strip] | None = None
+        self._key: tuple | None = None
 
     def show(
         self, tokens: tuple[str, ...], values: np.ndarray | None, kind: str, cursor: int | None = None, dim_before: int = 0
     ) -> None:
         self.tokens, self.kind, self.cursor, self.dim_before = tokens, kind, cursor, dim_before
         self.levels = None if values is None else colors.levels(kind, values, colors.scale_of(kind, values))
+        self._strips = None
         self.refresh()
 
-    def lines(self, width: int) -> list[Text]:
-        lines, line, used, cursor_line = [], Text(), 0, 0
+    def pieces(self, width: int) -> list[list[tuple[str, Style]]]:
+        """The wrapped lines, each a list of (text, style), one a token."""
+        lines, line, used, cursor_line = [], [], 0, 0
         depth = colors.depth(self.app.console)
+        levels = None if self.levels is None else self.levels.tolist()
         for t, tok in enumerate(self.tokens):
-            piece = "".join(glyph(ch) if ch in "\n\t" else ch for ch in tok) if tok != "<eod>" else "¶"
-            piece = "".join(ch if ch.isprintable() and cell_len(ch) == 1 else "?" for ch in piece)
-            if self.levels is not None:
-                style = colors.bg(self.kind, int(self.levels[t]), depth)
+            piece = _piece(tok)
+            if levels is not None:
+                style = colors.bg(self.kind, levels[t], depth)
             else:
-                style = Style(dim=True) if t < self.dim_before else Style()
+                style = DIM if t < self.dim_before else PLAIN
             if t == self.cursor:
                 style = style + Style(reverse=True, bold=True)
                 cursor_line = len(lines)
             if used + len(piece) > width and used:
                 lines.append(line)
-                line, used = Text(), 0
+                line, used = [], 0
                 if t == self.cursor:
                     cursor_line = len(lines)
-            line.append(piece, style)
+            line.append((piece, style))
             used += len(piece)
             if tok in ("\n", "<eod>"):
                 lines.append(line)
-                line, used = Text(), 0
+                line, used = [], 0
         if used:
             lines.append(line)
         self._cursor_line = cursor_line
         return lines
 
-    def render(self) -> Text:
-        w, h = self.content_size.width, self.content_size.height
+    def lines(self, width: int) -> list[Text]:
+        return [Text.assemble(*line) for line in self.pieces(width)]
+
+    def render(self) -> Text:  # what is shown with no tokens (the line API draws them)
+        return Text(self.empty, style="dim")
+
+    def render_line(self, y: int) -> Strip:
         if not self.tokens:
-            return Text(self.empty, style="dim")
-        lines = self.lines(max(1, w))
-        top = 0
-        if len(lines) > h:
-            top = min(max(0, self._cursor_line - h // 2), len(lines) - h) if self.cursor is not None else len(lines) - h
-        return Text("\n").join(lines[top : top + h])
+            return super().render_line(y)
+        w, h, look = self.content_size.width, self.content_size.height, self.look()
+        base, key = look(PLAIN), (w, h, look)
+        if self._strips is None or self._key != key:
+            lines = self.pieces(max(1, w))
+            top = 0
+            if len(lines) > h:
+                top = min(max(0, self._cursor_line - h // 2), len(lines) - h) if self.cursor is not None else len(lines) - h
+            self._strips = [fit([Segment(piece, look(style)) for piece, style in line], w, base) for line in lines[top : top + h]]
+            self._key = key
+        return self._strips[y] if y < len(self._strips) else Strip.blank(w, base)
+
+
+
+@lru_cache(maxsize=4096)
+def _piece(tok: str) -> str:
+    """The cells that stand for a token in running text."""
+    piece = "".join(glyph(ch) if ch in "\n\t" else ch for ch in tok) if tok != "<eod>" else "¶"
+    return "".join(ch if ch.isprintable() and cell_len(ch) == 1 else "?" for ch in piece)
 
 
 def bar(p: float, width: int) -> str:

@@ -370,3 +370,12 @@ async def test_a_finished_run_s_activations_are_traced_with_the_loaded_model(tmp
         await pilot.press("q")
     assert app.quit_by_user and app.result is None
     await no_threads_left()
+
+
+async def test_a_redraw_tick_after_the_screens_are_gone_does_nothing(tmp_path):
+    """The ten-a-second redraw can fire while the app closes, after its last screen is popped."""
+    app = CharRNNApp(root=tmp_path)
+    async with app.run_test() as pilot:
+        await pilot.pause()
+    assert not app.screen_stack
+    app.redraw()

@@ -234,13 +234,19 @@ class ChildSumTreeLSTM(TreeCore):
             iou = iou + h_kids.sum(1) @ U_iou.t()  # (n, 3H)  ... + U h~
             f = torch.sigmoid(xp[:, None, 3 * H :] + h_kids @ U_f.t())  # (n, A, H)  one forget gate per child
             fc = (f * c_kids).sum(1)  # (n, H)
-        i, o, u = torch.sigmoid(iou[:, :H]), torch.sigmoid(iou[:, H : 2 * H]), torch.tanh(iou[:, 2 * H :])
-        c = i * u if fc is None else i * u + fc
-        h = o * torch.tanh(c)
-        sig = {"h": h, "c": c, "input": i, "candidate": u, "output": o}
-        if f is not None:
-            sig["forget"] = f
-        return (h, c), sig
+        return _node(iou, fc, f, H)
+
+
+def _node(iou: Tensor, fc: Tensor | None, f: Tensor | None, H: int) -> tuple[tuple[Tensor, Tensor], dict[str, Tensor]]:
+    """A Tree-LSTM node from its gates' pre-activations iou (n, 3H) and the children's
+    forgotten-into cell f * c summed (n, H; None at a leaf): c = i * u + sum f * c_k, h = o * tanh(c)."""
+    i, o, u = torch.sigmoid(iou[:, :H]), torch.sigmoid(iou[:, H : 2 * H]), torch.tanh(iou[:, 2 * H :])
+    c = i * u if fc is None else i * u + fc
+    h = o * torch.tanh(c)
+    sig = {"h": h, "c": c, "input": i, "candidate": u, "output": o}
+    if f is not None:
+        sig["forget"] = f
+    return (h, c), sig
 
 
 class BinaryTreeLSTM(TreeCore):
@@ -281,13 +287,7 @@ class BinaryTreeLSTM(TreeCore):
             fc = (f * c_kids).sum(1)  # (n, H)
             if mask.shape[1] == 1:
                 f = f[:, :1]  # the gate of the absent child belongs to no node
-        i, o, u = torch.sigmoid(iou[:, :H]), torch.sigmoid(iou[:, H : 2 * H]), torch.tanh(iou[:, 2 * H :])
-        c = i * u if fc is None else i * u + fc
-        h = o * torch.tanh(c)
-        sig = {"h": h, "c": c, "input": i, "candidate": u, "output": o}
-        if f is not None:
-            sig["forget"] = f
-        return (h, c), sig
+        return _node(iou, fc, f, H)
 
 
 class TreeNet(Model):

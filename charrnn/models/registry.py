@@ -158,18 +158,17 @@ register(Kind(
     (_H, Signal("a", FREE, "pre-activation b + W [h_left; h_right] (at a leaf d + V x)")),
     "charrnn.models.recursive:RecursiveUnit", structure=TREE,
 ))  # fmt: skip
+TREE_LSTM_SIGNALS = (_H, Signal("c", FREE, "memory cell"), Signal("input", GATE, "input gate"),
+                     Signal("forget", GATE, "forget gate its parent applied to this node's cell (none at the root)"),
+                     Signal("candidate", TANH, "candidate cell value"), Signal("output", GATE, "output gate"))  # both Tree-LSTMs
 register(Kind(
     "treelstm", "Child-Sum Tree-LSTM: a cell c and one forget gate per child", ("h", "c"),
-    (_H, Signal("c", FREE, "memory cell"), Signal("input", GATE, "input gate"),
-     Signal("forget", GATE, "forget gate its parent applied to this node's cell (none at the root)"),
-     Signal("candidate", TANH, "candidate cell value"), Signal("output", GATE, "output gate")),
+    TREE_LSTM_SIGNALS,
     "charrnn.models.recursive:ChildSumTreeLSTM", structure=TREE,
 ))  # fmt: skip
 register(Kind(
     "bintreelstm", "binary Tree-LSTM: each node's arguments folded in order under its operator, gates that see both children", ("h", "c"),
-    (_H, Signal("c", FREE, "memory cell"), Signal("input", GATE, "input gate"),
-     Signal("forget", GATE, "forget gate its parent applied to this node's cell (none at the root)"),
-     Signal("candidate", TANH, "candidate cell value"), Signal("output", GATE, "output gate")),
+    TREE_LSTM_SIGNALS,
     "charrnn.models.recursive:BinaryTreeLSTM", structure=TREE,
 ))  # fmt: skip
 register(Kind(

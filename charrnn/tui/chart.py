@@ -1,0 +1,140 @@
+"""The app's braille line chart: a plot of several series in one box, drawn with the
+braille cells' 2 x 4 dots (the training screen's losses, the activations screen's
+gradient through time). Split from widgets.py, which keeps the heatmap and the text."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.text import Text
+from textual.strip import Strip
+
+from .cells import PLAIN, Styled
+
+# ------------------------------------------------------------------ chart
+
+_DOTS = np.array([[0x01, 0x08], [0x02, 0x10], [0x04, 0x20], [0x40, 0x80]], dtype=np.int32)  # braille bit of (row, col)
+
+
+@dataclass(frozen=True)
+class Series:
+    label: str
+    xs: np.ndarray
+    ys: np.ndarray
+    color: str
+
+    @classmethod
+    def of(cls, label: str, points: "list[tuple[float, float]]", color: str) -> "Series":
+        a = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+        return cls(label, a[:, 0], a[:, 1], color)
+
+
+def _fmt(v: float, log: bool) -> str:
+    if log:
+        return f"1e{v:+.0f}" if abs(v - round(v)) < 0.05 else f"{10**v:.0e}"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
+    return f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}"
+
+
+def braille_plot(series: list[Series], width: int, height: int, log_y: bool = False, empty: str = "no data yet") -> list[Text]:
+    """Lines of a chart of the series: y labels on the left, x range below, each
+    character cell a 2x4 braille dot grid. Later series draw over earlier ones."""
+    gw = 7  # the y-label gutter
+    pw, ph = max(1, width - gw), max(1, height - 1)
+    X, Y = 2 * pw, 4 * ph
+    clean = []
+    for s in series:
+        ys = np.log10(np.maximum(s.ys, 1e-12)) if log_y else s.ys
+        ok = np.isfinite(s.xs) & np.isfinite(ys)
+        if ok.any():
+            clean.append((s, s.xs[ok], ys[ok]))
+    if not clean or width < gw + 2 or height < 2:
+        return [Text(empty, style="dim")] + [Text("")] * (height - 1)
+    allx = np.concatenate([c[1] for c in clean])
+    ally = np.concatenate([c[2] for c in clean])
+    x0, x1 = float(allx.min()), float(allx.max())
+    y0, y1 = float(ally.min()), float(ally.max())
+    if x1 <= x0:
+        x1 = x0 + 1.0
+    pad = (y1 - y0) * 0.05 if y1 > y0 else 0.5
+    y0, y1 = y0 - pad, y1 + pad
+    codes = []
+    for s, xs, ys in clean:
+        col = (xs - x0) / (x1 - x0) * (X - 1)
+        row = (y1 - ys) / (y1 - y0) * (Y - 1)
+        ci = np.rint(col).astype(int)
+        counts = np.bincount(ci, minlength=X)
+        used = np.flatnonzero(counts)
+        mean_row = np.bincount(ci, weights=row, minlength=X)[used] / counts[used]  # many points in a column: their mean
+        cols = np.arange(used[0], used[-1] + 1)
+        rows = np.rint(np.interp(cols, used, mean_row)).astype(int)
+        grid = np.zeros((Y, X), dtype=bool)
+        prev = np.concatenate((rows[:1], rows[:-1]))  # a vertical run joins each column to the last: a line, not dots
+        lo, hi, ys_ = np.minimum(prev, rows), np.maximum(prev, rows), np.arange(Y)[:, None]
+        grid[:, cols] = (ys_ >= lo) & (ys_ <= hi)
+        codes.append((s.color, (grid.reshape(ph, 4, pw, 2) * _DOTS[None, :, None, :]).sum(axis=(1, 3))))
+    lines = []
+    labels = {0: _fmt(y1 - pad if not log_y else y1 - pad, log_y), ph - 1: _fmt(y0 + pad, log_y)}
+    if ph >= 5:
+        labels[(ph - 1) // 2] = _fmt((y0 + y1) / 2, log_y)
+    for r in range(ph):
+        line = Text(f"{labels.get(r, ''):>{gw - 1}}", style="dim")
+        line.append("┤" if r in labels else "│", style="dim")
+        code = np.zeros(pw, dtype=np.int32)
+        owner = np.full(pw, -1)
+        for k, (_, cs) in enumerate(codes):
+            code |= cs[r]
+            owner[cs[r] > 0] = k  # a later series colours the cell
+        chars = "".join(map(chr, (0x2800 + code).tolist()))
+        bounds = [0, *(np.flatnonzero(owner[1:] != owner[:-1]) + 1).tolist(), pw]
+        for start, end, k in zip(bounds, bounds[1:], owner[bounds[:-1]].tolist()):  # one span per run of cells of one colour
+            line.append(chars[start:end], style=codes[k][0] if k >= 0 else "")
+        lines.append(line)
+    left, right = (f"{x:,.0f}" if float(x).is_integer() else _fmt(x, False) for x in (x0, x1))
+    axis = Text(" " * (gw - 1) + "└", style="dim")
+    axis.append(left + " " * max(1, pw - len(left) - len(right)) + right, style="dim")
+    lines.append(axis)
+    return lines
+
+
+class Chart(Styled):
+    """A line chart of a few series (e.g. training and validation bits/char).
+
+    Drawn through the line API from strips cached per size and data: a redraw
+    that finds nothing new costs nothing, and none converts Rich text."""
+
+    DEFAULT_CSS = "Chart { height: 1fr; min-height: 4; }"
+
+    def __init__(self, *, log_y: bool = False, empty: str = "no data yet", **kw):
+        super().__init__(**kw)
+        self.log_y = log_y
+        self.empty = empty
+        self.series: list[Series] = []
+        self._strips: list[Strip] | None = None
+        self._key: tuple | None = None
+
+    def plot(self, series: list[Series]) -> None:
+        if len(series) == len(self.series) and all(
+            (a.label, a.color) == (b.label, b.color) and np.array_equal(a.xs, b.xs) and np.array_equal(a.ys, b.ys, equal_nan=True)
+            for a, b in zip(series, self.series)
+        ):
+            return  # the same curves (the screen redraws them when only the selected unit moves)
+        self.series = series
+        self._strips = None
+        self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        w, h, look = self.content_size.width, self.content_size.height, self.look()
+        if self._strips is None or self._key != (w, h, look):
+            console = self.app.console
+            lines = braille_plot(self.series, w, h, self.log_y, self.empty)
+            self._strips = [
+                Strip([Segment(text, look(style or PLAIN)) for text, style, _ in line.render(console)]).adjust_cell_length(w, look(PLAIN))
+                for line in lines
+            ]  # fmt: skip
+            self._key = (w, h, look)
+        return self._strips[y] if y < len(self._strips) else Strip.blank(w, look(PLAIN))

@@ -124,10 +124,21 @@ def test_the_probe_is_measured_once_and_cached(monkeypatch, tmp_path):
     assert ap.probe() == AMX and len(calls) == 3
 
 
+def test_a_probe_taken_on_a_busy_machine_decides_but_is_not_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv("CHARRNN_CACHE_DIR", str(tmp_path))
+    busy = ap.Probe(0.05, 0.02, "an AMX Xeon", cpu_class="AMX", share=0.2)
+    calls = []
+    monkeypatch.setattr(ap, "measure", lambda: calls.append(1) or busy)
+    assert ap.probe() == busy and ap.probe() == busy and len(calls) == 2  # measured each time, never cached
+    assert not list(tmp_path.glob("precision-probe-*.json"))
+    assert ap.decide(busy, 180.0).reason.endswith("measured on a busy machine (20% of its threads' time), so not cached")
+    assert "busy" not in ap.decide(AMX, 180.0).reason
+
+
 def test_measure_times_both_recipes_for_real():
     p = ap.measure(rounds=1, steps=1)
     assert 0 < p.bf16_step_s < 10 and 0 < p.fp32_step_s < 10
-    assert p.cpu_class in ("AMX", "AVX512-BF16", "fp32-only") and p.torch == torch.__version__
+    assert p.cpu_class in ("AMX", "AVX512-BF16", "fp32-only") and p.torch == torch.__version__ and 0 < p.share <= 1
     before = torch.get_rng_state()
     ap.measure(rounds=1, steps=1)
     assert torch.get_rng_state().equal(before)  # the probe does not move the run's random stream

@@ -55,7 +55,7 @@ def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, bat
 
     from charrnn.config import DataConfig, ModelConfig, TrainConfig
     from charrnn.data import longrange, window
-    from charrnn.training import compare as cmp
+    from charrnn import compare as cmp
     from charrnn.training import plan
 
     name = CORPORA[key]

@@ -97,7 +97,9 @@ def _compare(values: dict[str, Any], given: set[str], face: dict[str, Any]) -> N
     tcfg.validate()
     base = ModelConfig(**{**vars(model), "options": {}})
     options = dict(model.options)  # the kinds' own options given: each cell takes those it owns
-    tcfg, line = window_fit(data.paths, tcfg, given)
+    from ..data import window  # (numpy: not for --help)
+
+    tcfg, line = window.fit(data.paths, tcfg, given)  # on a long-range corpus, a window that spans its dependencies
     if line:
         out.print(f"[yellow]{escape(line)}[/]")
     stem = re.sub(r"[:=,]+", "-", Path(data.paths[0]).stem if data.paths else "") or "corpus"  # longrange-copy:gap=200
@@ -115,13 +117,6 @@ compare = Generated(
     OWN, _compare, pick=_picked, override=OVERRIDE, file_keys=("cells", "params"),
 )  # fmt: skip
 app.command("compare", cls=Command)(compare)
-
-
-def window_fit(paths: tuple[str, ...], tcfg: TrainConfig, given: set[str]) -> tuple[TrainConfig, str | None]:
-    """On a built-in long-range corpus, the window that spans its dependencies unless --seq-len is given."""
-    from ..data.window import fit
-
-    return fit(paths, tcfg, given)
 
 
 def _run(kinds: tuple[str, ...], target: int | None, data: DataConfig, base: ModelConfig, tcfg: TrainConfig, options: dict[str, Any],

@@ -87,6 +87,7 @@ def run(
         flags = ", ".join(option_flag(u) for u in unused)
         raise ConfigError(f"{flags} {'does' if len(unused) == 1 else 'do'} not fit --task {model.task}.")
     from ..runtime import distributed
+    from ..data import window  # (numpy: not for --help)
     from ..training import plan
 
     if tui and distributed.launched():
@@ -104,7 +105,8 @@ def run(
             p = plan.resume_run(resume, root, changes, data.paths if "paths" in given else None, out_dir)
         else:
             p = plan.new_run(data, model, tcfg, root, name, out_dir, d, given=given)
-            _say(window_note(data.paths, p.train.seq_len) if d.main else None)
+            if d.main and (line := window.note(data.paths, p.train.seq_len)):  # a long-range corpus the window cannot span
+                err.print(f"[yellow]{escape(line)}[/]")
         opened = plan.open_data(p, d)
         if tui:
             _train_in_app(p, opened, logs)
@@ -131,19 +133,6 @@ def _log_sinks(tensorboard: bool, tensorboard_dir: Path | None) -> list[Any]:
     from ..training.tensorboard import TensorBoardSink
 
     return [TensorBoardSink(tensorboard_dir)]
-
-
-def window_note(paths: tuple[str, ...], seq_len: int) -> str | None:
-    from ..data.window import note  # (numpy: not for --help)
-
-    return note(paths, seq_len)
-
-
-def _say(line: str | None) -> None:
-    if line:
-        from rich.markup import escape
-
-        err.print(f"[yellow]{escape(line)}[/]")
 
 
 def _train_in_app(p: Any, opened: Any, logs: list[Any]) -> None:

@@ -339,10 +339,8 @@ class Trainer:
         t = time.monotonic()
         if not any(getattr(s, "watching", True) for s in self.out.sinks if getattr(s, "wants_probes", False)):
             return t + PROBE_IDLE_S  # no frame is on screen now: none is made (ask again soon)
-        try:
-            p = self.task.probe(self.model, self.probe_text, self.step)
-        except CharRNNError as e:  # e.g. a probe text with nothing the model knows
-            self.out.emit("on_message", MessageEvent("warning", f"probe skipped: {e}"))
+        p = self._trace_probe("probe")
+        if p is None:
             return t + 5.0
         self.out.emit("on_probe", ProbeEvent(self.step, p))
         cost = time.monotonic() - t
@@ -350,13 +348,18 @@ class Trainer:
 
     def _eval_probe(self) -> None:
         """One probe at an evaluation, for the sinks that log one there (on_eval_probe)."""
+        p = self._trace_probe("evaluation probe")
+        if p is not None:
+            self.out.emit("on_eval_probe", ProbeEvent(self.step, p))
+        self.probes_at_eval = p is not None  # a task with no probe is not asked again
+
+    def _trace_probe(self, what: str) -> Any:
+        """The task's probe of the probe text, or None (and a warning) when it has none to give."""
         try:
-            p = self.task.probe(self.model, self.probe_text, self.step)
+            return self.task.probe(self.model, self.probe_text, self.step)
         except (CharRNNError, NotImplementedError) as e:  # a probe text with nothing the model knows; a task with no probe
-            self.out.emit("on_message", MessageEvent("warning", f"evaluation probe skipped: {e or 'this task has none'}"))
-            self.probes_at_eval = False
-            return
-        self.out.emit("on_eval_probe", ProbeEvent(self.step, p))
+            self.out.emit("on_message", MessageEvent("warning", f"{what} skipped: {e or 'this task has none'}"))
+            return None
 
     def _step_event(self, loss: float, lr: float, gnorm: float, units_per_s: float) -> StepEvent:
         steps_per_s = units_per_s / self.task.units_per_step

@@ -104,12 +104,14 @@ def load(run_or_checkpoint: str | Path | None = None, device: str = "cpu", check
 
 
 def train(corpus: str | Path | list[str | Path], name: str | None = None, checkpoints: str | Path = DEFAULT_CHECKPOINTS,
-          progress: bool = False, **options: Any) -> Model:  # fmt: skip
+          progress: bool = False, tensorboard: bool | str | Path = False, **options: Any) -> Model:  # fmt: skip
     """Train a new run on files, folders or a built-in corpus (`charrnn corpora`) with
     `charrnn train`'s options as keywords (steps=500, cell="gru", hidden=128,
     tokenizer="spm", tau_max=50.0, ...: every option `charrnn train --help` lists,
     a kind's and a task's own included); returns the trained Model (its best checkpoint), whose
-    `.result` says how the run ended. progress=True prints a line per evaluation. As
+    `.result` says how the run ended. progress=True prints a line per evaluation;
+    tensorboard=True writes TensorBoard logs to RUN/tensorboard, a folder writes them to
+    FOLDER/NAME, as `--tensorboard` and `--tensorboard-dir` do. As
     with `charrnn train`, a run in fp32 on a CPU takes the fp32 recipe for the
     settings not given (training/recipe.py)."""
     from .training import plan
@@ -127,7 +129,16 @@ def train(corpus: str | Path | list[str | Path], name: str | None = None, checkp
         from .views.progress import PlainSink
 
         sinks.append(PlainSink(Console(stderr=True)))
-    result = plan.trainer(p, sinks, threading.Event()).run()
+    logs: list[Any] = []
+    if tensorboard is not False:
+        from .training.tensorboard import TensorBoardSink
+
+        logs.append(TensorBoardSink(None if tensorboard is True else Path(tensorboard)))  # a missing extra: one line, now
+    try:
+        result = plan.trainer(p, [*sinks, *logs], threading.Event()).run()
+    finally:
+        for sink in logs:
+            sink.close()
     m = load(result.run_dir)
     m.result = result
     return m

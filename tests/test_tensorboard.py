@@ -143,3 +143,13 @@ def test_under_torchrun_rank_0_alone_writes(tmp_path):
     ea = read(run / "tensorboard")
     assert_scalars_match(ea, metrics(run))
     assert [s.step for s in ea.Tensors("sample/text_summary")] == [4, 8]
+
+
+def test_the_python_api_writes_the_same_logs(tmp_path, corpus_file):
+    import charrnn
+
+    m = charrnn.train(corpus_file, name="api", checkpoints=tmp_path, tensorboard=True, steps=10, eval_every=5, device="cpu",
+                      layers=1, hidden=32, embed=16, seq_len=16, batch_size=4, sample_chars=20)  # fmt: skip
+    run = tmp_path / "api"
+    assert m.result.step == 10 and (run / "tensorboard").is_dir()
+    assert_scalars_match(read(run / "tensorboard"), metrics(run))

@@ -94,7 +94,9 @@ def test_install_completion_in_a_real_bash(tmp_path):
     fake_runs(tmp_path / "checkpoints", ["mine"])
     env = {**os.environ, "HOME": str(home), "PATH": f"{exe.parent}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": os.pathsep.join(p for p in (str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH")) if p)}  # fmt: skip
-    r = subprocess.run(["bash", "-c", "charrnn --install-completion"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    # A second command keeps bash as charrnn's parent (bash -c execs a lone command), so the
+    # shell is detected as a user's would be, whatever started pytest.
+    r = subprocess.run(["bash", "-c", "charrnn --install-completion; exit $?"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "bash completion installed" in r.stdout, r.stdout + r.stderr
     assert "source" in (home / ".bashrc").read_text()
     script = (

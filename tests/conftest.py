@@ -14,10 +14,19 @@ import torch
 from helpers import TINY, make_text
 from typer.testing import CliRunner
 
+# The CLI's Rich consoles read COLUMNS once, when they are built. Build them now, before
+# a test's `runner.invoke(..., env={"COLUMNS": ...})` could fix their width for every
+# later test in this process (which tests those are depends on how the workers split them).
+import charrnn.cli.common  # noqa: E402,F401
+
 
 # The tests' models are tiny: a second OpenMP thread only adds synchronisation,
-# and on a busy 2-core machine it can make each step many times slower.
+# and on a busy 2-core machine it can make each step many times slower. The suite
+# runs one worker a core instead (pytest-xdist, pyproject's addopts), and the
+# commands the tests start as processes (torchrun, the crash tests) inherit one
+# thread each through the environment.
 torch.set_num_threads(1)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True, scope="session")

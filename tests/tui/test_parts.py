@@ -102,7 +102,7 @@ def test_limits_and_requests(tmp_path):
     with pytest.raises(ConfigError, match="cannot read the limit"):
         parse_limit("soon")
     with pytest.raises(ConfigError, match="--layers"):
-        factory(RunRequest(layers=0), tmp_path)
+        factory(RunRequest(fields={"layers": 0}), tmp_path)
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "last.pt").write_bytes(b"x")
     with pytest.raises(ConfigError, match="already holds a run"):

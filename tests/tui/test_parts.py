@@ -147,6 +147,22 @@ def test_tui_command_errors_are_one_line(runner):
     assert r.exit_code == 1 and "not both" in r.output and "Traceback" not in r.output
 
 
+def test_tui_command_options_become_the_forms_request(runner, monkeypatch):
+    """`charrnn tui --cell gru --layers 3 --steps 50` opens the app with a form that asks for
+    them; the form's request builds the configs they say, through the one builder."""
+    import charrnn.tui.app as tui_app
+
+    seen = {}
+    monkeypatch.setattr(tui_app, "open_app", lambda **kw: seen.update(kw))
+    r = runner.invoke(cli_app, ["tui", "--cell", "gru", "--layers", "3", "--steps", "50", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    req = seen["request"]
+    assert req.fields == {"cell": "gru", "layers": 3, "hidden": 256} and req.limit == "50" and req.device == "cpu"
+    data, model, train, given = req.configs()
+    assert (model.cell, model.layers, model.hidden, train.steps, train.device) == ("gru", 3, 256, 50, "cpu")
+    assert given == {"cell", "layers", "steps"}  # hidden is at its declared default: not given (the fp32 recipe may set it)
+
+
 def test_tui_help_imports_neither_torch_nor_textual():
     code = "import sys; from charrnn.cli import app; app(['tui', '--help'], standalone_mode=False); print('torch' in sys.modules, 'textual' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

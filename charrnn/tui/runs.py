@@ -24,6 +24,7 @@ from ..runconfig import build_configs, catalogue, parse_line
 
 TrainerFactory = Callable[[list[Any], threading.Event], Any]  # (sinks, stop) -> train.Trainer
 FORM_FIELDS = ("task", "cell", "layers", "hidden")  # the declared options the new-run form shows as fields, in order
+LIMIT_KEYS = ("steps", "time", "epochs")  # what the limit field sets (a resumed run's new limit replaces them all)
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,9 @@ class RunRequest:
     def configs(self) -> tuple[DataConfig, ModelConfig, TrainConfig, set[str]]:
         """The new run's configs, validated as `charrnn train` builds them, and the options given."""
         given = self.options()
-        data, model, tcfg = build_configs({**given, "device": self.device}, paths=[p for p in self.corpus if p.strip()])
+        data, model, tcfg = build_configs({"device": self.device, **given}, paths=[p for p in self.corpus if p.strip()])
         data.validate(), model.validate(), tcfg.validate()
         return data, model, tcfg, set(given)
-
-
-LIMIT_KEYS = ("steps", "time", "epochs")  # what the limit field sets (a resumed run's new limit replaces them all)
 
 
 def parse_limit(text: str) -> dict[str, Any]:

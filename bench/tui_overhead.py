@@ -89,7 +89,7 @@ def main() -> None:
 
     def trainer(sinks: list, stop: threading.Event) -> Trainer:
         t = Trainer(model, data, tcfg, corpus, tmp / f"run{next(runs)}", sinks=sinks, stop=stop)
-        probe = t.task.probe
+        probe = t.use.probe
 
         def timed(*a: object) -> object:
             t0 = time.perf_counter()
@@ -98,7 +98,7 @@ def main() -> None:
             finally:
                 probes.append(time.perf_counter() - t0)
 
-        t.task.probe = timed
+        t.use.probe = timed
         return t
 
     if args.profile:
@@ -164,7 +164,7 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
 
     # 1. the training thread: a step, and a probe of the default probe text
     t = trainer([], threading.Event())
-    task, net = t.task, t.model
+    task, use, net = t.task, t.use, t.model
     steps = []
     for i in range(30):
         t0 = time.perf_counter()
@@ -177,7 +177,7 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
     costs = []
     for _ in range(12):
         t0 = time.perf_counter()
-        frame = task.probe(net, t.probe_text, 0)
+        frame = use.probe(net, t.probe_text, 0)
         costs.append(time.perf_counter() - t0)
     probe = statistics.median(costs[2:])
     print(f"training thread: a step {step * 1e3:.1f} ms; a probe of {len(frame.acts.tokens)} characters {probe * 1e3:.1f} ms "

@@ -6,6 +6,7 @@ field name: `seq_len`; `seq-len` is read the same), and a run's `config.toml`
 is written from here and read back through the same builder:
 
     catalogue()         every option declared on a config, kind or task (spec.option), by name
+    parse_line(text)    "--dropout 0.1 --condition input" -> options by name (the TUI's form)
     build_configs(...)  given options -> (DataConfig, ModelConfig, TrainConfig), unvalidated
     resolved(...)       the configs -> every option's value, as config.toml holds it
 
@@ -22,6 +23,7 @@ import enum
 import json
 import math
 import os
+import shlex
 import types
 import typing
 from dataclasses import dataclass
@@ -155,6 +157,60 @@ def coerce(d: Declared, value: Any) -> Any:
     if choices is not None and value not in choices:
         raise ConfigError(f"{d.flag} must be one of {', '.join(choices)}, got {value!r}.")
     return value
+
+
+def from_text(d: Declared, text: str) -> Any:
+    """One option's value typed as text (a form's field, a line of options) -> its type, as
+    the command line reads it: a declared parser, a whole number, a number, or the text.
+    Choices and ranges are checked later, by coerce() and the configs' validate()."""
+    text = text.strip()
+    if d.opt.parse is not None:
+        try:
+            return d.opt.parse(text)
+        except ConfigError as e:
+            raise ConfigError(f"{d.flag} {e}") from None
+    if d.type is bool:
+        if text.lower() in ("true", "yes", "on", "1", "false", "no", "off", "0"):
+            return text.lower() in ("true", "yes", "on", "1")
+        raise ConfigError(f"{d.flag} is on or off, got {text!r}.")
+    try:
+        return d.type(text) if d.type in (int, float) else text
+    except ValueError:
+        raise ConfigError(f"{d.flag} takes {'a whole number' if d.type is int else 'a number'}, got {text!r}.") from None
+
+
+def parse_line(text: str) -> dict[str, Any]:
+    """Options written as on the command line, "--dropout 0.1 --condition input --learn-tau",
+    -> {name: value}: each flag is a declared option (a switch takes no value; --flag=value
+    works too), each value read by from_text(). An unknown flag, a missing value, a word
+    that is no option or an option given twice is a one-line ConfigError."""
+    try:
+        words = shlex.split(text)
+    except ValueError as e:
+        raise ConfigError(f"cannot read the options {text.strip()!r}: {e}.") from None
+    cat = catalogue()
+    by_flag = {f: d for d in cat.values() for f in (d.flag, d.opt.short) if f}
+    out: dict[str, Any] = {}
+    i = 0
+    while i < len(words):
+        word, i = words[i], i + 1
+        flag, eq, value = word.partition("=")
+        if not flag.startswith("-") or flag in ("-", "--"):
+            raise ConfigError(f"{word!r} is not an option: give options as --name value (--dropout 0.1).")
+        d = by_flag.get(flag)
+        if d is None:
+            raise unknown(normal(flag), cat)
+        if d.name in out:
+            raise ConfigError(f"{d.flag} is given twice.")
+        if d.type is bool and not eq:
+            out[d.name] = True
+            continue
+        if not eq:
+            if i == len(words) or words[i].startswith("--"):
+                raise ConfigError(f"{d.flag} needs a value.")
+            value, i = words[i], i + 1
+        out[d.name] = from_text(d, value)
+    return out
 
 
 def build_configs(given: dict[str, Any], paths: Any = None, keyword: bool = False) -> tuple[DataConfig, ModelConfig, TrainConfig]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shlex
 
 import pytest
 import typer
@@ -110,6 +111,19 @@ def test_every_option_reaches_the_configs_from_the_cli_and_the_api(runner, captu
         assert _landed(d, captured["data"], captured["model"], captured["train"]) == want, name
         assert name in captured["given"]
         assert _landed(d, *runconfig.build_configs({name: want}, keyword=True)) == want, name  # charrnn.train(**options)
+
+
+def test_every_option_reaches_the_configs_from_a_line_of_options(runner, captured):
+    """The TUI's "more options" line (runconfig.parse_line) reads every declared option as the
+    command line does: the same words give the same configs as `charrnn train`."""
+    for name, d in runconfig.catalogue().items():
+        words, want = _sample(d)
+        given = runconfig.parse_line(shlex.join(words))
+        assert given == {name: want}, name
+        configs = runconfig.build_configs(given)
+        assert _landed(d, *configs) == want, name
+        assert runner.invoke(app, ["train", *words]).exit_code == 0, name
+        assert configs == (captured["data"], captured["model"], captured["train"]), name
 
 
 def test_an_option_fits_where_it_is_declared():

@@ -94,6 +94,6 @@ def test_the_apps_new_run_form_follows_train(cpu_without_bf16, tmp_path, monkeyp
 
     monkeypatch.setattr(plan, "new_run", spy)
     factory(RunRequest(corpus=("x.txt",), name="a"), tmp_path)  # the form left at its defaults
-    factory(RunRequest(corpus=("x.txt",), layers=3, name="b"), tmp_path)
+    factory(RunRequest(corpus=("x.txt",), fields={"layers": 3}, name="b"), tmp_path)
     assert (made["a"].model.layers, made["a"].train.recipe) == (1, ("layers", "hidden", "dropout", "lr"))
     assert (made["b"].model.layers, made["b"].train.recipe) == (3, ("hidden", "dropout", "lr"))

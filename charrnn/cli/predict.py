@@ -52,7 +52,7 @@ def predict(
     if beam is not None and top > beam:
         raise ConfigError(f"--top {top} is more than the beam keeps (--beam {beam}).")
     from ..tasks import task_spec
-    from ..tasks.base import PredictOptions
+    from ..tasks.use import PredictOptions
     from ..training import checkpoint
 
     path = checkpoint.find(run_or_checkpoint, checkpoints)
@@ -60,7 +60,7 @@ def predict(
     model, _ = checkpoint.model_from(ck, path)
     spec = task_spec(ck.task_name)
     opts = PredictOptions(trace=trace, beam=beam, top=top, attention_map=attention_map, temperature=temperature, seed=seed)
-    predictor = spec.load().predictor(ck.task, model, opts)
+    predictor = spec.load().Use.predictor(ck.task, model, opts)
     inputs = _inputs(texts, file)
     from ..views import prediction_view
 

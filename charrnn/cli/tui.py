@@ -59,7 +59,7 @@ def tui(
     from ..tui.runs import RunRequest
 
     request = RunRequest(
-        cell=cell, layers=layers, hidden=hidden, name=name, device=getattr(device, "value", device),
+        fields={"cell": cell, "layers": layers, "hidden": hidden}, name=name, device=getattr(device, "value", device),
         limit=str(steps) if steps else (time or ""),
     )  # fmt: skip
     ModelConfig(cell=cell, layers=layers, hidden=hidden).validate()

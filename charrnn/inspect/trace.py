@@ -58,7 +58,7 @@ class Probe:
     label: str | None = None  # the label traced under (None: no label, or a model without labels)
     labels: tuple[str, ...] = ()  # the labels the model knows, for a UI to offer
     task: str = "lm"
-    prediction: Any = None  # tasks.base.Prediction of the probe text, drawn by the task's view (classify, seq2seq)
+    prediction: Any = None  # tasks.use.Prediction of the probe text, drawn by the task's view (classify, seq2seq)
 
 
 @contextlib.contextmanager

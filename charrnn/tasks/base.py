@@ -5,8 +5,9 @@ and precision, the optimizer and its schedule, clipping, skipping non-finite
 steps, the stopping rules, checkpoints, the sinks, distributed training. A task
 owns what its data and its model mean: reading the data, building the model,
 the batches of an epoch, the loss of a batch (and any state carried between
-batches), how to score a split, what a sample looks like while training runs,
-what the inspector traces, and what else a checkpoint must hold to resume it.
+batches), how to score a split, and what else a checkpoint must hold to resume
+it. How the model is *used* (a sample while training runs, the TUI's probe,
+`charrnn predict`) is the task's `Use` (tasks/use.py), in a module of its own.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ import torch
 from torch import Tensor, nn
 
 from ..config import DataConfig, ModelConfig, TrainConfig
-from ..errors import ConfigError
 from ..runtime import distributed
 from .state import TaskState
+from .use import Use
 
 
 @dataclass(frozen=True)
@@ -35,40 +36,12 @@ class Scores:
     report: Any = None  # the final evaluation's report (tasks/reports.py), drawn at the end of a run
 
 
-@dataclass(frozen=True)
-class PredictOptions:
-    """What `charrnn predict` was asked for; a task refuses (ConfigError) what it cannot do."""
-
-    trace: bool = False  # follow the prediction as each character arrives (a sequence-to-one model)
-    beam: int | None = None  # beam search with this width (a decoder); None: the task's default decoding
-    top: int = 1  # how many hypotheses to show (beam search)
-    attention_map: bool = False  # draw where the decoder looked (a model with attention)
-    temperature: float | None = None  # sample the output at this temperature instead of searching
-    seed: int | None = None  # for sampling
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One input's answer. `line` is what a script reads (it starts with the answer);
-    `details` is the task's own plain data, drawn by its view (charrnn/views/) on request."""
-
-    line: str
-    details: Any = None
-    json: dict[str, Any] = field(default_factory=dict)  # `predict --json`: one object per input
-
-
-class Predictor:
-    """A trained model answering one input at a time (built by Task.predictor)."""
-
-    def predict(self, text: str) -> Prediction:
-        raise NotImplementedError
-
-
 class Task:
     """One learning problem. Built by the Trainer for a run; see the module docstring."""
 
     name: ClassVar[str]
     State: ClassVar[type[TaskState]] = TaskState  # what it adds to a checkpoint (tasks/state.py)
+    Use: ClassVar[type[Use]] = Use  # how its model is used: sample, probe, predict (tasks/use.py); the base does none
     unit: ClassVar[str] = "token"  # what steps_per_epoch and units_per_step count
     bpc: ClassVar[bool] = True  # whether its loss is over text, so bits per character mean something
 
@@ -135,25 +108,6 @@ class Task:
         """Score the validation split (a fixed slice during training, all of it when final);
         None when there is nothing to score. Every rank calls it."""
         raise NotImplementedError
-
-    def sample(self, model: nn.Module, step: int) -> str:
-        """A short text shown while training runs ('' for none)."""
-        return ""
-
-    def default_probe_text(self) -> str:
-        return ""
-
-    def probe(self, model: nn.Module, text: str, step: int) -> Any:
-        """What the TUI's activations screen shows about `text` (inspect.trace.Probe)."""
-        raise NotImplementedError
-
-    # ---------------------------------------------------------- prediction
-
-    @classmethod
-    def predictor(cls, state: TaskState, model: nn.Module, opts: PredictOptions) -> Predictor:
-        """`charrnn predict` on a run of this task (its checkpoint section and its model, in eval mode)."""
-        raise ConfigError(f"charrnn predict answers classification, encoder-decoder and tree runs; this is a {cls.name} run "
-                          "(for a language model use charrnn sample).")  # fmt: skip
 
     # --------------------------------------------------------- checkpoints
 

@@ -25,24 +25,25 @@ from torch import nn
 
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..data.bucket import BucketBatcher, pad
-from ..data.examples import LabelledData, encode_texts
+from ..data.examples import LabelledData
 from ..data.labels import LabelSet
 from ..data.tokenizer import tokenizer_from_state
-from ..errors import ConfigError, TokenizerError
+from ..errors import ConfigError
 from ..models.classifier import SequenceClassifier
 from ..runtime import distributed
 from ..runtime.hardware import autocast
-from .base import Prediction, PredictOptions, Predictor, Scores, Task
-from .reports import ClassReport, ClassTrace
+from .base import Scores, Task
+from .classify_use import ClassifyUse
+from .reports import ClassReport
 from .state import CorpusFacts, TaskState
 
 EVAL_BATCH = 64  # documents scored at once
-SHOWN = 3  # validation documents shown (with their predicted label) at each evaluation
 BASELINE = "character 1-3-gram naive Bayes"
 
 
 class Classification(Task):
     name = "classify"
+    Use = ClassifyUse  # predict, the documents shown while training, the TUI's probe (tasks/classify_use.py)
     unit = "document"
     bpc = False
 
@@ -156,43 +157,6 @@ class Classification(Task):
             self._bayes = np.array([self.labels.index(lab) for lab in nb.predict(texts)], dtype=np.int64)
         return self._bayes
 
-    def sample(self, model: nn.Module, step: int) -> str:
-        """A few validation documents with the label the model gives them."""
-        n = len(self.data.val)
-        if n == 0:
-            return ""
-        first = (step // self.cfg.eval_every * SHOWN) % n
-        predictor = ClassifyPredictor(model, self.tok, self.labels, self.max_chars, PredictOptions())
-        lines = []
-        for r in [(first + k) % n for k in range(min(SHOWN, n))]:
-            text = self.tok.decode(self.data.val[r][: self.max_chars])
-            details = predictor.predict(text).details
-            label, p = details.ranked()[0]
-            truth = self.labels.label(int(self.data.val_y[r]))
-            mark = "✓" if label == truth else f"✗ (is {truth})"
-            lines.append(f"{label} {p:.2f} {mark}  {shorten(text)}")
-        return "\n".join(lines)
-
-    def default_probe_text(self) -> str:
-        split = self.data.val if len(self.data.val) else self.data.train
-        return self.tok.decode(split[0][: min(self.max_chars, 160)])
-
-    def probe(self, model: nn.Module, text: str, step: int) -> Any:
-        from ..inspect.trace import Probe, activations, gradient_flow
-
-        text = text[: self.max_chars]
-        acts = activations(model, self.tok, text, unknown="skip")
-        flow = gradient_flow(model, self.tok, text, "skip", loss_of=lambda tr: F.cross_entropy(tr.logits[0, -1:].float(), tr.logits[0, -1:].argmax(-1)))
-        prediction = ClassifyPredictor(model, self.tok, self.labels, self.max_chars, PredictOptions(trace=True)).predict(text)
-        return Probe(step, acts, flow, task=self.name, prediction=prediction)
-
-    # --------------------------------------------------------- prediction
-
-    @classmethod
-    def predictor(cls, state: TaskState, model: nn.Module, opts: PredictOptions) -> Predictor:
-        return ClassifyPredictor(model, tokenizer_from_state(state.tokenizer), LabelSet.from_state(state.labels),
-                                 model.cfg.task_options().max_chars, opts)  # fmt: skip
-
     # --------------------------------------------------------- checkpoints
 
     def checkpoint_state(self) -> TaskState:
@@ -213,45 +177,3 @@ def rescale_position(state: TaskState, epoch: int, batch_i: int, steps_per_epoch
     if old != steps_per_epoch:
         batch_i = batch_i * steps_per_epoch // old
     return (epoch + 1, 0) if batch_i >= steps_per_epoch else (epoch, batch_i)
-
-
-def shorten(text: str, width: int = 60) -> str:
-    """A text on one line, cut to about `width` characters."""
-    flat = text.replace("\n", "⏎").replace("\t", "→")
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
-
-
-class ClassifyPredictor(Predictor):
-    def __init__(self, model: nn.Module, tok: Any, labels: LabelSet, max_chars: int, opts: PredictOptions):
-        wrong = [flag for flag, on in (("--beam", opts.beam is not None), ("--top", opts.top > 1), ("--attention-map", opts.attention_map),
-                                       ("--temperature", opts.temperature is not None)) if on]  # fmt: skip
-        if wrong:
-            raise ConfigError(f"{', '.join(wrong)} {'is' if len(wrong) == 1 else 'are'} for encoder-decoder runs; "
-                              "a classifier answers with a label (--trace follows it along the text).")  # fmt: skip
-        self.model, self.tok, self.labels, self.max_chars, self.opts = model, tok, labels, max_chars, opts
-
-    @torch.no_grad()
-    def predict(self, text: str) -> Prediction:
-        from ..inspect.trace import evaluating
-
-        ids = encode_texts(self.tok, [text], unknown="skip")[0][: self.max_chars]
-        if len(ids) == 0:
-            raise TokenizerError(f"none of the characters of {shorten(text, 30)!r} is one the model knows; nothing to classify.")
-        model = self.model
-        with evaluating(model):
-            idx = torch.from_numpy(ids.astype(np.int64))[None].to(model.head.weight.device)  # (1, T)
-            logits, _ = model(idx)
-            probs = torch.softmax(logits[0].float(), -1).cpu().numpy()  # (C,)
-            steps = attention = None
-            if self.opts.trace:
-                steps = torch.softmax(model.prefix_logits(model.states(idx))[0].float(), -1).cpu().numpy()  # (T, C)
-                att = model.attention(idx)
-                attention = att[0].cpu().numpy() if att is not None else None
-        details = ClassTrace(self.labels.names, probs, tuple(self.tok.decode([int(i)]) for i in ids), steps, attention)
-        ranked = details.ranked()
-        line = f"{ranked[0][0]} {ranked[0][1]:.3f}" + "".join(f"  {lab} {p:.3f}" for lab, p in ranked[1:5])
-        record: dict[str, Any] = {"label": ranked[0][0], "probabilities": dict(ranked), "chars_read": len(ids)}
-        if steps is not None:
-            record["trace"] = [[round(float(v), 5) for v in row] for row in steps]
-        return Prediction(line, details, record)
-

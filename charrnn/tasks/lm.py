@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import DataConfig, ModelConfig, SampleConfig, TrainConfig, option_flag
+from ..config import DataConfig, ModelConfig, TrainConfig, option_flag
 from ..data.batches import StreamBatcher, eval_batches, eval_windows
 from ..data.corpus import Corpus
 from ..errors import ConfigError
@@ -40,6 +40,7 @@ from ..runtime import distributed
 from ..runtime.hardware import autocast
 from .base import Scores, Task
 from .lm_options import CONDITION_FIELDS, LMOptions
+from .lm_use import LMUse
 from .state import CorpusFacts, LMState
 
 LN2 = math.log(2.0)
@@ -53,6 +54,7 @@ def sum_dtype(device: torch.device) -> torch.dtype:
 class LanguageModelling(Task):
     name = "lm"
     State = LMState
+    Use = LMUse  # the sample shown while training, the TUI's probe (tasks/lm_use.py)
 
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, data: Corpus,
                  dist: distributed.Dist, device: torch.device, amp: torch.dtype | None):  # fmt: skip
@@ -80,7 +82,6 @@ class LanguageModelling(Task):
         self.batcher = StreamBatcher(data.train, cfg.batch_size, cfg.seq_len, seed=cfg.seed, rank=dist.rank, world=dist.world,
                                      sides=tuple(a[:split] for a in self.sides))  # fmt: skip
         self.dropped: np.ndarray | None = None  # (B,) bool: the current document of each stream is shown with no label
-        self.probe_label: str | None = None  # the label the TUI's activations screen traces under (None: no label)
         if len(data.val) < 2 and data_cfg.val_frac > 0:
             raise ConfigError("the validation split is too small to score; use a larger corpus or a larger --val-frac.")
         self.steps_per_epoch = self.batcher.steps_per_epoch
@@ -243,35 +244,6 @@ class LanguageModelling(Task):
             loss0, bpc0, _, _ = score(True)
             metrics = {"val_loss_no_label": loss0, "val_bpc_no_label": bpc0, "label_gain_bpc": bpc0 - bpc}
         return Scores(loss, bpc, n, chars, metrics)
-
-    def sample(self, model: nn.Module, step: int) -> str:
-        from .generate import eos_text, sample_text
-
-        # Its own generator: sampling never touches the training RNG, so a resumed
-        # run trains on exactly the numbers an uninterrupted one would.
-        gen = torch.Generator().manual_seed(self.cfg.seed + step)
-        scfg = SampleConfig(temperature=0.8, length=self.cfg.sample_chars)
-        label = None if self.labels is None else (step // self.cfg.eval_every) % len(self.labels)  # each label in turn
-        was_training = model.training
-        try:
-            text = sample_text(model, self.tok, scfg, gen, eos_text(self.data_cfg.doc_sep), label=label)
-        finally:
-            model.train(was_training)
-        return text if label is None else f"[{self.labels.label(label)}] {text}"  # type: ignore[union-attr]
-
-    def default_probe_text(self, n: int = 96) -> str:
-        """A slice of the validation split (else of the training split), from a line start."""
-        ids = self.corpus.val if len(self.corpus.val) > 1 else self.corpus.train
-        text = self.tok.decode(ids[: 4 * n])
-        start = text.find("\n") + 1 if "\n" in text[: 2 * n] else 0
-        return text[start : start + n] or text[:n]
-
-    def probe(self, model: nn.Module, text: str, step: int) -> Any:
-        from ..inspect.trace import probe
-
-        label = self.probe_label if self.labels is not None and self.probe_label in self.labels else None
-        return probe(model, self.tok, text, step, label=None if label is None else self.labels.index(label),  # type: ignore[union-attr]
-                     labels=self.labels.names if self.labels is not None else ())  # fmt: skip
 
     # --------------------------------------------------------- checkpoints
 

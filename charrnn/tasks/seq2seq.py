@@ -30,21 +30,21 @@ from ..data.tokenizer import tokenizer_from_state
 from ..models.seq2seq import IGNORE, Seq2Seq
 from ..runtime import distributed
 from ..runtime.hardware import autocast
-from .base import PredictOptions, Predictor, Scores, Task
-from .classify import rescale_position, shorten
+from .base import Scores, Task
+from .classify import rescale_position
 from .decode import decode, edit_distance, length_edges, max_output
 from .reports import LengthRow, Seq2SeqReport
-from .seq2seq_predict import Seq2SeqPredictor, probe
+from .seq2seq_use import Seq2SeqUse
 from .state import CorpusFacts, PairFacts, Seq2SeqState, TaskState
 
 LN2 = math.log(2.0)
 EVAL_BATCH = 128  # pairs decoded at once
-SHOWN = 3  # validation pairs shown with their outputs at each evaluation
 MISTAKES = 5  # wrong outputs kept in the final report
 
 
 class Seq2SeqTask(Task):
     name = "seq2seq"
+    Use = Seq2SeqUse  # predict (greedy, sampled, beam), the pairs shown while training, the TUI's probe (tasks/seq2seq_use.py)
     State = Seq2SeqState
     unit = "token"
 
@@ -141,34 +141,6 @@ class Seq2SeqTask(Task):
 
     def max_len(self, source_len: int) -> int:
         return max_output(self.max_target, source_len)
-
-    def sample(self, model: nn.Module, step: int) -> str:
-        """A few validation sources with what the model writes for them (greedy)."""
-        n = len(self.data.val_src)
-        if n == 0:
-            return ""
-        first = (step // self.cfg.eval_every * SHOWN) % n
-        predictor = Seq2SeqPredictor(model, self.tok, self.max_target, PredictOptions())
-        lines = []
-        for r in [(first + k) % n for k in range(min(SHOWN, n))]:
-            source, target = self.tok.decode(self.data.val_src[r]), self.tok.decode(self.data.val_tgt[r])
-            out = predictor.predict(source).line
-            lines.append(f"{shorten(source, 40)} → {shorten(out, 40)} {'✓' if out == target else f'✗ (is {shorten(target, 40)})'}")
-        return "\n".join(lines)
-
-    def default_probe_text(self) -> str:
-        split = self.data.val_src if len(self.data.val_src) else self.data.train_src
-        return self.tok.decode(split[0])
-
-    def probe(self, model: nn.Module, text: str, step: int) -> Any:
-        return probe(model, self.tok, self.max_target, text, step)
-
-    # --------------------------------------------------------- prediction
-
-    @classmethod
-    def predictor(cls, state: Seq2SeqState, model: nn.Module, opts: PredictOptions) -> Predictor:  # type: ignore[override]
-        pairs = state.pairs or PairFacts()
-        return Seq2SeqPredictor(model, tokenizer_from_state(state.tokenizer), int(pairs.max_target), opts)
 
     # --------------------------------------------------------- checkpoints
 

@@ -4,7 +4,7 @@ The checkpoint (training/checkpoint.py, `Checkpoint`) owns the file: its
 format, its versions and migrations, the trainer's own fields. A task hands it
 a `TaskState` when a checkpoint is written (`Task.checkpoint_state()`) and gets
 the same type back to resume (`Task.open`, `Task.restore`) or to answer
-(`Task.predictor`); it never sees the file's keys. A task with more to keep
+(`Task.Use.predictor`); it never sees the file's keys. A task with more to keep
 subclasses `TaskState` and names it as its `State`. Every field holds only
 tensors, numbers, strings, lists and dicts (the file is opened with
 `torch.load(weights_only=True)`); a nested fact sheet is a dataclass of those.

@@ -27,13 +27,13 @@ from ..config import DataConfig, ModelConfig, TrainConfig
 from ..data.labels import LabelSet
 from ..data.treebatch import batch_flat
 from ..data.treedata import TreeData, TreeSource, TreeSplit, TreeVocab
-from ..errors import ConfigError
 from ..models import registry
 from ..models.recursive import TreeLevels, TreeNet
 from ..runtime import distributed
 from ..runtime.hardware import autocast
-from .base import Prediction, PredictOptions, Predictor, Scores, Task
+from .base import Scores, Task
 from .state import CorpusFacts, SplitSizes, TreeState
+from .tree_use import TreeUse, probe_tree
 
 EVAL_TREES = 256  # trees scored in one batch
 
@@ -41,6 +41,7 @@ EVAL_TREES = 256  # trees scored in one batch
 class TreeTask(Task):
     name = "tree"
     State = TreeState
+    Use = TreeUse  # predict, the trees shown while training, the TUI's probe (tasks/tree_use.py)
     unit = "tree"
     bpc = False  # a label per tree: its loss is per tree, its accuracy in the metrics
 
@@ -81,7 +82,8 @@ class TreeTask(Task):
 
     # ------------------------------------------------------------ training
 
-    def _batch(self, split: TreeSplit, idx: np.ndarray) -> tuple[TreeLevels, torch.Tensor]:
+    def levels(self, split: TreeSplit, idx: np.ndarray) -> tuple[TreeLevels, torch.Tensor]:
+        """Trees `idx` of a split as one batch on the device, level by level, and their labels."""
         lv = TreeLevels.of(batch_flat([split.flats[i] for i in idx]), self.device)
         return lv, torch.from_numpy(split.labels[idx]).to(self.device)
 
@@ -91,7 +93,7 @@ class TreeTask(Task):
             self._perm = (epoch, rng.permutation(len(self.train)))
         B, r = self.per_rank, self.dist.rank
         start = (i * self.dist.world + r) * B
-        return self._batch(self.train, self._perm[1][start : start + B])
+        return self.levels(self.train, self._perm[1][start : start + B])
 
     def loss(self, net: nn.Module, batch: tuple[TreeLevels, torch.Tensor]) -> torch.Tensor:
         lv, y = batch
@@ -116,7 +118,7 @@ class TreeTask(Task):
             if j % self.dist.world != self.dist.rank:
                 continue
             idx = np.arange(lo, min(n, lo + EVAL_TREES))
-            lv, y = self._batch(val, idx)
+            lv, y = self.levels(val, idx)
             with autocast(self.device, self.amp):
                 logits, _ = model(lv)
             nll = torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum")
@@ -135,59 +137,13 @@ class TreeTask(Task):
             metrics[f"trees_depth_{d}"] = float(count[d])
         return Scores(float(nats / trees), None, int(trees), float(chars), metrics)
 
-    @torch.inference_mode()
-    def sample(self, model: nn.Module, step: int) -> str:
-        """A few validation trees with the model's answers: '9 ✓ [MAX 2 9 ...]'."""
-        k = min(3, len(self.val.texts))
-        if k == 0:
-            return ""
-        was_training = model.training
-        model.eval()
-        idx = np.arange(k)
-        logits, _ = model(self._batch(self.val, idx)[0])
-        model.train(was_training)
-        names = self.trees.classes
-        lines = []
-        for i, p in zip(idx, logits.argmax(1).tolist()):
-            truth = names.label(int(self.val.labels[i]))
-            mark = "✓" if names.label(p) == truth else f"✗ (true {truth})"
-            line = f"{names.label(p)} {mark}  {self.val.texts[i]}"
-            lines.append(line if len(line) <= self.cfg.sample_chars else line[: self.cfg.sample_chars - 1] + "…")
-        return "\n".join(lines)
-
-    def default_probe_text(self) -> str:
-        """A small validation tree two or more levels deep (else the first one)."""
-        texts = self.val.texts or self.train.texts
-        split = self.val if self.val.texts else self.train
-        for i, text in enumerate(texts):
-            if split.depth[i] >= 2 and split.nodes[i] <= 24:
-                return text
-        return texts[0] if texts else ""
-
-    def probe(self, model: nn.Module, text: str, step: int) -> Any:
-        from ..inspect.treetrace import probe
-
-        return probe(model, self.trees.vocab, self.trees.classes, text, step)  # type: ignore[arg-type]
-
-    # ---------------------------------------------------------- prediction
-
-    @classmethod
-    def predictor(cls, state: TreeState, model: nn.Module, opts: PredictOptions) -> Predictor:  # type: ignore[override]
-        given = [flag for flag, on in (("--trace", opts.trace), ("--beam", opts.beam is not None), ("--top", opts.top != 1),
-                 ("--attention-map", opts.attention_map), ("--temperature", opts.temperature is not None),
-                 ("--seed", opts.seed is not None)) if on]  # fmt: skip
-        if given:
-            raise ConfigError(f"{', '.join(given)} {'does' if len(given) == 1 else 'do'} not fit a tree run; "
-                              "predict prints its answer and the value it gives every node.")  # fmt: skip
-        return TreePredictor(model, TreeVocab.from_state(state.tokenizer), LabelSet.from_state(state.labels))  # type: ignore[arg-type]
-
     # --------------------------------------------------------- checkpoints
 
     def checkpoint_state(self) -> TreeState:
         return TreeState(tokenizer=self.trees.vocab.to_state(), labels=self.trees.classes.to_state(), world=self.dist.world,
                          steps_per_epoch=self.steps_per_epoch,
                          corpus=CorpusFacts(int(self.train.chars.sum()), int(self.val.chars.sum())),
-                         trees=SplitSizes(len(self.train), len(self.val)), probe_tree=self.default_probe_text())  # fmt: skip
+                         trees=SplitSizes(len(self.train), len(self.val)), probe_tree=probe_tree(self.trees))  # fmt: skip
 
     def restore(self, state: TreeState, epoch: int, batch_i: int) -> tuple[int, int]:  # type: ignore[override]
         old = state.steps_per_epoch or self.steps_per_epoch
@@ -198,25 +154,4 @@ class TreeTask(Task):
         return epoch, batch_i
 
 
-class TreePredictor(Predictor):
-    """`charrnn predict` on a tree run: the root's label, and every node's."""
-
-    def __init__(self, model: TreeNet, vocab: TreeVocab, classes: LabelSet):
-        self.model, self.vocab, self.classes = model, vocab, classes
-
-    def predict(self, text: str) -> Prediction:
-        from ..inspect.treetrace import read_tree, tree_activations
-
-        acts = tree_activations(self.model, self.vocab, self.classes, read_tree(text), gradients=False)
-        pred = acts.predicted
-        p = acts.probs.max(1)
-        nodes = [
-            {"label": acts.tokens[t], "depth": int(acts.depth[t]), "predicted": pred[t], "p": round(float(p[t]), 6),
-             "value": acts.truth[t]}
-            for t in range(len(acts.tokens))
-        ]  # fmt: skip
-        line = f"{pred[0]}  (p {p[0]:.3f})"
-        return Prediction(line, acts, {"answer": pred[0], "p": round(float(p[0]), 6), "nodes": nodes})
-
-
-__all__ = ["TreeTask", "TreePredictor"]
+__all__ = ["TreeTask"]

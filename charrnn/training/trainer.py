@@ -1,10 +1,10 @@
 """The training loop every task shares: a schedule, clipping, checkpoints, stopping.
 
-The loop asks its task (tasks/base.py) for batches and their loss; it owns the
-rest. Gradient-norm clipping keeps the occasional exploding gradient of a
-recurrent net from throwing the weights off a cliff (section 10.11.1). A step
-whose loss or gradient is not finite is skipped, five in a row stop the run, and
-no checkpoint is ever written with non-finite weights.
+The loop asks its task (tasks/base.py) for batches and their loss, and the task's
+use (tasks/use.py) for what it shows; it owns the rest. Gradient-norm clipping keeps
+the occasional exploding gradient of a recurrent net from throwing the weights off
+a cliff (section 10.11.1). A non-finite step is skipped, five in a row stop the
+run, and no checkpoint is ever written with non-finite weights.
 
 The loop knows nothing about any UI: it reports to sinks (telemetry.py), among
 them the one that writes metrics.jsonl, and checks a `threading.Event` once per
@@ -97,7 +97,7 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         self.task = task_spec(model_cfg.task).load()(model_cfg, data_cfg, cfg, data, dist, self.device, self.amp)
-        self.model_cfg: ModelConfig = self.task.model_cfg
+        self.use, self.model_cfg = self.task.Use(self.task), self.task.model_cfg  # use: the samples shown, the probe's frames
         if resume is None:
             torch.manual_seed(cfg.seed)
         self.model = self.task.build_model().to(self.device)
@@ -126,7 +126,7 @@ class Trainer:
         self.probe_text = probe_text if probe_text is not None else self.default_probe_text()
 
     def default_probe_text(self) -> str:
-        return self.task.default_probe_text()
+        return self.use.default_probe_text()
 
     # ------------------------------------------------------------ checkpoints
 
@@ -325,7 +325,7 @@ class Trainer:
         if self.probes_at_eval:
             self._eval_probe()
         if cfg.sample_chars and self.dist.main and not (final and self.step % cfg.eval_every == 0):  # not twice a step
-            text = self.task.sample(self.model, self.step)
+            text = self.use.sample(self.model, self.step)
             if text:
                 self.out.emit("on_sample", SampleEvent(self.step, text))
         self.save(best=(ev.best if ev is not None else True) or not (self.run_dir / checkpoint.BEST).exists())
@@ -356,7 +356,7 @@ class Trainer:
     def _trace_probe(self, what: str) -> Any:
         """The task's probe of the probe text, or None (and a warning) when it has none to give."""
         try:
-            return self.task.probe(self.model, self.probe_text, self.step)
+            return self.use.probe(self.model, self.probe_text, self.step)
         except (CharRNNError, NotImplementedError) as e:  # a probe text with nothing the model knows; a task with no probe
             self.out.emit("on_message", MessageEvent("warning", f"{what} skipped: {e or 'this task has none'}"))
             return None

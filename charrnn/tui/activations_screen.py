@@ -36,7 +36,7 @@ TASK_TITLES = {"classify": "the classifier's answer as the text arrives", "seq2s
 
 def task_view(task: str, prediction: Any) -> Group:
     """A task's answer for the probe text, drawn by the task's view (as `charrnn predict --trace --attention-map`)."""
-    from ..tasks.base import PredictOptions
+    from ..tasks.use import PredictOptions
     from ..views import prediction_view
 
     view = prediction_view(task)

@@ -121,9 +121,9 @@ class CharRNNApp(App):
             trainer = make_trainer([Bridge(self)], stop)
             if self._probe_text:
                 trainer.probe_text = self._probe_text
-            task = getattr(trainer, "task", None)  # (a scripted trainer in the tests has none)
-            if hasattr(task, "probe_label"):
-                task.probe_label = self.probe_label
+            use = getattr(trainer, "use", None)  # (a scripted trainer in the tests has none)
+            if hasattr(use, "probe_label"):
+                use.probe_label = self.probe_label
             self._trainer = trainer
             if stop.is_set():  # quit while the corpus was being read: nothing trained, nothing to save
                 return None
@@ -237,9 +237,9 @@ class CharRNNApp(App):
     def set_probe_label(self, label: str | None) -> None:
         """The label the activations screen traces under (None: no label), from the next frame on."""
         self.probe_label = label
-        task = getattr(self._trainer, "task", None)
-        if hasattr(task, "probe_label"):
-            task.probe_label = label  # read by the training thread at its next probe
+        use = getattr(self._trainer, "use", None)
+        if hasattr(use, "probe_label"):
+            use.probe_label = label  # read by the training thread at its next probe
         self.trace_loaded()  # no run training: trace the loaded checkpoint under it now
         self.notify(f"tracing under the label {label}." if label is not None else "tracing with no label.")
 

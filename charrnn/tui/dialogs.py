@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.widget import Widget
+from textual.widgets import Button, Checkbox, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-from ..models import registry
-from ..runconfig import catalogue
-from .runs import RunInfo, RunRequest
+from ..errors import CharRNNError
+from ..runconfig import Declared, catalogue, from_text
+from .runs import FORM_FIELDS, RunInfo, RunRequest
 
 
 def _ago(t: float) -> str:
@@ -26,35 +28,67 @@ def _runs_list(runs: list[RunInfo], id: str) -> OptionList:
     return OptionList(*[Option(f"{r.path}  ({_ago(r.modified)})", id=str(r.path)) for r in runs], id=id, compact=True)
 
 
+def _shown(value: Any) -> str:
+    """A value as its field shows it: 1,4 for a list, '' for none."""
+    if value is None:
+        return ""
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+def field_widget(d: Declared, value: Any) -> Widget:
+    """The widget of one declared option, from its declaration: its choices as a Select, a
+    switch as a Checkbox, a whole number or a number as such an Input, anything else as
+    text; its help as the tooltip (and an empty Input's placeholder)."""
+    choices = d.opt.choice_names()
+    if choices:
+        w: Widget = Select([(c, c) for c in choices], value=value if value in choices else Select.NULL, allow_blank=d.optional or value not in choices,
+                           id=d.name, compact=True, classes="choice")  # fmt: skip
+    elif d.type is bool:
+        w = Checkbox(value=bool(value), id=d.name, compact=True)
+    else:
+        kind = {int: "integer", float: "number"}.get(d.type, "text")
+        w = Input(_shown(value), placeholder=d.help, type=kind, id=d.name, compact=True, classes="number" if kind != "text" else "")
+    w.tooltip = d.help
+    return w
+
+
 class RunForm(ModalScreen[RunRequest | None]):
-    """A new run from a corpus and a few options, or a run to resume."""
+    """A new run from a corpus, a few declared options as fields (runs.FORM_FIELDS) and any
+    other on one line, as `charrnn train` writes it; or a run to resume. A new run's
+    mistakes (an unknown option, one that does not fit the cell or task, a bad limit)
+    are one line in the form, which stays open."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
     def __init__(self, last: RunRequest, runs: list[RunInfo]):
         super().__init__()
         self.last, self.runs = last, runs
+        cat = catalogue()
+        self.declared = {name: cat[name] for name in FORM_FIELDS}
 
     def compose(self) -> ComposeResult:
         r = self.last
         with Vertical(id="form"):
-            yield Label("[b]New run[/b]  (more options: charrnn train ... --tui, or --config FILE.toml)")
+            yield Label("[b]New run[/b]  (more options: any option of charrnn train --help)")
             with Horizontal(classes="row"):
                 yield Label("corpus", classes="key")
                 yield Input(" ".join(r.corpus), placeholder="files, folders or a built-in corpus", id="corpus", compact=True)
+            names = list(self.declared)
+            for pair in (names[i : i + 2] for i in range(0, len(names), 2)):
+                with Horizontal(classes="row"):
+                    for name in pair:
+                        yield Label(name, classes="key")
+                        yield field_widget(self.declared[name], r.fields.get(name, self.declared[name].default))
             with Horizontal(classes="row"):
-                yield Label("cell", classes="key")
-                yield Select([(c, c) for c in registry.names(registry.SEQUENCE)], value=r.cell, allow_blank=False, id="cell", compact=True)
-                yield Label("layers", classes="key")
-                yield Input(str(r.layers), id="layers", type="integer", compact=True)
-                yield Label("hidden", classes="key")
-                yield Input(str(r.hidden), id="hidden", type="integer", compact=True)
+                yield Label("more", classes="key")
+                yield Input(r.more, placeholder="--dropout 0.1 --seq-len 64 --condition input ...", id="more", compact=True)
             with Horizontal(classes="row"):
                 yield Label("limit", classes="key")
                 yield Input(r.limit, placeholder="steps (2000) or time (90s, 3m); default 3m", id="limit", compact=True)
             with Horizontal(classes="row"):
                 yield Label("name", classes="key")
                 yield Input(r.name or "", placeholder="default: corpus-cell-time", id="name", compact=True)
+            yield Static("", id="form-error")
             with Horizontal(classes="row buttons"):
                 yield Button("Start", id="start", variant="primary", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
@@ -65,28 +99,34 @@ class RunForm(ModalScreen[RunRequest | None]):
                 yield Label("no runs yet", classes="dim")
 
     def on_mount(self) -> None:
-        # each field's tooltip is its option's help, from the one declaration (spec.option)
-        cat = catalogue()
-        for name in ("cell", "layers", "hidden"):
-            self.query_one(f"#{name}").tooltip = cat[name].help
+        self.query_one("#more").tooltip = "Any option of charrnn train, as on its command line: --dropout 0.1 --condition input"
+
+    def _field(self, d: Declared) -> Any:
+        w = self.query_one(f"#{d.name}")
+        if isinstance(w, Select):
+            return None if w.is_blank() else w.value
+        if isinstance(w, Checkbox):
+            return w.value
+        text = w.value.strip()  # type: ignore[attr-defined]
+        return from_text(d, text) if text else None
 
     def _request(self, resume: str | None = None) -> RunRequest | None:
-        def number(id: str) -> int | None:
-            try:
-                return int(self.query_one(f"#{id}", Input).value)
-            except ValueError:
-                self.notify(f"{id} must be a whole number.", severity="error")
-                return None
-
-        layers, hidden = number("layers"), number("hidden")
-        if layers is None or hidden is None:
+        """The form's request; for a new run, checked now: a mistake is shown here (None)."""
+        error = self.query_one("#form-error", Static)
+        try:
+            req = RunRequest(
+                corpus=tuple(self.query_one("#corpus", Input).value.split()), fields={n: self._field(d) for n, d in self.declared.items()},
+                more=self.query_one("#more", Input).value.strip(), limit=self.query_one("#limit", Input).value.strip(),
+                name=self.query_one("#name", Input).value.strip() or None, resume=resume, device=self.last.device,
+            )  # fmt: skip
+            if resume is None:
+                req.configs()
+        except CharRNNError as e:
+            error.update(Text(str(e)))
+            error.display = True
             return None
-        name = self.query_one("#name", Input).value.strip() or None
-        return RunRequest(
-            corpus=tuple(self.query_one("#corpus", Input).value.split()), cell=str(self.query_one("#cell", Select).value),
-            layers=layers, hidden=hidden, limit=self.query_one("#limit", Input).value.strip(), name=name, resume=resume,
-            device=self.last.device,
-        )  # fmt: skip
+        error.display = False
+        return req
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         if event.button.id == "cancel":

@@ -150,15 +150,22 @@ async def test_errors_become_notifications_not_tracebacks(tmp_path, messages):
         await pilot.pause(0.2)
         assert app.is_running and app.state.phase == st.FAILED
         assert any("too small" in n.message for n in app._notifications)
-        await pilot.press("n")  # a form with a nonsense limit: a notification again
-        assert isinstance(app.screen, RunForm)
-        app.screen.query_one("#limit").value = "soon"
-        app.screen.query_one("#corpus").value = "no/such/file.txt"
+        await pilot.press("n")  # a form with a nonsense limit: a line in the form, which stays open
+        form = app.screen
+        assert isinstance(form, RunForm)
+        form.query_one("#limit").value = "soon"
+        form.query_one("#corpus").value = "no/such/file.txt"
         await pilot.click("#start")
         await pilot.pause(0.1)
-        assert not isinstance(app.screen, RunForm) and any(
-            "cannot read the limit 'soon'" in n.message for n in app._notifications
-        )
+        assert app.screen is form and form.query_one("#form-error").display
+        assert "cannot read the limit 'soon'" in str(form.query_one("#form-error").render())
+        (tmp_path / "taken").mkdir()  # a run folder that is taken: found when the run is planned, a notification
+        (tmp_path / "taken" / "last.pt").write_bytes(b"x")
+        form.query_one("#limit").value = "5"
+        form.query_one("#name").value = "taken"
+        await pilot.click("#start")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, RunForm) and any("already holds a run" in n.message for n in app._notifications)
         await pilot.press("q")
 
 
@@ -176,7 +183,7 @@ async def test_new_run_from_the_form_trains(tmp_path, corpus_file, messages):
         ended = of(messages, m.TrainEnded)[0].event
         assert ended.step == 6 and ended.stopped_by == "steps"
         assert (tmp_path / "ck" / "formrun" / "last.pt").is_file()
-        await until(pilot, lambda: not app.training, what="the worker")
+        await until(pilot, lambda: not app.training and app.result is not None, what="the worker and its result")
         assert app.result.step == 6
         await pilot.press("q")
     await no_threads_left()

@@ -102,7 +102,7 @@ def test_limits_and_requests(tmp_path):
     with pytest.raises(ConfigError, match="cannot read the limit"):
         parse_limit("soon")
     with pytest.raises(ConfigError, match="--layers"):
-        factory(RunRequest(layers=0), tmp_path)
+        factory(RunRequest(fields={"layers": 0}), tmp_path)
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "last.pt").write_bytes(b"x")
     with pytest.raises(ConfigError, match="already holds a run"):
@@ -145,6 +145,22 @@ def test_braille_chart_draws_a_line_within_its_box():
 def test_tui_command_errors_are_one_line(runner):
     r = runner.invoke(cli_app, ["tui", "somerun", "--corpus", "x.txt"])
     assert r.exit_code == 1 and "not both" in r.output and "Traceback" not in r.output
+
+
+def test_tui_command_options_become_the_forms_request(runner, monkeypatch):
+    """`charrnn tui --cell gru --layers 3 --steps 50` opens the app with a form that asks for
+    them; the form's request builds the configs they say, through the one builder."""
+    import charrnn.tui.app as tui_app
+
+    seen = {}
+    monkeypatch.setattr(tui_app, "open_app", lambda **kw: seen.update(kw))
+    r = runner.invoke(cli_app, ["tui", "--cell", "gru", "--layers", "3", "--steps", "50", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    req = seen["request"]
+    assert req.fields == {"cell": "gru", "layers": 3, "hidden": 256} and req.limit == "50" and req.device == "cpu"
+    data, model, train, given = req.configs()
+    assert (model.cell, model.layers, model.hidden, train.steps, train.device) == ("gru", 3, 256, 50, "cpu")
+    assert given == {"cell", "layers", "steps"}  # hidden is at its declared default: not given (the fp32 recipe may set it)
 
 
 def test_tui_help_imports_neither_torch_nor_textual():

@@ -80,3 +80,25 @@ async def test_an_encoder_decoder_with_attention_in_the_app(tmp_path):
     attention = frame.prediction.details.attention
     assert attention.shape == (len(frame.prediction.details.steps), len(frame.acts.tokens))
     assert abs(attention.sum(1) - 1).max() < 1e-4
+
+
+async def test_a_labelled_language_model_traces_under_the_label_chosen(tmp_path):
+    """b on the activations screen reaches the training thread: its next frame is traced
+    under that label (the run's Use holds the label the trainer probes under)."""
+    rng = random.Random(0)
+    rows = [f"{lab}\t{''.join(rng.choice(chars) for _ in range(rng.randint(5, 20)))}"
+            for lab, chars in (rng.choice([("up", "abcd "), ("down", "cdef ")]) for _ in range(120))]  # fmt: skip
+    (tmp_path / "docs.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    data = DataConfig(paths=(str(tmp_path / "docs.tsv"),), label_from="tsv")
+    app = CharRNNApp(factory(tmp_path, data, ModelConfig(cell="gru", layers=1, hidden=16, embed=8)), root=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await until(pilot, lambda: app.screen.probe is not None, timeout=60, what="a frame")
+        assert app.screen.probe.label is None and app.screen.probe.labels == ("down", "up")
+        await pilot.press("b")
+        await until(pilot, lambda: app.screen.probe.label == "down", timeout=60, what="a frame under the label")
+        await pilot.press("b")
+        await until(pilot, lambda: app.screen.probe.label == "up", timeout=60, what="a frame under the next label")
+        await pilot.press("q")
+        await until(pilot, lambda: not app.is_running, timeout=60, what="exit")
+    await no_threads_left()

@@ -1,5 +1,6 @@
-"""An encoder-decoder answering one source at a time (`charrnn predict`), and what
-the TUI's activations screen shows of one while it trains.
+"""An encoder-decoder put to use: answering one source at a time (`charrnn predict`),
+the validation pairs shown with its outputs while it trains, and what the TUI's
+activations screen shows of it.
 
 The answer is the greedy output, a sampled one (`--temperature`), or the best of
 a beam search (`--beam K`, with the K best and their log-probabilities kept for
@@ -17,10 +18,47 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.examples import encode_texts
+from ..data.tokenizer import tokenizer_from_state
 from ..errors import ConfigError, TokenizerError, UnknownCharactersError
-from .base import Prediction, PredictOptions, Predictor
+from .classify_use import shorten
 from .decode import beam, decode, max_output
 from .reports import END, Beam, Decoded
+from .state import PairFacts, Seq2SeqState
+from .use import Prediction, PredictOptions, Predictor, Use
+
+SHOWN = 3  # validation pairs shown with their outputs at each evaluation
+
+
+class Seq2SeqUse(Use):
+    """`task` is a tasks.seq2seq.Seq2SeqTask: its pairs, tokenizer and longest target."""
+
+    def sample(self, model: nn.Module, step: int) -> str:
+        """A few validation sources with what the model writes for them (greedy)."""
+        t = self.task
+        n = len(t.data.val_src)
+        if n == 0:
+            return ""
+        first = (step // t.cfg.eval_every * SHOWN) % n
+        predictor = Seq2SeqPredictor(model, t.tok, t.max_target, PredictOptions())
+        lines = []
+        for r in [(first + k) % n for k in range(min(SHOWN, n))]:
+            source, target = t.tok.decode(t.data.val_src[r]), t.tok.decode(t.data.val_tgt[r])
+            out = predictor.predict(source).line
+            lines.append(f"{shorten(source, 40)} → {shorten(out, 40)} {'✓' if out == target else f'✗ (is {shorten(target, 40)})'}")
+        return "\n".join(lines)
+
+    def default_probe_text(self) -> str:
+        t = self.task
+        split = t.data.val_src if len(t.data.val_src) else t.data.train_src
+        return t.tok.decode(split[0])
+
+    def probe(self, model: nn.Module, text: str, step: int) -> Any:
+        return probe(model, self.task.tok, self.task.max_target, text, step)
+
+    @classmethod
+    def predictor(cls, state: Seq2SeqState, model: nn.Module, opts: PredictOptions) -> Predictor:  # type: ignore[override]
+        pairs = state.pairs or PairFacts()
+        return Seq2SeqPredictor(model, tokenizer_from_state(state.tokenizer), int(pairs.max_target), opts)
 
 
 class Seq2SeqPredictor(Predictor):

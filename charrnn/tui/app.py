@@ -315,7 +315,9 @@ class CharRNNApp(App):
 
     def redraw(self, force: bool = False) -> None:
         """Bring the visible screen up to date (called ten times a second)."""
-        if not self.screen_stack:  # the app is closing: its last tick can come after its screens are gone
+        # The app is shutting down: a tick can come while its screens' widgets are being
+        # removed (a query would find nothing), or after the last screen is gone.
+        if not self.is_running or not self.screen_stack:
             return
         screen = self.screen
         sync = getattr(screen, "sync", None)

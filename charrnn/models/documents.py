@@ -106,9 +106,22 @@ def _no_autocast(device: torch.device) -> Any:
     return contextlib.nullcontext()
 
 
+def product_dtype(core: Any, device: torch.device) -> torch.dtype | None:
+    """bf16 where the fused module runs in bf16 (bf16 autocast, and on a CPU one whose oneDNN
+    has the bf16 kernel): the scan's matrix products then run in it as the fused module's
+    do, its elementwise work staying in the parameters' dtype. None: every product in that dtype."""
+    if not torch.is_autocast_enabled(device.type) or torch.get_autocast_dtype(device.type) != torch.bfloat16:
+        return None
+    if core.weight_hh_l0.dtype != torch.float32 or (device.type == "cpu" and not core._cpu_half):
+        return None
+    return torch.bfloat16
+
+
 def steps(core: Any, x: Tensor, state: tuple[Tensor, ...], reset: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Layer by layer through the kind's hand-written scan, time-major, in the parameters' dtype."""
+    """Layer by layer through the kind's hand-written scan, time-major, in the parameters' dtype
+    (its matrix products in bf16 where the fused module's are: product_dtype)."""
     dtype = core.weight_hh_l0.dtype
+    mm = product_dtype(core, x.device)
     with _no_autocast(x.device):
         x = x.to(dtype).transpose(0, 1)  # (T, B, I)
         keep = (~reset).t().unsqueeze(2).to(dtype)  # (T, B, 1)
@@ -116,8 +129,9 @@ def steps(core: Any, x: Tensor, state: tuple[Tensor, ...], reset: Tensor) -> tup
         finals = []
         for k, s in enumerate(core.split_state(state)):
             p = core.layer_params(k)
-            xp = core.project(x, p).contiguous()  # (T, B, G): the input's share, one matrix product
-            out, s = core.scan_layer(xp, tuple(t.to(dtype) for t in s), p, keep, cols)  # (T, B, H)
+            with torch.autocast(x.device.type, dtype=mm, enabled=mm is not None):  # the input's share, one matrix product
+                xp = core.project(x, p).to(dtype).contiguous()  # (T, B, G)
+            out, s = core.scan_layer(xp, tuple(t.to(dtype) for t in s), p, keep, cols, mm)  # (T, B, H)
             finals.append(s)
             x = core._between(out, k)
         return x.transpose(0, 1), core.join_state(finals)

@@ -175,7 +175,7 @@ def main() -> None:
             mean_doc = len(corpus.ids) / max(int(n_docs.sum()), 1)
             print(f"\n{shape}: --doc-sep {sep}, {len(corpus.ids):,} tokens, {int(n_docs.sum()):,} documents, {mean_doc:.1f} tokens a document")
             variants = [("carry", None), ("reset", None), *[("reset", f) for f in forced]]
-            run(corpus, data_cfg, args, tmp_path / "warm", "reset", None)  # warm up allocators and kernels
+            run(corpus, data_cfg, args, tmp_path / f"warm-{shape}", "reset", None)  # warm up allocators and kernels
             res: dict[tuple[str, str | None], list[float]] = {v: [] for v in variants}
             for r in range(args.repeats):
                 for v in variants:

@@ -71,6 +71,25 @@ def test_choice_depends_on_the_count_of_columns_with_a_start():
         assert documents.choose(five, cpu, True)[0] == "spans"
 
 
+def test_the_thresholds_are_the_recorded_crossing_points():
+    """choose() reads documents.RECORDED (a bench --costs run) per device, precision and
+    gradient: spans while they cost no more than the scan, up to the first count where they do."""
+    assert documents.crossing({1: (5.0, 9.0), 2: (6.0, 9.0), 4: (9.5, 9.0), 8: (8.0, 9.0)}) == 2
+    assert documents.crossing({1: (10.0, 9.0)}) == 0
+    for key, costs in documents.RECORDED.items():
+        assert documents.SPANS_UP_TO[key] == documents.crossing(costs)
+    cpu = torch.device("cpu")
+    for grad in (True, False):
+        for amp in (None, torch.bfloat16):
+            up_to = documents.SPANS_UP_TO[("cpu", "bf16" if amp else "fp32", grad)]
+            reset = torch.zeros(2, 32, dtype=torch.bool)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp is not None):
+                reset[0, 1 : up_to + 1] = True
+                assert documents.choose(reset, cpu, grad)[0] == "spans"
+                reset[1, up_to + 1] = True
+                assert documents.choose(reset, cpu, grad)[0] == "steps"
+
+
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("path", documents.PATHS)
 @pytest.mark.parametrize("amp", [None, torch.bfloat16, torch.float16])

@@ -80,14 +80,20 @@ def run(corpus, data_cfg: DataConfig, args, out: Path, doc_state: str, path: str
         seq_len=args.seq_len, batch_size=args.batch_size, steps=args.steps, eval_every=10**9, final_eval_tokens=64,
         sample_chars=0, precision=args.precision, device=args.device, doc_state=doc_state,
     )  # fmt: skip
-    documents.PATH = path
+    fp32_products = path == "fp32-products"  # the scan as it was before issue 25: fp32 products under bf16 too
+    documents.PATH = None if fp32_products else path
+    product_dtype = documents.product_dtype
+    if fp32_products:
+        documents.product_dtype = lambda core, device: None
     try:
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
         t = Trainer(model, data_cfg, cfg, corpus, out)
-        t0 = time.perf_counter()
+        t0 = clock()
         t.run()
-        return args.steps * args.batch_size * args.seq_len / (time.perf_counter() - t0)
+        return args.steps * args.batch_size * args.seq_len / (clock() - t0)
     finally:
         documents.PATH = None
+        documents.product_dtype = product_dtype
 
 
 def step_costs(args) -> None:
@@ -165,11 +171,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seq-len", type=int, default=32)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    p.add_argument("--paths", default="", help="also force these paths, comma-separated (spans,steps,packed)")
+    p.add_argument("--paths", default="", help="also force these paths, comma-separated (spans,steps,packed; fp32-products: "
+                   "paths chosen per batch, the scan's products in fp32 as before issue 25)")
     p.add_argument("--shapes", default="fortunes,lines")
     p.add_argument("--costs", action="store_true", help="also measure each path's step cost by the number of document starts")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="--costs: wall time or this process's CPU time")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall time or this process's CPU time (with --threads 1 on a shared machine, the steadier)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
     if args.threads:
@@ -200,7 +207,7 @@ def main() -> None:
             base = median(res[("carry", None)])
             print(f"  carry (baseline, no resets): {base:>9,.0f} tokens/s (median)")
             for v in variants[1:]:
-                label = "reset, paths chosen per batch" if v[1] is None else f"reset, {v[1]} forced"
+                label = "reset, paths chosen per batch" if v[1] is None else "reset, fp32 scan products" if v[1] == "fp32-products" else f"reset, {v[1]} forced"
                 print(f"  {label + ':':<30} {median(res[v]):>8,.0f} tokens/s  {median(res[v]) / base:.3f}x")
     if args.costs:
         step_costs(args)

@@ -180,27 +180,33 @@ class Sampler:
 
     def ids_top(self, top: Tensor) -> Tensor:
         """`rows_top` for one row (1, H) -> (1,), the shape of the model's next input."""
+        if self.quick:  # the hot path of a truncated draw, set up by the first one (below)
+            at = self.at
+            if at < len(self.raw):
+                self.at = at + 1
+            else:
+                at = self._take(1, self.bias.shape[0])
+            # The usual draw is the most likely token, always allowed: told by torch's argmax of
+            # s = o / T + g and of y = s - g (the very numbers the numpy test reads), no numpy
+            # call, which after a model step costs several times its microbenchmark (cold
+            # caches: the step touches only torch's code). Otherwise the numpy test decides.
+            torch.addmm(self.noisy_rows[at], top, self.weight, out=self._s_row)
+            torch.sub(self._s_row, self.raw_rows[at], out=self._y_row)
+            i, j = self._pair.argmax(-1).tolist()
+            if i != j:
+                i = int(self._truncate(self._pair_np[1], self._pair_np[0]))
+            t = self.inputs.get(i)
+            return t if t is not None else self._input(i, top.device)
         if self.greedy:
             return self.rows_top(top)
         at = self._take(1, self.bias.shape[0])
         if not self.truncated:
             return torch.addmm(self.noisy_rows[at], top, self.weight).argmax(-1)  # (1, V) -> (1,)
         V = self.bias.shape[0]
-        if self.quick is None:
+        if self.quick is None:  # from the next draw on, the hot path above
             self.quick = top.device.type == "cpu" and top.dtype == self.weight.dtype == torch.float32
             self._pair = torch.empty(2, V)  # o / T + g and o / T of one row; numpy reads the same memory
             self._pair_np, self._s_row, self._y_row = self._pair.numpy(), self._pair[:1], self._pair[1:]
-        if self.quick:
-            # The usual draw is the most likely token, always allowed: told by torch's argmax of
-            # s = o / T + g and of y = s - g (the very numbers the numpy test below reads), no
-            # numpy call, which after a model step costs several times its microbenchmark (cold
-            # caches: the step touches only torch's code). Otherwise the test below decides.
-            torch.addmm(self.noisy_rows[at], top, self.weight, out=self._s_row)
-            torch.sub(self._s_row, self.raw_rows[at], out=self._y_row)
-            i, j = self._pair.argmax(-1).tolist()
-            if i == j:
-                return self._input(i, top.device)
-            return self._input(int(self._truncate(self._pair_np[1], self._pair_np[0])), top.device)
         self._scratch(V)
         if top.device.type == "cpu" and top.dtype == self.weight.dtype == torch.float32:
             s = torch.addmm(self.noisy_rows[at], top, self.weight, out=self._s_t)  # lands in numpy's row: no copy

@@ -121,7 +121,7 @@ class _LSTM(torch.autograd.Function):
         act = torch.empty_like(xp)  # (T, B, 4H): the gates after their nonlinearities, f times keep
         cs = xp.new_empty(T + 1, B, H)  # cs[0] = c(0), cs[t + 1] = c(t), before any reset
         tcs = xp.new_empty(T, B, H)  # tanh(c(t))
-        out = xp.new_empty(T, B, H, dtype=mm or xp.dtype)  # h(t), before any reset: in bf16 when W h(t) is, cast once as it is stored
+        out = xp.new_empty(T, B, H)  # h(t), before any reset
         cs[0] = c0
         i, f, g, o = (v.unbind(0) for v in act.view(T, B, 4, H).unbind(2))
         sig_if, tanh_g, sig_o = act[..., : 2 * H].unbind(0), act[..., 2 * H : 3 * H].unbind(0), act[..., 3 * H :].unbind(0)
@@ -150,12 +150,10 @@ class _LSTM(torch.autograd.Function):
         W, act, cs, tcs, out, h0, keep = ctx.saved_tensors
         T, B, G = act.shape
         H = G // 4
-        dout = dout.to(act.dtype)  # (T, B, H): dL/dh(t) summed through time in fp32, whatever h was stored in
-        dhT = None if dhT is None else dhT.to(act.dtype)
         cols = ctx.cols if keep is not None else frozenset()
         # the h(t-1) each step read, after the reset, for all t at once; c(t-1) is needed only
         # where f(t) is not zero, so where it was not reset
-        hprev = torch.cat([h0.unsqueeze(0).to(out.dtype), out[: T - 1]])  # (T, B, H)
+        hprev = torch.cat([h0.unsqueeze(0), out[: T - 1]])  # (T, B, H)
         if cols:
             hprev = hprev * keep
         cprev = cs[:T]
@@ -169,7 +167,7 @@ class _LSTM(torch.autograd.Function):
         fac[..., 3 * H :].mul_(tcs)  # do_pre = dh * tanh(c) * o'
         dc_dh = torch.addcmul(o, o * tcs, tcs, value=-1).unbind(0)  # dc(t) += dh(t) * o * (1 - tanh(c)^2)
         fk = f.unbind(0)  # dc(t-1) = dc(t) * f(t) * keep(t): f was stored times keep
-        da = torch.empty_like(act, dtype=ctx.mm or act.dtype)  # rounded once as stored when W^T da and dW are bf16 products
+        da = torch.empty_like(act)
         fac_icg, fac_o = fac[..., : 3 * H].view(T, B, 3, H).unbind(0), fac[..., 3 * H :].unbind(0)
         d_icg, d_o, das = da[..., : 3 * H].view(T, B, 3, H).unbind(0), da[..., 3 * H :].unbind(0), da.unbind(0)
         douts, keeps = dout.unbind(0), keep.unbind(0) if cols else ()

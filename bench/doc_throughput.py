@@ -208,7 +208,9 @@ def main() -> None:
             print(f"  carry (baseline, no resets): {base:>9,.0f} tokens/s (median)")
             for v in variants[1:]:
                 label = "reset, paths chosen per batch" if v[1] is None else "reset, fp32 scan products" if v[1] == "fp32-products" else f"reset, {v[1]} forced"
-                print(f"  {label + ':':<30} {median(res[v]):>8,.0f} tokens/s  {median(res[v]) / base:.3f}x")
+                pairs = [r / c for r, c in zip(res[v], res[("carry", None)])]  # each run against the carry run beside it
+                print(f"  {label + ':':<30} {median(res[v]):>8,.0f} tokens/s  {median(res[v]) / base:.3f}x; "
+                      f"run by run {median(pairs):.3f}x ({min(pairs):.3f}-{max(pairs):.3f})")  # fmt: skip
     if args.costs:
         step_costs(args)
 

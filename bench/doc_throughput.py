@@ -207,7 +207,7 @@ def main() -> None:
             base = median(res[("carry", None)])
             print(f"  carry (baseline, no resets): {base:>9,.0f} tokens/s (median)")
             for v in variants[1:]:
-                label = "reset, paths chosen per batch" if v[1] is None else "reset, fp32 scan products" if v[1] == "fp32-products" else f"reset, {v[1]} forced"
+                label = {None: "reset, paths chosen per batch", "fp32-products": "reset, fp32 scan products"}.get(v[1], f"reset, {v[1]} forced")
                 pairs = [r / c for r, c in zip(res[v], res[("carry", None)])]  # each run against the carry run beside it
                 print(f"  {label + ':':<30} {median(res[v]):>8,.0f} tokens/s  {median(res[v]) / base:.3f}x; "
                       f"run by run {median(pairs):.3f}x ({min(pairs):.3f}-{max(pairs):.3f})")  # fmt: skip

@@ -101,7 +101,8 @@ def test_the_quick_head_test_draws_the_tokens_the_numpy_test_drew(T, k, p, monke
     with torch.no_grad():
         head.weight.mul_(3)
     tops = torch.randn(3000, 1, 32)
-    quick, numpy_test = Sampler(T, k, p, torch.Generator().manual_seed(7), head), Sampler(T, k, p, torch.Generator().manual_seed(7), head)
+    quick = Sampler(T, k, p, torch.Generator().manual_seed(7), head)
+    numpy_test = Sampler(T, k, p, torch.Generator().manual_seed(7), head)
     numpy_test.quick = False
     rejected = []  # the draws whose unrestricted argmax was not allowed: the whole allowed set worked out
     monkeypatch.setattr(sampler, "allowed", lambda *a: rejected.append(1) or allowed(*a))

@@ -257,7 +257,8 @@ def _back_to(dout: Tensor, t: int, dh_prev: Tensor, k: Tensor | None) -> Tensor:
 
 
 def rnn_layer(
-    xp: Tensor, W: Tensor, h0: Tensor, keep: Tensor | None = None, cols: frozenset[int] = frozenset(), mm: torch.dtype | None = None
+    xp: Tensor, W: Tensor, h0: Tensor, keep: Tensor | None = None, cols: frozenset[int] = frozenset(),
+    mm: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(out (T, B, H), h(T)) for one vanilla RNN layer; its matrix products in `mm` where given."""
     return _RNN.apply(xp, W, h0, keep, cols, mm)  # type: ignore[no-any-return]

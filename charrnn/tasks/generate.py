@@ -86,7 +86,8 @@ class _Stream:
             piece = self.eos_as
         else:
             piece = self.decoder.push(i)
-        if self.produced + len(piece) < cfg.length and (not cfg.stop or piece and self.stop_chars.isdisjoint(piece)):  # not the last, nothing to hold
+        nothing_to_hold = not cfg.stop or piece and self.stop_chars.isdisjoint(piece)
+        if self.produced + len(piece) < cfg.length and nothing_to_hold:  # not the last piece
             self.produced += len(piece)
             if self.pending:
                 piece, self.pending = self.pending + piece, ""

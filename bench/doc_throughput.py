@@ -9,11 +9,12 @@ For each, charrnn's Trainer runs the same model and batch with `--doc-state rese
 (the document path, paths chosen per batch) and `--doc-state carry` (the
 baseline: no resets, one fused call per window), alternating; medians of
 tokens/s are compared. `--paths` adds runs with one path forced
-(spans, steps, packed). `--costs` measures one training step of each path
-against the number of timesteps holding a document start (the crossing points
-behind documents.SPANS_UP_TO).
+(spans, steps, packed). `--costs` measures one training step and one evaluation
+forward of each path against the number of timesteps holding a document start,
+and prints the medians as documents.RECORDED takes them (the crossing points
+documents.choose() reads).
 
-    python bench/doc_throughput.py [--steps 60] [--repeats 5] [--paths spans,steps,packed] [--costs] [--device cuda]
+    python bench/doc_throughput.py [--steps 60] [--repeats 5] [--paths spans,steps,packed] [--costs [--clock cpu]] [--device cuda]
 """
 
 from __future__ import annotations
@@ -79,14 +80,20 @@ def run(corpus, data_cfg: DataConfig, args, out: Path, doc_state: str, path: str
         seq_len=args.seq_len, batch_size=args.batch_size, steps=args.steps, eval_every=10**9, final_eval_tokens=64,
         sample_chars=0, precision=args.precision, device=args.device, doc_state=doc_state,
     )  # fmt: skip
-    documents.PATH = path
+    fp32_products = path == "fp32-products"  # the scan as it was before issue 25: fp32 products under bf16 too
+    documents.PATH = None if fp32_products else path
+    product_dtype = documents.product_dtype
+    if fp32_products:
+        documents.product_dtype = lambda core, device: None
     try:
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
         t = Trainer(model, data_cfg, cfg, corpus, out)
-        t0 = time.perf_counter()
+        t0 = clock()
         t.run()
-        return args.steps * args.batch_size * args.seq_len / (time.perf_counter() - t0)
+        return args.steps * args.batch_size * args.seq_len / (clock() - t0)
     finally:
         documents.PATH = None
+        documents.product_dtype = product_dtype
 
 
 def step_costs(args) -> None:
@@ -108,35 +115,49 @@ def step_costs(args) -> None:
 
     dtype = torch.bfloat16 if args.precision == "bf16" else None
 
-    def step(reset: torch.Tensor | None, path: str | None) -> float:
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+
+    def step(reset: torch.Tensor | None, path: str | None, grad: bool) -> float:
         documents.PATH = path
-        t0 = time.perf_counter()
-        with autocast(device, dtype):
-            _, loss, _ = m(idx, m.init_state(B), y, reset)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        t0 = clock()
+        if grad:
+            with autocast(device, dtype):
+                _, loss, _ = m(idx, m.init_state(B), y, reset)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        else:  # an evaluation's forward pass
+            with torch.no_grad(), autocast(device, dtype):
+                m(idx, m.init_state(B), y, reset)
         if device.type == "cuda":
             torch.cuda.synchronize()
         documents.PATH = None
-        return (time.perf_counter() - t0) * 1e3
+        return (clock() - t0) * 1e3
 
     paths = ("spans", "steps", "packed")
     ks = [k for k in (1, 2, 3, 4, 5, 6, 8, 12, T - 1) if k < T]
     resets = {k: pattern(k) for k in ks}
-    for _ in range(2):
-        step(None, None), [step(resets[1], p) for p in paths]
-    res: dict[tuple[int, str], list[float]] = {(k, p): [] for k in [0, *ks] for p in paths}
-    for _ in range(args.repeats):
-        for k in [0, *ks]:
-            for p in paths:
-                res[(k, p)].append(step(resets.get(k), p if k else None))
-    base = median(res[(0, "spans")])
-    print(f"\none training step ({args.cell} {args.layers}x{args.hidden}, batch {B} x {T}, {args.precision}), medians of {args.repeats}; "
-          f"no document start: {base:.1f} ms")  # fmt: skip
-    print("timesteps with a start   " + "".join(f"{p:>16}" for p in paths))
-    for k in ks:
-        print(f"{k:>24}   " + "".join(f"{median(res[(k, p)]):>9.1f} ms {base / median(res[(k, p)]):.2f}" for p in paths))
+    record = {}
+    for grad in (True, False):
+        for _ in range(2):
+            step(None, None, grad), [step(resets[1], p, grad) for p in paths]
+        res: dict[tuple[int, str], list[float]] = {(k, p): [] for k in [0, *ks] for p in paths}
+        for _ in range(args.repeats):
+            for k in [0, *ks]:
+                for p in paths:
+                    res[(k, p)].append(step(resets.get(k), p if k else None, grad))
+        base = median(res[(0, "spans")])
+        what = "one training step" if grad else "one evaluation forward (no gradient)"
+        print(f"\n{what} ({args.cell} {args.layers}x{args.hidden}, batch {B} x {T}, {args.precision}), medians of {args.repeats} "
+              f"({args.clock} ms); no document start: {base:.1f} ms")  # fmt: skip
+        print("timesteps with a start   " + "".join(f"{p:>16}" for p in paths))
+        for k in ks:
+            print(f"{k:>24}   " + "".join(f"{median(res[(k, p)]):>9.1f} ms {base / median(res[(k, p)]):.2f}" for p in paths))
+        key = ("cuda" if device.type == "cuda" else "cpu", args.precision, grad)
+        record[key] = {k: (round(median(res[(k, "spans")]), 1), round(median(res[(k, "steps")]), 1)) for k in ks}
+    print("\nfor documents.RECORDED (spans, steps ms by timesteps with a start):")
+    for key, table in record.items():
+        print(f"    {key!r}: {table!r},")
 
 
 def main() -> None:
@@ -150,10 +171,12 @@ def main() -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seq-len", type=int, default=32)
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    p.add_argument("--paths", default="", help="also force these paths, comma-separated (spans,steps,packed)")
+    p.add_argument("--paths", default="", help="also force these paths, comma-separated (spans,steps,packed; fp32-products: "
+                   "paths chosen per batch, the scan's products in fp32 as before issue 25)")
     p.add_argument("--shapes", default="fortunes,lines")
     p.add_argument("--costs", action="store_true", help="also measure each path's step cost by the number of document starts")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="wall time or this process's CPU time (with --threads 1 on a shared machine, the steadier)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args()
     if args.threads:
@@ -175,7 +198,7 @@ def main() -> None:
             mean_doc = len(corpus.ids) / max(int(n_docs.sum()), 1)
             print(f"\n{shape}: --doc-sep {sep}, {len(corpus.ids):,} tokens, {int(n_docs.sum()):,} documents, {mean_doc:.1f} tokens a document")
             variants = [("carry", None), ("reset", None), *[("reset", f) for f in forced]]
-            run(corpus, data_cfg, args, tmp_path / "warm", "reset", None)  # warm up allocators and kernels
+            run(corpus, data_cfg, args, tmp_path / f"warm-{shape}", "reset", None)  # warm up allocators and kernels
             res: dict[tuple[str, str | None], list[float]] = {v: [] for v in variants}
             for r in range(args.repeats):
                 for v in variants:
@@ -184,8 +207,10 @@ def main() -> None:
             base = median(res[("carry", None)])
             print(f"  carry (baseline, no resets): {base:>9,.0f} tokens/s (median)")
             for v in variants[1:]:
-                label = "reset, paths chosen per batch" if v[1] is None else f"reset, {v[1]} forced"
-                print(f"  {label + ':':<30} {median(res[v]):>8,.0f} tokens/s  {median(res[v]) / base:.3f}x")
+                label = {None: "reset, paths chosen per batch", "fp32-products": "reset, fp32 scan products"}.get(v[1], f"reset, {v[1]} forced")
+                pairs = [r / c for r, c in zip(res[v], res[("carry", None)])]  # each run against the carry run beside it
+                print(f"  {label + ':':<30} {median(res[v]):>8,.0f} tokens/s  {median(res[v]) / base:.3f}x; "
+                      f"run by run {median(pairs):.3f}x ({min(pairs):.3f}-{max(pairs):.3f})")  # fmt: skip
     if args.costs:
         step_costs(args)
 

@@ -119,12 +119,50 @@ def test_stop_string_spanning_pieces_is_found_and_not_printed(monkeypatch):
     assert sample_text(m, tok, SampleConfig(length=100, stop=("zzz", "ld!"))) == "hello wor"
 
 
+@pytest.mark.parametrize("T,k,p", [(1.0, None, None), (0.8, 3, None), (0.8, None, 0.7), (0.7, 4, 0.8), (0.0, None, None)])
+def test_every_option_gives_the_numpy_tests_text_cut_at_the_first_stop(tok, T, k, p, monkeypatch):
+    """The quick paths (sampler.py's all-torch test of a truncated draw, _Stream's push of a
+    piece with no stop character) change no token: for each option set, the text is the one
+    the numpy test draws from the same seed, and with stop strings it is the text without
+    them cut at the first match."""
+    m = model_for(tok)
+    with torch.no_grad():
+        m.head.weight.mul_(8)  # a peaked distribution: most draws the most likely token, as a trained model's
+    base = SampleConfig(length=600, temperature=T, top_k=k, top_p=p, stop_at_eos=False, seed=3)
+    free = sample_text(m, tok, base)
+    stops = ("h.", "a a", "\n\n")
+    cut = min([at for s in stops if (at := free.find(s)) >= 0], default=len(free))
+    assert 0 < cut < 500, cut  # a stop string is met
+    assert sample_text(m, tok, SampleConfig(**{**base.__dict__, "stop": stops})) == free[:cut]
+    quick = Sampler.ids_top
+
+    def numpy_test(self, top):
+        self.quick = False
+        return quick(self, top)
+
+    monkeypatch.setattr(Sampler, "ids_top", numpy_test)
+    assert sample_text(m, tok, base) == free
+
+
+def test_a_piece_with_no_text_releases_nothing_held(monkeypatch):
+    """A token that decodes to nothing yet (part of a character, in sentencepiece) has no
+    character of any stop string, and still must not release a held possible start of one;
+    a piece with no such character releases everything held."""
+    tok = Pieces(["he", "", "llo", "x", "q"])
+    m = model_for(tok)
+    scripted(monkeypatch, [3, 0, 1, 2, 4, 4])
+    assert sample_text(m, tok, SampleConfig(length=100, stop=("hel",))) == "x"
+    scripted(monkeypatch, [0, 1, 3, 0, 2, 4])
+    pieces = list(generate(m, tok, SampleConfig(length=100, stop=("hel",))))
+    assert "".join(pieces) == "hex" and pieces[0] == "hex"
+
+
 def test_streaming_holds_back_only_a_possible_stop_prefix(tok, monkeypatch):
     ids = [tok.stoi[c] for c in "abcabcabd"] + [tok.stoi["e"]] * 20
     scripted(monkeypatch, ids)
     pieces = list(generate(model_for(tok), tok, SampleConfig(length=12, stop=("abd",))))
     assert "".join(pieces) == "abcabc"
-    assert pieces[0] == "a"  # text streams out as soon as it cannot start the stop string
+    assert pieces[0] == "abc"  # text streams out as soon as it cannot start the stop string: "ab" might, "abc" cannot
 
 
 def test_length_always_ends_generation(tok):

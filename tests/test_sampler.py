@@ -88,3 +88,27 @@ def test_a_short_sample_draws_little():
     for _ in range(10):
         s.one(torch.zeros(65))
     assert len(s.raw) - s.at == 15 - 10
+
+
+@pytest.mark.parametrize("T,k,p", [c for c in CASES if c[1] is not None or c[2] is not None] + [(0.8, 40, 0.95)])
+def test_the_quick_head_test_draws_the_tokens_the_numpy_test_drew(T, k, p, monkeypatch):
+    """ids_top's all-torch test of a truncated draw (the usual case: the most likely token)
+    gives every token the numpy test gave, from the same seed, rejected draws included."""
+    from charrnn.tasks import sampler
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(32, 65)
+    with torch.no_grad():
+        head.weight.mul_(3)
+    tops = torch.randn(3000, 1, 32)
+    quick = Sampler(T, k, p, torch.Generator().manual_seed(7), head)
+    numpy_test = Sampler(T, k, p, torch.Generator().manual_seed(7), head)
+    numpy_test.quick = False
+    rejected = []  # the draws whose unrestricted argmax was not allowed: the whole allowed set worked out
+    monkeypatch.setattr(sampler, "allowed", lambda *a: rejected.append(1) or allowed(*a))
+    got = [int(quick.ids_top(t)) for t in tops]
+    assert quick.quick and len(rejected) > 10
+    want = [int(numpy_test.ids_top(t)) for t in tops]
+    assert got == want
+    most_likely = [int(head(t).argmax()) for t in tops]
+    assert sum(g != m for g, m in zip(got, most_likely)) > 100  # draws the numpy test decided

@@ -241,9 +241,11 @@ class FusedCore(Unrolled):
         """U (weight_ih), W (weight_hh), b_ih, b_hh of layer k, as PyTorch names and lays them out."""
         return tuple(getattr(self, f"{n}_l{k}") for n in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))  # type: ignore[return-value]
 
-    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Any, ...], keep: Tensor, cols: frozenset[int]) -> tuple[Tensor, LayerState]:
+    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Any, ...], keep: Tensor, cols: frozenset[int],
+                   mm: torch.dtype | None = None) -> tuple[Tensor, LayerState]:  # fmt: skip
         """One layer over xp (T, B, G), time-major, the state times keep (T, B, 1) at the steps in
-        cols, backward by hand (scan.py): -> out (T, B, H), the layer's last state."""
+        cols, backward by hand (scan.py), its matrix products in `mm` where given (bf16 where the
+        fused module runs in bf16): -> out (T, B, H), the layer's last state."""
         raise NotImplementedError
 
     def forward(self, x: Tensor, state: State, reset: Tensor | None = None, h0: State | None = None) -> tuple[Tensor, State]:

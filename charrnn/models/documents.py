@@ -19,10 +19,10 @@ held equal to stepping with the state zeroed by tests/test_documents.py:
   zeros. cuDNN runs packed sequences natively; on a CPU they take PyTorch's
   slower loop (0.45x), so it is the CUDA path for many document starts.
 
-`choose()` picks per batch from the count of such timesteps: the thresholds
-are the crossing points measured with bench/doc_throughput.py (RESULTS.md),
-and the choice depends on nothing else, so the same seed still gives the same
-run. `PATH` forces one path everywhere (the benchmark and the tests set it).
+`choose()` picks per batch from the count of such timesteps, by device and
+precision: the thresholds are the crossing points of a recorded
+`bench/doc_throughput.py --costs` run (`RECORDED`, RESULTS.md), and the choice
+depends on nothing else, so the same seed still gives the same run. `PATH` forces one path everywhere (the benchmark and the tests set it).
 """
 
 from __future__ import annotations
@@ -39,13 +39,37 @@ State = tuple[Tensor, ...]  # each (L, B, ...), or one layer's (B, ...)
 PATHS = ("spans", "steps", "packed")
 PATH: str | None = None  # None: choose per batch; else one of PATHS
 
-# Most timesteps with a document start (after the first) for which cutting the window
-# into spans is cheaper than the alternative, by device and by whether gradients are
-# taken: measured on a 2-core CPU (bench/RESULTS.md); for CUDA, a cuDNN call costs tens
-# of microseconds where oneDNN's costs milliseconds.
-# Under bf16 autocast a CPU with AMX runs the fused module in bf16 while the scan stays
-# in fp32, so spans pay for longer there.
-SPANS_UP_TO = {("cpu", True): 3, ("cpu", False): 6, ("cpu-bf16", True): 6, ("cpu-bf16", False): 8, ("cuda", True): 8, ("cuda", False): 8}
+# What each path costs, by the number of timesteps (after the first) where some row starts a
+# document: (spans, steps) in ms of CPU time, medians of 5, as recorded by
+#     python bench/doc_throughput.py --shapes '' --costs --precision {fp32,bf16} --threads 1 --repeats 5 --clock cpu
+# (issue 25, bench/RESULTS.md; a 2-core AMX Xeon shared with other work: one training step of a
+# 2x256 LSTM, batch 32 x 32, and one evaluation forward). Re-recorded by pasting what that prints.
+RECORDED: dict[tuple[str, str, bool], dict[int, tuple[float, float]]] = {
+    ("cpu", "fp32", True): {1: (74.4, 86.7), 2: (78.6, 84.2), 3: (77.1, 81.8), 4: (82.0, 81.7), 5: (84.7, 82.2), 6: (91.4, 84.0), 8: (101.5, 82.4), 12: (113.0, 86.8), 31: (212.1, 84.1)},
+    ("cpu", "fp32", False): {1: (20.5, 29.5), 2: (21.6, 29.5), 3: (23.0, 29.1), 4: (24.5, 30.9), 5: (25.1, 29.8), 6: (26.5, 28.1), 8: (29.6, 29.6), 12: (32.3, 30.7), 31: (51.0, 30.0)},
+    ("cpu", "bf16", True): {1: (52.1, 84.4), 2: (58.9, 81.0), 3: (53.4, 75.3), 4: (64.4, 83.4), 5: (65.2, 73.0), 6: (79.4, 86.7), 8: (80.1, 79.2), 12: (106.1, 74.0), 31: (184.0, 81.0)},
+    ("cpu", "bf16", False): {1: (11.0, 29.8), 2: (12.5, 29.2), 3: (12.9, 29.9), 4: (13.8, 28.8), 5: (14.9, 28.9), 6: (16.7, 29.7), 8: (19.0, 29.2), 12: (23.1, 29.9), 31: (39.1, 28.7)},
+}  # fmt: skip
+
+
+def crossing(costs: dict[int, tuple[float, float]]) -> int:
+    """The most timesteps with a start for which spans cost no more than the alternative: the
+    last recorded count before the first where they cost more."""
+    up_to = 0
+    for k in sorted(costs):
+        if costs[k][0] > costs[k][1]:
+            break
+        up_to = k
+    return up_to
+
+
+# Most timesteps with a start for which cutting the window into spans is the cheaper plan, by
+# device, precision and whether gradients are taken: the recorded crossing points. CUDA is not
+# recorded (no GPU has been lent to measure it): a cuDNN call costs tens of microseconds where
+# oneDNN's costs milliseconds, so spans pay far longer there; 8 is a guess, and packed
+# sequences (cuDNN's own) take the rest.
+SPANS_UP_TO = {key: crossing(costs) for key, costs in RECORDED.items()}
+SPANS_UP_TO.update({("cuda", prec, grad): 8 for prec in ("fp32", "bf16") for grad in (True, False)})
 
 
 def choose(reset: Tensor, device: torch.device, grad: bool) -> tuple[str, list[int]]:
@@ -54,9 +78,8 @@ def choose(reset: Tensor, device: torch.device, grad: bool) -> tuple[str, list[i
     if PATH is not None:
         return PATH, cols
     kind = "cuda" if device.type == "cuda" else "cpu"
-    if kind == "cpu" and torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16:
-        kind = "cpu-bf16"
-    if len(cols) <= SPANS_UP_TO[(kind, grad)]:
+    half = torch.is_autocast_enabled(device.type) and torch.get_autocast_dtype(device.type) in (torch.bfloat16, torch.float16)
+    if len(cols) <= SPANS_UP_TO[(kind, "bf16" if half else "fp32", grad)]:
         return "spans", cols
     return ("packed" if kind == "cuda" else "steps"), cols
 
@@ -106,9 +129,20 @@ def _no_autocast(device: torch.device) -> Any:
     return contextlib.nullcontext()
 
 
+def product_dtype(core: Any, device: torch.device) -> torch.dtype | None:
+    """bf16 under bf16 autocast, where the fused module runs in bf16: the scan's matrix
+    products then run in it as the fused module's do, its elementwise work staying in the
+    parameters' dtype (fp32). None: every product in the parameters' dtype."""
+    if not torch.is_autocast_enabled(device.type) or torch.get_autocast_dtype(device.type) != torch.bfloat16:
+        return None
+    return torch.bfloat16 if core.weight_hh_l0.dtype == torch.float32 else None
+
+
 def steps(core: Any, x: Tensor, state: tuple[Tensor, ...], reset: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
-    """Layer by layer through the kind's hand-written scan, time-major, in the parameters' dtype."""
+    """Layer by layer through the kind's hand-written scan, time-major, in the parameters' dtype
+    (its matrix products in bf16 where the fused module's are: product_dtype)."""
     dtype = core.weight_hh_l0.dtype
+    mm = product_dtype(core, x.device)
     with _no_autocast(x.device):
         x = x.to(dtype).transpose(0, 1)  # (T, B, I)
         keep = (~reset).t().unsqueeze(2).to(dtype)  # (T, B, 1)
@@ -116,8 +150,9 @@ def steps(core: Any, x: Tensor, state: tuple[Tensor, ...], reset: Tensor) -> tup
         finals = []
         for k, s in enumerate(core.split_state(state)):
             p = core.layer_params(k)
-            xp = core.project(x, p).contiguous()  # (T, B, G): the input's share, one matrix product
-            out, s = core.scan_layer(xp, tuple(t.to(dtype) for t in s), p, keep, cols)  # (T, B, H)
+            with torch.autocast(x.device.type, dtype=mm, enabled=mm is not None):  # the input's share, one matrix product
+                xp = core.project(x, p).to(dtype).contiguous()  # (T, B, G)
+            out, s = core.scan_layer(xp, tuple(t.to(dtype) for t in s), p, keep, cols, mm)  # (T, B, H)
             finals.append(s)
             x = core._between(out, k)
         return x.transpose(0, 1), core.join_state(finals)

@@ -40,7 +40,8 @@ class GRUCore(FusedCore, nn.GRU):
         h = (1 - z) * n + z * h
         return (h,), {"h": h, "reset": r, "update": z, "new": n}
 
-    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Tensor, ...], keep: Tensor, cols: frozenset[int]) -> tuple[Tensor, LayerState]:
+    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Tensor, ...], keep: Tensor, cols: frozenset[int],
+                   mm: torch.dtype | None = None) -> tuple[Tensor, LayerState]:  # fmt: skip
         (h,) = state
-        out, h = gru_layer(xp, p[1], p[3], h, keep, cols)
+        out, h = gru_layer(xp, p[1], p[3], h, keep, cols, mm)
         return out, (h,)

@@ -48,7 +48,8 @@ class LSTMCore(FusedCore, nn.LSTM):
         h = o * torch.tanh(c)
         return (h, c), {"h": h, "c": c, "input": i, "forget": f, "candidate": g, "output": o}
 
-    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Tensor, ...], keep: Tensor, cols: frozenset[int]) -> tuple[Tensor, LayerState]:
+    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Tensor, ...], keep: Tensor, cols: frozenset[int],
+                   mm: torch.dtype | None = None) -> tuple[Tensor, LayerState]:  # fmt: skip
         h, c = state
-        out, h, c = lstm_layer(xp, p[1], h, c, keep, cols)
+        out, h, c = lstm_layer(xp, p[1], h, c, keep, cols, mm)
         return out, (h, c)

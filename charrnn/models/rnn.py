@@ -34,7 +34,8 @@ class RNNCore(FusedCore, nn.RNN):
         h = torch.tanh(a)
         return (h,), {"h": h, "a": a}
 
-    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Tensor, ...], keep: Tensor, cols: frozenset[int]) -> tuple[Tensor, LayerState]:
+    def scan_layer(self, xp: Tensor, state: LayerState, p: tuple[Tensor, ...], keep: Tensor, cols: frozenset[int],
+                   mm: torch.dtype | None = None) -> tuple[Tensor, LayerState]:  # fmt: skip
         (h,) = state
-        out, h = rnn_layer(xp, p[1], h, keep, cols)
+        out, h = rnn_layer(xp, p[1], h, keep, cols, mm)
         return out, (h,)

@@ -30,7 +30,11 @@ anyway (k W h(t-1) = W (k h(t-1)) in the step's own addcmul; f stored as f k). O
 about 1.08x the fused oneDNN kernel's time; training on documents runs at 0.78-0.95x
 the speed of the same corpus carried through (fp32; the fused baseline's own speed
 moves by a fifth between runs). Under bf16 autocast the fused kernel uses the CPU's
-AMX units while this scan stays in fp32, so there the ratio is about 0.6. The GRU
+AMX units; the scan's matrix products then run in bf16 too (`mm`, chosen by
+documents.product_dtype: the recurrent product forward and backward, the weight
+gradient, and the input projection before the loop), its gates and cell state in fp32:
+0.61-0.64x the carried-through speed where fp32 products gave 0.50-0.58x (issue 25; the
+per-operation cost of the timestep loop is what is left, which only a compiled scan removes). The GRU
 and RNN scans beat oneDNN's fused GRU and RNN here (1.09-1.14x, 1.04x).
 
 Tensors are time-major: xp (T, B, G), out (T, B, H), a layer's state (B, H).
@@ -43,13 +47,19 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 
-def times_transposed(M: Tensor, rows: int) -> Callable[..., Tensor]:
+def times_transposed(M: Tensor, rows: int, mm: torch.dtype | None = None) -> Callable[..., Tensor]:
     """x (rows, k) -> x M^T (+ a bias (n,)) for an M (n, k) that stays fixed through a scan:
     MKL's packed GEMM where PyTorch has it (fp32 on a CPU; M packed once, then a step's
-    small product runs about a fifth faster than addmm's), else a plain product."""
+    small product runs about a fifth faster than addmm's), else a plain product.
+    With `mm` (bf16) the product runs in that dtype, M cast once, x at each call, and
+    the result comes back in it: adding it into an fp32 buffer promotes it."""
+    if mm is not None and mm != M.dtype:
+        Mm = M.to(mm)
+        return lambda x, bias=None: F.linear(x.to(mm), Mm, None if bias is None else bias.to(mm))
     if M.device.type == "cpu" and M.dtype == torch.float32 and getattr(torch._C, "has_mkl", False):
         try:
             packed = torch.ops.mkl._mkl_reorder_linear_weight(M, rows)
@@ -68,12 +78,12 @@ class _RNN(torch.autograd.Function):
     """a(t) = xp(t) + W h(t-1);  h(t) = tanh(a(t))  (eqs. 10.8-10.9; b is inside xp)."""
 
     @staticmethod
-    def forward(ctx: Any, xp: Tensor, W: Tensor, h0: Tensor, keep: Tensor | None, cols: frozenset[int]) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+    def forward(ctx: Any, xp: Tensor, W: Tensor, h0: Tensor, keep: Tensor | None, cols: frozenset[int], mm: torch.dtype | None) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         T, B, H = xp.shape
         out = xp.new_empty(T, B, H)
         hprev = xp.new_empty(T, B, H)  # the h(t-1) each step read, after the reset
         h = h0
-        Wh = times_transposed(W, B)
+        Wh = times_transposed(W, B, mm)
         for t in range(T):
             k = _mask(keep, cols, t)
             if k is not None:
@@ -81,7 +91,7 @@ class _RNN(torch.autograd.Function):
             hprev[t] = h
             h = torch.tanh(torch.add(xp[t], Wh(h), out=out[t]), out=out[t])
         ctx.save_for_backward(W, out, hprev, keep)
-        ctx.cols = cols
+        ctx.cols, ctx.mm = cols, mm
         return out, h.clone()
 
     @staticmethod
@@ -91,12 +101,12 @@ class _RNN(torch.autograd.Function):
         tanh_d = 1 - out * out  # (T, B, H): tanh'(a(t))
         da = torch.empty_like(out)
         dh = dout[T - 1] if dhT is None else dout[T - 1] + dhT
-        WtT = times_transposed(W.t().contiguous(), B)  # d -> d W
+        WtT = times_transposed(W.t().contiguous(), B, ctx.mm)  # d -> d W
         for t in reversed(range(T)):
             torch.mul(dh, tanh_d[t], out=da[t])
             dh = _back_to(dout, t, WtT(da[t]), _mask(keep, ctx.cols, t))
-        dW = da.view(T * B, H).t() @ hprev.view(T * B, H)
-        return da, dW, dh, None, None
+        dW = _product(da.view(T * B, H).t(), hprev.view(T * B, H), ctx.mm)
+        return da, dW, dh, None, None, None
 
 
 class _LSTM(torch.autograd.Function):
@@ -104,10 +114,10 @@ class _LSTM(torch.autograd.Function):
     Every per-step view is cut once before its loop (`unbind`), not indexed inside it."""
 
     @staticmethod
-    def forward(ctx: Any, xp: Tensor, W: Tensor, h0: Tensor, c0: Tensor, keep: Tensor | None, cols: frozenset[int]) -> tuple[Tensor, ...]:  # type: ignore[override]
+    def forward(ctx: Any, xp: Tensor, W: Tensor, h0: Tensor, c0: Tensor, keep: Tensor | None, cols: frozenset[int], mm: torch.dtype | None) -> tuple[Tensor, ...]:  # type: ignore[override]
         T, B, G = xp.shape
         H = G // 4
-        Wh = times_transposed(W, B)
+        Wh = times_transposed(W, B, mm)
         act = torch.empty_like(xp)  # (T, B, 4H): the gates after their nonlinearities, f times keep
         cs = xp.new_empty(T + 1, B, H)  # cs[0] = c(0), cs[t + 1] = c(t), before any reset
         tcs = xp.new_empty(T, B, H)  # tanh(c(t))
@@ -132,7 +142,7 @@ class _LSTM(torch.autograd.Function):
             c = torch.addcmul(f[t] * c, i[t], g[t], out=c_out[t])
             h = torch.mul(o[t], torch.tanh(c, out=tc_out[t]), out=h_out[t])
         ctx.save_for_backward(W, act, cs, tcs, out, h0, keep)
-        ctx.cols = cols
+        ctx.cols, ctx.mm = cols, mm
         return out, h.clone(), c.clone()
 
     @staticmethod
@@ -163,7 +173,7 @@ class _LSTM(torch.autograd.Function):
         douts, keeps = dout.unbind(0), keep.unbind(0) if cols else ()
         dh = douts[T - 1] if dhT is None else douts[T - 1] + dhT
         dc = act.new_zeros(B, H) if dcT is None else dcT
-        WtT = times_transposed(W.t().contiguous(), B)  # d -> d W
+        WtT = times_transposed(W.t().contiguous(), B, ctx.mm)  # d -> d W
         for t in reversed(range(T)):
             dc = torch.addcmul(dc, dh, dc_dh[t])
             torch.mul(dc.unsqueeze(1), fac_icg[t], out=d_icg[t])
@@ -174,8 +184,8 @@ class _LSTM(torch.autograd.Function):
                 dh = torch.addcmul(douts[t - 1], back, keeps[t]) if t else back * keeps[t]
             else:
                 dh = back + douts[t - 1] if t else back
-        dW = da.view(T * B, G).t() @ hprev.reshape(T * B, H)
-        return da, dW, dh, dc, None, None
+        dW = _product(da.view(T * B, G).t(), hprev.reshape(T * B, H), ctx.mm)
+        return da, dW, dh, dc, None, None, None
 
 
 class _GRU(torch.autograd.Function):
@@ -183,7 +193,7 @@ class _GRU(torch.autograd.Function):
     h(t) = (1 - z) * n + z * h(t-1). b_hh stays inside the loop because r multiplies it."""
 
     @staticmethod
-    def forward(ctx: Any, xp: Tensor, W: Tensor, b_hh: Tensor, h0: Tensor, keep: Tensor | None, cols: frozenset[int]) -> tuple[Tensor, Tensor]:  # type: ignore[override]
+    def forward(ctx: Any, xp: Tensor, W: Tensor, b_hh: Tensor, h0: Tensor, keep: Tensor | None, cols: frozenset[int], mm: torch.dtype | None) -> tuple[Tensor, Tensor]:  # type: ignore[override]
         T, B, G = xp.shape
         H = G // 3
         rz = xp.new_empty(T, B, 2 * H)
@@ -192,7 +202,7 @@ class _GRU(torch.autograd.Function):
         out = xp.new_empty(T, B, H)
         hprev = xp.new_empty(T, B, H)
         h = h0
-        Wh = times_transposed(W, B)
+        Wh = times_transposed(W, B, mm)
         for t in range(T):
             k = _mask(keep, cols, t)
             if k is not None:
@@ -204,7 +214,7 @@ class _GRU(torch.autograd.Function):
             n_t = torch.addcmul(xp[t, :, 2 * H :], r_z[:, :H], gh[:, 2 * H :], out=n[t]).tanh_()
             h = torch.addcmul(n_t, r_z[:, H:], h - n_t, out=out[t])  # n + z * (h - n)
         ctx.save_for_backward(W, rz, n, hn, hprev, keep)
-        ctx.cols = cols
+        ctx.cols, ctx.mm = cols, mm
         return out, h.clone()
 
     @staticmethod
@@ -221,17 +231,22 @@ class _GRU(torch.autograd.Function):
         dgh = torch.empty(T, B, 3, H, dtype=n.dtype, device=n.device)
         dxn = torch.empty_like(n)
         dh = dout[T - 1] if dhT is None else dout[T - 1] + dhT
-        WtT = times_transposed(W.t().contiguous(), B)  # d -> d W
+        WtT = times_transposed(W.t().contiguous(), B, ctx.mm)  # d -> d W
         for t in reversed(range(T)):
             torch.mul(dh.unsqueeze(1), fac[t], out=dgh[t])
             torch.mul(dh, dn_pre[t], out=dxn[t])
             back = torch.addcmul(WtT(dgh[t].view(B, 3 * H)), dh, z[t])  # through W h(t-1) and z * h(t-1)
             dh = _back_to(dout, t, back, _mask(keep, ctx.cols, t))
         dgh2 = dgh.view(T * B, 3 * H)
-        dW = dgh2.t() @ hprev.view(T * B, H)
+        dW = _product(dgh2.t(), hprev.view(T * B, H), ctx.mm)
         db = dgh2.sum(0)
         dxp = torch.cat([dgh[:, :, 0], dgh[:, :, 1], dxn], 2)  # (T, B, 3H): r and z as above, n before r
-        return dxp, dW, db, dh, None, None
+        return dxp, dW, db, dh, None, None, None
+
+
+def _product(a: Tensor, b: Tensor, mm: torch.dtype | None) -> Tensor:
+    """a @ b, in `mm` where given (the result back in a's dtype)."""
+    return a @ b if mm is None else (a.to(mm) @ b.to(mm)).to(a.dtype)
 
 
 def _back_to(dout: Tensor, t: int, dh_prev: Tensor, k: Tensor | None) -> Tensor:
@@ -241,20 +256,25 @@ def _back_to(dout: Tensor, t: int, dh_prev: Tensor, k: Tensor | None) -> Tensor:
     return dh_prev + dout[t - 1] if k is None else torch.addcmul(dout[t - 1], dh_prev, k)
 
 
-def rnn_layer(xp: Tensor, W: Tensor, h0: Tensor, keep: Tensor | None = None, cols: frozenset[int] = frozenset()) -> tuple[Tensor, Tensor]:
-    """(out (T, B, H), h(T)) for one vanilla RNN layer."""
-    return _RNN.apply(xp, W, h0, keep, cols)  # type: ignore[no-any-return]
+def rnn_layer(
+    xp: Tensor, W: Tensor, h0: Tensor, keep: Tensor | None = None, cols: frozenset[int] = frozenset(),
+    mm: torch.dtype | None = None,
+) -> tuple[Tensor, Tensor]:
+    """(out (T, B, H), h(T)) for one vanilla RNN layer; its matrix products in `mm` where given."""
+    return _RNN.apply(xp, W, h0, keep, cols, mm)  # type: ignore[no-any-return]
 
 
 def lstm_layer(
-    xp: Tensor, W: Tensor, h0: Tensor, c0: Tensor, keep: Tensor | None = None, cols: frozenset[int] = frozenset()
+    xp: Tensor, W: Tensor, h0: Tensor, c0: Tensor, keep: Tensor | None = None, cols: frozenset[int] = frozenset(),
+    mm: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(out (T, B, H), h(T), c(T)) for one LSTM layer."""
-    return _LSTM.apply(xp, W, h0, c0, keep, cols)  # type: ignore[no-any-return]
+    """(out (T, B, H), h(T), c(T)) for one LSTM layer; its matrix products in `mm` where given."""
+    return _LSTM.apply(xp, W, h0, c0, keep, cols, mm)  # type: ignore[no-any-return]
 
 
 def gru_layer(
-    xp: Tensor, W: Tensor, b_hh: Tensor, h0: Tensor, keep: Tensor | None = None, cols: frozenset[int] = frozenset()
+    xp: Tensor, W: Tensor, b_hh: Tensor, h0: Tensor, keep: Tensor | None = None, cols: frozenset[int] = frozenset(),
+    mm: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """(out (T, B, H), h(T)) for one GRU layer."""
-    return _GRU.apply(xp, W, b_hh, h0, keep, cols)  # type: ignore[no-any-return]
+    """(out (T, B, H), h(T)) for one GRU layer; its matrix products in `mm` where given."""
+    return _GRU.apply(xp, W, b_hh, h0, keep, cols, mm)  # type: ignore[no-any-return]

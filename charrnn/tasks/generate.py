@@ -74,6 +74,9 @@ class _Stream:
         self.decoder = tokenizer.stream_decoder()
         self.hold = max((len(s) for s in cfg.stop), default=1) - 1
         self.pending, self.produced = "", 0  # text not yet given out; characters generated so far
+        # A piece with no character of any stop string ends no match and leaves no possible
+        # start of one at the end: all the text is then certain, and no search is made.
+        self.stop_chars = frozenset("".join(cfg.stop))
 
     def push(self, i: int) -> tuple[str, bool]:
         cfg = self.cfg
@@ -83,8 +86,11 @@ class _Stream:
             piece = self.eos_as
         else:
             piece = self.decoder.push(i)
-        if not cfg.stop and self.produced + len(piece) < cfg.length:  # nothing held back, not the last
+        nothing_to_hold = not cfg.stop or piece and self.stop_chars.isdisjoint(piece)
+        if self.produced + len(piece) < cfg.length and nothing_to_hold:  # not the last piece
             self.produced += len(piece)
+            if self.pending:
+                piece, self.pending = self.pending + piece, ""
             return piece, False
         piece = piece[: cfg.length - self.produced]
         self.produced += len(piece)

@@ -91,6 +91,7 @@ class Sampler:
         self.at, self.block = 0, 1  # the next unused row; how many tokens' worth the next draw takes (doubling)
         self.weight = self.bias = self.noisy = None
         self.inputs: dict[int, Tensor] = {}
+        self.quick: bool | None = None  # ids_top's all-torch test of a truncated draw: decided on first use (a CPU fp32 head)
         # scratch rows for the one-row allowed-set test (sized on first use; no allocation a token)
         self._above, self._e, self._y = np.empty(0, bool), np.empty(0, np.float32), np.empty(0, np.float32)
         if head is not None:
@@ -115,6 +116,8 @@ class Sampler:
             if self.bias is None or self.truncated:  # g itself, for the allowed set and for logits
                 fresh = log_e.neg_().numpy()
                 self.raw = np.concatenate([self.raw[at:], fresh]) if left else fresh
+                if self.bias is not None:  # the same rows as torch views, for the head path's quick test
+                    self.raw_rows = list(torch.from_numpy(self.raw).unbind(0))
             else:
                 self.raw = np.empty((target, 0), np.float32)  # only its length counts: rows drawn
             at = 0
@@ -177,12 +180,33 @@ class Sampler:
 
     def ids_top(self, top: Tensor) -> Tensor:
         """`rows_top` for one row (1, H) -> (1,), the shape of the model's next input."""
+        if self.quick:  # the hot path of a truncated draw, set up by the first one (below)
+            at = self.at
+            if at < len(self.raw):
+                self.at = at + 1
+            else:
+                at = self._take(1, self.bias.shape[0])
+            # The usual draw is the most likely token, always allowed: told by torch's argmax of
+            # s = o / T + g and of y = s - g (the very numbers the numpy test reads), no numpy
+            # call, which after a model step costs several times its microbenchmark (cold
+            # caches: the step touches only torch's code). Otherwise the numpy test decides.
+            torch.addmm(self.noisy_rows[at], top, self.weight, out=self._s_row)
+            torch.sub(self._s_row, self.raw_rows[at], out=self._y_row)
+            i, j = self._pair.argmax(-1).tolist()
+            if i != j:
+                i = int(self._truncate(self._pair_np[1], self._pair_np[0]))
+            t = self.inputs.get(i)
+            return t if t is not None else self._input(i, top.device)
         if self.greedy:
             return self.rows_top(top)
         at = self._take(1, self.bias.shape[0])
         if not self.truncated:
             return torch.addmm(self.noisy_rows[at], top, self.weight).argmax(-1)  # (1, V) -> (1,)
         V = self.bias.shape[0]
+        if self.quick is None:  # from the next draw on, the hot path above
+            self.quick = top.device.type == "cpu" and top.dtype == self.weight.dtype == torch.float32
+            self._pair = torch.empty(2, V)  # o / T + g and o / T of one row; numpy reads the same memory
+            self._pair_np, self._s_row, self._y_row = self._pair.numpy(), self._pair[:1], self._pair[1:]
         self._scratch(V)
         if top.device.type == "cpu" and top.dtype == self.weight.dtype == torch.float32:
             s = torch.addmm(self.noisy_rows[at], top, self.weight, out=self._s_t)  # lands in numpy's row: no copy

@@ -10,6 +10,7 @@ from rich.color import Color as RichColor
 from rich.segment import Segment
 from rich.style import Style
 from textual.filter import ANSIToTruecolor
+from textual.geometry import Size
 from textual.strip import Strip
 from textual.widget import Widget
 
@@ -21,10 +22,16 @@ class Styled(Widget):
     the filter would otherwise rebuild every segment of every line drawn."""
 
     _look: "Look | None" = None
+    _sizes: "tuple[Size, Size] | None" = None
 
     def render_lines(self, crop):  # type: ignore[no-untyped-def]
-        self._look = Look.of(self)
-        return super().render_lines(crop)
+        # Read once a frame, not once a line: the widget's style walks its ancestors,
+        # and each read of its size looks its region up in the compositor.
+        self._look, self._sizes = Look.of(self), (self.size, self.content_size)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._look = self._sizes = None
 
     def get_line_filters(self):  # type: ignore[no-untyped-def]
         return [f for f in super().get_line_filters() if not isinstance(f, ANSIToTruecolor)]
@@ -32,6 +39,14 @@ class Styled(Widget):
     def look(self) -> "Look":
         """This frame's cell styling (outside a frame: as it is now)."""
         return self._look or Look.of(self)
+
+    def frame_size(self) -> "Size":
+        """This frame's size (outside a frame: as it is now)."""
+        return self._sizes[0] if self._sizes is not None else self.size
+
+    def frame_content_size(self) -> "Size":
+        """This frame's content size (outside a frame: as it is now)."""
+        return self._sizes[1] if self._sizes is not None else self.content_size
 
 
 class Runs(dict):

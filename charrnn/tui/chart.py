@@ -5,9 +5,12 @@ gradient through time). Split from widgets.py, which keeps the heatmap and the t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache, partial
 
 import numpy as np
 from rich.cells import cell_len
+from rich.console import Console
+from rich.style import Style
 from rich.segment import Segment
 from rich.text import Text
 from textual.strip import Strip
@@ -43,6 +46,22 @@ def _fmt(v: float, log: bool) -> str:
 def braille_plot(series: list[Series], width: int, height: int, log_y: bool = False, empty: str = "no data yet") -> list[Text]:
     """Lines of a chart of the series: y labels on the left, x range below, each
     character cell a 2x4 braille dot grid. Later series draw over earlier ones."""
+    out = []
+    for base, first, spans in braille_rows(series, width, height, log_y, empty):
+        line = Text(first, style=base)
+        for text, style in spans:
+            line.append(text, style=style)
+        out.append(line)
+    return out
+
+
+Row = tuple[str, str, list[tuple[str, str]]]  # a chart line: its style, its first text (in that style), then (text, style) spans
+
+
+def braille_rows(series: list[Series], width: int, height: int, log_y: bool = False, empty: str = "no data yet") -> list[Row]:
+    """braille_plot's lines as plain pieces, for a widget that draws them itself:
+    (the line's style, its first text, the (text, style) spans after it, each
+    drawn over the line's style; a span of style "" has the line's style alone)."""
     gw = 7  # the y-label gutter
     pw, ph = max(1, width - gw), max(1, height - 1)
     X, Y = 2 * pw, 4 * ph
@@ -53,7 +72,7 @@ def braille_plot(series: list[Series], width: int, height: int, log_y: bool = Fa
         if ok.any():
             clean.append((s, s.xs[ok], ys[ok]))
     if not clean or width < gw + 2 or height < 2:
-        return [Text(empty, style="dim")] + [Text("")] * (height - 1)
+        return [("dim", empty, [])] + [("", "", [])] * (height - 1)
     allx = np.concatenate([c[1] for c in clean])
     ally = np.concatenate([c[2] for c in clean])
     x0, x1 = float(allx.min()), float(allx.max())
@@ -82,8 +101,7 @@ def braille_plot(series: list[Series], width: int, height: int, log_y: bool = Fa
     if ph >= 5:
         labels[(ph - 1) // 2] = _fmt((y0 + y1) / 2, log_y)
     for r in range(ph):
-        line = Text(f"{labels.get(r, ''):>{gw - 1}}", style="dim")
-        line.append("┤" if r in labels else "│", style="dim")
+        spans = [("┤" if r in labels else "│", "dim")]
         code = np.zeros(pw, dtype=np.int32)
         owner = np.full(pw, -1)
         for k, (_, cs) in enumerate(codes):
@@ -92,13 +110,19 @@ def braille_plot(series: list[Series], width: int, height: int, log_y: bool = Fa
         chars = "".join(map(chr, (0x2800 + code).tolist()))
         bounds = [0, *(np.flatnonzero(owner[1:] != owner[:-1]) + 1).tolist(), pw]
         for start, end, k in zip(bounds, bounds[1:], owner[bounds[:-1]].tolist()):  # one span per run of cells of one colour
-            line.append(chars[start:end], style=codes[k][0] if k >= 0 else "")
-        lines.append(line)
+            spans.append((chars[start:end], codes[k][0] if k >= 0 else ""))
+        lines.append(("dim", f"{labels.get(r, ''):>{gw - 1}}", spans))
     left, right = (f"{x:,.0f}" if float(x).is_integer() else _fmt(x, False) for x in (x0, x1))
-    axis = Text(" " * (gw - 1) + "└", style="dim")
-    axis.append(left + " " * max(1, pw - len(left) - len(right)) + right, style="dim")
-    lines.append(axis)
+    lines.append(("dim", " " * (gw - 1) + "└", [(left + " " * max(1, pw - len(left) - len(right)) + right, "dim")]))
     return lines
+
+
+@lru_cache(maxsize=256)
+def _rendered(console: Console, line_style: str, style: str) -> Style:
+    """The style Rich renders a piece of a Text of `line_style` with, under a span of
+    `style` ("": none), where the Text has spans (Text.render: without, no style at all)."""
+    get = partial(console.get_style, default=Style.null())
+    return Style.combine([get(line_style), get(style)] if style else [get(line_style)])
 
 
 class Chart(Styled):
@@ -128,13 +152,17 @@ class Chart(Styled):
         self.refresh()
 
     def render_line(self, y: int) -> Strip:
-        w, h, look = self.content_size.width, self.content_size.height, self.look()
+        size, look = self.frame_content_size(), self.look()
+        w, h = size.width, size.height
         if self._strips is None or self._key != (w, h, look):
-            console = self.app.console
-            lines = braille_plot(self.series, w, h, self.log_y, self.empty)
-            self._strips = [
-                Strip([Segment(text, look(style or PLAIN)) for text, style, _ in line.render(console)]).adjust_cell_length(w, look(PLAIN))
-                for line in lines
-            ]  # fmt: skip
+            # The pieces straight to segments, each styled as Rich would render the Text
+            # braille_plot makes of them (the line's style, then the span's over it).
+            console, base = self.app.console, look(PLAIN)
+            self._strips = []
+            for line_style, first, spans in braille_rows(self.series, w, h, self.log_y, self.empty):
+                first_style = _rendered(console, line_style, "") if spans else PLAIN  # (Rich: a Text without spans is unstyled)
+                segs = [Segment(first, look(first_style or PLAIN))] if first else []
+                segs += [Segment(text, look(_rendered(console, line_style, style) or PLAIN)) for text, style in spans if text]
+                self._strips.append(Strip(segs).adjust_cell_length(w, base))
             self._key = (w, h, look)
         return self._strips[y] if y < len(self._strips) else Strip.blank(w, look(PLAIN))

@@ -60,6 +60,9 @@ class Heatmap(Styled):
         self._run: Runs | None = None  # the run segments of the palette of _pal_key
         self._strips: dict[tuple, Strip] = {}  # rows drawn from this data
         self._values: np.ndarray | None = None  # the values shown
+        self._side: list | None = None  # side as Python floats
+        self._block_key: tuple | None = None
+        self._block: tuple = (0, [], [0])  # the run segments of the rows in view (_visible_runs)
 
     # -- data
     def show(self, values: np.ndarray | None, tokens: tuple[str, ...], kind: str, side: np.ndarray | None = None,
@@ -76,7 +79,9 @@ class Heatmap(Styled):
         else:
             self.levels = colors.levels(kind, values, colors.scale_of(kind, values))
             self._by_unit = np.ascontiguousarray(self.levels.T)  # (H, T): a row of the heatmap is contiguous
+        self._side = None if side is None else side.tolist()
         self._strips.clear()
+        self._block_key = None
         self.unit = min(self.unit, max(0, self.units - 1))
         self._keep_in_view()
         self.refresh()
@@ -143,12 +148,12 @@ class Heatmap(Styled):
     # here once per style instead, and left out of this widget's filters.
     # bench/RESULTS.md has the cost.
     def render_line(self, y: int) -> Strip:
-        width, look = self.size.width, self.look()
-        base = look(PLAIN)
+        size, look = self.frame_size(), self.look()
+        width, base = size.width, look(PLAIN)
         if self.levels is None:
             return fit([Segment("no activations yet" if y == 0 else "", look(DIM))], width, base)
         T, H = self.levels.shape
-        c0, c1 = self.col_offset, min(T, self.col_offset + self.cols)
+        c0, c1 = self.col_offset, min(T, self.col_offset + self._cols(width))
         u = self.unit_offset + y - 1
         if y > 0 and u >= H:
             return Strip.blank(width, base)
@@ -157,8 +162,15 @@ class Heatmap(Styled):
         if strip is None:
             if len(self._strips) > 4 * (H + 1):
                 self._strips.clear()
-            strip = self._strips[key] = self._header(c0, c1, width, look) if y == 0 else self._row(u, c0, c1, width, look)
+            if y == 0:
+                strip = self._header(c0, c1, width, look)
+            else:
+                strip = self._row(u, c0, c1, width, look, self._visible_runs(c0, c1, min(H, self.unit_offset + max(1, size.height - 1)), look))
+            self._strips[key] = strip
         return strip
+
+    def _cols(self, width: int) -> int:
+        return max(1, width - self.GUTTER - (10 if self.side is not None else 0))
 
     def _header(self, c0: int, c1: int, width: int, look: "Look") -> Strip:
         dim, base, rev = look(DIM), look(PLAIN), look(REVERSE)
@@ -169,24 +181,43 @@ class Heatmap(Styled):
             segs.append(Segment(f" {self.side_labels[0]:>4} {self.side_labels[1]:>4}", dim))
         return fit(segs, width, base)
 
-    def _row(self, u: int, c0: int, c1: int, width: int, look: "Look") -> Strip:
+    def _visible_runs(self, c0: int, c1: int, u1: int, look: "Look") -> tuple[int, list[Segment], list[int]]:
+        """The run segments of the rows in view (units unit_offset..u1, columns c0..c1), found
+        for all of them at once: one numpy pass over the block instead of one per row. Returns
+        (the first unit, the segments, where each row's segments start and end)."""
+        u0 = self.unit_offset
+        key = (u0, u1, c0, c1, self.cursor, look)
+        if self._block_key != key:
+            block = self._by_unit[u0:u1, c0:c1]
+            R, n = block.shape
+            if n == 0 or R == 0:
+                segs, bounds = [], [0] * (R + 1)
+            else:
+                # a run starts at each column whose colour differs from the last; the cursor's cell is a run of its own
+                start = np.ones((R, n), dtype=bool)
+                np.not_equal(block[:, 1:], block[:, :-1], out=start[:, 1:])
+                cursor = -1 if self.cursor is None else self.cursor - c0
+                if 0 <= cursor < n:
+                    start[:, cursor : cursor + 2] = True
+                first = np.flatnonzero(start)  # row-major: row r's runs lie between r * n and (r + 1) * n
+                nxt = np.append(first[1:], R * n)
+                cells = np.minimum(nxt, (first // n + 1) * n) - first
+                if 0 <= cursor < n:
+                    cells[first % n == cursor] = 0  # 0 cells: the cursor's mark
+                segs = list(map(self._runs(look).__getitem__, zip(block.ravel()[first].tolist(), cells.tolist())))
+                bounds = np.searchsorted(first, np.arange(R + 1) * n).tolist()
+            self._block_key, self._block = key, (u0, segs, bounds)
+        return self._block
+
+    def _row(self, u: int, c0: int, c1: int, width: int, look: "Look", runs: tuple[int, list[Segment], list[int]]) -> Strip:
         dim, sel, base = look(DIM), look(SELECTED), look(PLAIN)
         mark = "▶" if u == self.unit else " "
         segs = [Segment(f"{mark}{u:>{self.GUTTER - 2}} ", sel if u == self.unit else dim)]
-        row = self._by_unit[u, c0:c1]
-        n, cursor = len(row), -1 if self.cursor is None else self.cursor - c0
-        if n:
-            # one segment per run of one colour, the cursor's cell on its own
-            cuts = np.flatnonzero(row[1:] != row[:-1]) + 1
-            if 0 <= cursor < n:
-                cuts = np.union1d(cuts, [c for c in (cursor, cursor + 1) if 0 < c < n])
-            bounds = np.concatenate(([0], cuts, [n]))
-            starts, cells = bounds[:-1], bounds[1:] - bounds[:-1]
-            if 0 <= cursor < n:
-                cells[np.searchsorted(starts, cursor)] = 0  # 0 cells: the cursor's mark
-            segs += map(self._runs(look).__getitem__, zip(row[starts].tolist(), cells.tolist()))
+        u0, run_segs, bounds = runs
+        segs += run_segs[bounds[u - u0] : bounds[u - u0 + 1]]
+        n = c1 - c0
         if self.side is not None:
-            lo, hi = self.side[u]
+            lo, hi = self._side[u]
             segs.append(Segment(f" {lo:>4.0%} {hi:>4.0%}", sel if u == self.unit else dim))
         cells = len(segs[0].text) + n + (len(segs[-1].text) if self.side is not None else 0)
         return fit(segs, width, base, cells)
@@ -276,7 +307,8 @@ class TokenText(Styled):
     def render_line(self, y: int) -> Strip:
         if not self.tokens:
             return super().render_line(y)
-        w, h, look = self.content_size.width, self.content_size.height, self.look()
+        size, look = self.frame_content_size(), self.look()
+        w, h = size.width, size.height
         base, key = look(PLAIN), (w, h, look)
         if self._strips is None or self._key != key:
             lines = self.pieces(max(1, w))

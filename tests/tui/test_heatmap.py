@@ -7,12 +7,13 @@ which the widget applies itself per style, would have made of them."""
 from __future__ import annotations
 
 import numpy as np
+from rich.style import Style
 from textual.app import App, ComposeResult
 from textual.filter import ANSIToTruecolor
 from textual.geometry import Region
 
 from charrnn.tui import colors
-from charrnn.tui.widgets import Chart, Heatmap, Series, TokenText
+from charrnn.tui.widgets import Chart, Heatmap, Series, TokenText, braille_plot
 
 
 class One(App):
@@ -145,3 +146,25 @@ async def test_moving_the_selection_over_the_same_data_redraws_two_rows():
         assert len(heat._styles_cache._dirty_lines) > 2
         heat.show(values * 0.5, tuple("x" * 50), colors.TANH, np.zeros((30, 2)))  # new data draws
         assert heat._strips == {} and heat._styles_cache._dirty_lines
+
+
+async def test_chart_lines_are_the_rich_text_of_braille_plot():
+    """The chart draws braille_rows' pieces itself; each cell is what Rich renders of
+    braille_plot's Text for the same series (through the widget's own style and filter)."""
+    app = Three()
+    rng = np.random.default_rng(2)
+    async with app.run_test(size=(60, 30)) as pilot:
+        chart = app.query_one(Chart)
+        tc = next(f for f in app.get_line_filters() if isinstance(f, ANSIToTruecolor))
+        for case in range(6):
+            xs = np.arange(float(rng.integers(2, 120)))
+            series = [Series(str(k), xs, np.abs(rng.normal(size=xs.size)) * 10.0 ** -rng.uniform(0, 6, size=xs.size), color)
+                      for k, color in enumerate(("#5fafff", "white", "red")[: 1 + case % 3])]  # fmt: skip
+            chart.plot(series if case != 5 else [])  # the last: nothing to plot, the dim empty line
+            await pilot.pause()
+            w, h = chart.content_size
+            base, background = chart.rich_style, chart.background_colors[1].rich_color
+            for y, line in enumerate(braille_plot(chart.series, w, h, chart.log_y, chart.empty)):
+                want = [(ch, tc.truecolor_style(base + (seg.style or Style()), background)) for seg in line.render(app.console) for ch in seg.text]
+                want += [(" ", tc.truecolor_style(base, background))] * (w - len(want))
+                assert cells(chart.render_line(y)) == want, (case, y)

@@ -100,18 +100,23 @@ def braille_rows(series: list[Series], width: int, height: int, log_y: bool = Fa
     labels = {0: _fmt(y1 - pad if not log_y else y1 - pad, log_y), ph - 1: _fmt(y0 + pad, log_y)}
     if ph >= 5:
         labels[(ph - 1) // 2] = _fmt((y0 + y1) / 2, log_y)
+    # All rows at once: each cell's dots from every series, coloured by the last series with a
+    # dot there; a row's text from its code points in one view, its spans at colour changes.
+    cs = np.stack([c for _, c in codes])  # (series, ph, pw)
+    code = np.bitwise_or.reduce(cs, axis=0)
+    owner = np.where(cs > 0, np.arange(len(codes))[:, None, None], -1).max(axis=0)  # a later series colours the cell
+    texts = np.ascontiguousarray(0x2800 + code, dtype=np.uint32).view(f"<U{pw}")[:, 0].tolist()
+    change = np.ones((ph, pw), dtype=bool)
+    np.not_equal(owner[:, 1:], owner[:, :-1], out=change[:, 1:])
+    first = np.flatnonzero(change)
+    row = first // pw
+    ends = np.minimum(np.append(first[1:], ph * pw), (row + 1) * pw) - row * pw  # a span ends at the next or at its row's end
+    runs = zip(row.tolist(), (first - row * pw).tolist(), ends.tolist(), owner.ravel()[first].tolist())
+    spans: list[list[tuple[str, str]]] = [[("┤" if r in labels else "│", "dim")] for r in range(ph)]
+    for r, start, end, k in runs:  # one span per run of cells of one colour
+        spans[r].append((texts[r][start:end], codes[k][0] if k >= 0 else ""))
     for r in range(ph):
-        spans = [("┤" if r in labels else "│", "dim")]
-        code = np.zeros(pw, dtype=np.int32)
-        owner = np.full(pw, -1)
-        for k, (_, cs) in enumerate(codes):
-            code |= cs[r]
-            owner[cs[r] > 0] = k  # a later series colours the cell
-        chars = "".join(map(chr, (0x2800 + code).tolist()))
-        bounds = [0, *(np.flatnonzero(owner[1:] != owner[:-1]) + 1).tolist(), pw]
-        for start, end, k in zip(bounds, bounds[1:], owner[bounds[:-1]].tolist()):  # one span per run of cells of one colour
-            spans.append((chars[start:end], codes[k][0] if k >= 0 else ""))
-        lines.append(("dim", f"{labels.get(r, ''):>{gw - 1}}", spans))
+        lines.append(("dim", f"{labels.get(r, ''):>{gw - 1}}", spans[r]))
     left, right = (f"{x:,.0f}" if float(x).is_integer() else _fmt(x, False) for x in (x0, x1))
     lines.append(("dim", " " * (gw - 1) + "└", [(left + " " * max(1, pw - len(left) - len(right)) + right, "dim")]))
     return lines

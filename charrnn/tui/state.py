@@ -1,7 +1,8 @@
 """What the app knows about the run it shows: plain data, updated on the UI thread.
 
-Message handlers append to it and bump `version`; the screens redraw from it on
-a timer (at most ten times a second) when the version has moved. Curves are in
+Message handlers append to it and bump `version`, which tells the app's
+`listener` (it wakes the redraw timer); the screens redraw from it at most ten
+times a second, only when the version has moved. Curves are in
 bits per character so that the training and validation lines share one scale
 (and char and subword models compare); for a task whose loss is not over text
 (a classifier's, per document) they are its loss in nats per unit.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..training.telemetry import (
     CheckpointEvent,
@@ -45,9 +46,12 @@ class RunState:
     checkpoints: list[CheckpointEvent] = field(default_factory=list)
     log: list[tuple[str, str]] = field(default_factory=list)  # (line, style) for the event log; kept across runs
     version: int = 0  # moves whenever anything above changes
+    listener: Callable[[], None] | None = field(default=None, compare=False, repr=False)  # told of each move (the app)
 
     def touch(self) -> None:
         self.version += 1
+        if self.listener is not None:
+            self.listener()
 
     def note(self, line: str, style: str = "") -> None:
         self.log.append((line, style))
@@ -56,9 +60,10 @@ class RunState:
 
     def started(self, e: StartEvent, history: tuple[tuple[int, float], ...] = ()) -> None:
         """A new run (or a resumed one) begins: forget the last one's figures."""
-        fresh = RunState(phase=TRAINING, start=e, version=self.version + 1, val_pts=list(history), log=self.log)
+        fresh = RunState(phase=TRAINING, start=e, version=self.version, val_pts=list(history), log=self.log, listener=self.listener)
         fresh.best_bpc = min((b for _, b in history), default=None)
         self.__dict__.update(fresh.__dict__)
+        self.touch()
 
     @property
     def bpc(self) -> bool:

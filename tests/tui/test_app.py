@@ -386,3 +386,37 @@ async def test_a_redraw_tick_after_the_screens_are_gone_does_nothing(tmp_path):
         await pilot.pause()
     assert not app.screen_stack
     app.redraw()
+
+
+async def test_the_redraw_timer_sleeps_until_something_moves(tmp_path):
+    """Nothing new, no ticks (10 a second cost the UI thread 0.4% of a core for nothing);
+    a message or a new screen wakes the timer, and the screen shows what arrived."""
+    from scripted import step_event
+
+    app = CharRNNApp(root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        ticks: list[int] = []
+        redraw = app.redraw
+        app.redraw = lambda force=False: ticks.append(1) or redraw(force)  # type: ignore[method-assign]
+
+        async def asleep() -> None:  # soon no tick in three tick periods
+            for _ in range(10):
+                n = len(ticks)
+                await pilot.pause(0.35)
+                if len(ticks) == n:
+                    return
+            raise AssertionError("the redraw timer never stops ticking")
+
+        await pilot.press("2")  # the activations screen mounted, then left
+        await pilot.press("1")
+        await asleep()
+        app.post_message(m.StepUpdate(step_event(7)))
+        await until(pilot, lambda: "step 7" in str(app.screen.query_one("#stats").render()), what="the step shown")
+        await asleep()
+        probe = scripted_probe(7)
+        app.post_message(m.ProbeFrame(ProbeEvent(7, probe)))
+        await asleep()
+        assert app.state.probe is probe
+        await pilot.press("2")  # back on a screen that missed the frame: the screen change wakes the timer
+        await until(pilot, lambda: isinstance(app.screen, ActivationsScreen) and app.screen.probe is probe, what="the frame drawn")
+        await asleep()

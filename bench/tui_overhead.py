@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import copy
 import gc
 import io
 import statistics
@@ -38,7 +39,7 @@ from _common import header, median, words_corpus  # noqa: E402
 
 from charrnn.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from charrnn.data.corpus import prepare  # noqa: E402
-from charrnn.training.trainer import PROBE_SHARE, Trainer  # noqa: E402
+from charrnn.training.trainer import PROBE_SHARE, STEP_HZ, Trainer  # noqa: E402
 
 
 class Pauses:
@@ -160,7 +161,11 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
     from charrnn.inspect.trace import Probe
     from charrnn.tui import messages as m
     from charrnn.tui.app import CharRNNApp
-    from charrnn.training.telemetry import ProbeEvent
+    from charrnn.training.telemetry import ProbeEvent, StepEvent
+
+    def _step_event(i: int) -> StepEvent:
+        return StepEvent(step=i, total_steps=10**6, epoch=i / 1000, loss=2.0, lr=2e-3, grad_norm=1.0, tokens_per_s=50_000.0,
+                         chars_per_s=50_000.0, elapsed_s=i / STEP_HZ, eta_s=1e4, progress=i / 10**6)  # fmt: skip
 
     # 1. the training thread: a step, and a probe of the default probe text
     t = trainer([], threading.Event())
@@ -180,6 +185,17 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
         frame = use.probe(net, t.probe_text, 0)
         costs.append(time.perf_counter() - t0)
     probe = statistics.median(costs[2:])
+    # Frames as a live run sends them: each from a model a few steps on from the last, so
+    # that no widget finds the data it drew last time (a frame of equal values would skip the
+    # chart, and the same arrays would skip the heatmap).
+    distinct = [frame]
+    for k in range(3):
+        for i in range(3):
+            loss = task.loss(net, task.batch(0, 30 + 3 * k + i))
+            t.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            t.optimizer.step()
+        distinct.append(use.probe(net, t.probe_text, k + 1))
     print(f"training thread: a step {step * 1e3:.1f} ms; a probe of {len(frame.acts.tokens)} characters {probe * 1e3:.1f} ms "
           f"= {probe / step:.1f} steps (the trainer spaces probes to cost at most {PROBE_SHARE:.0%}: one every {max(1.0, probe / PROBE_SHARE):.1f} s)")  # fmt: skip
 
@@ -194,7 +210,8 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
             await pilot.pause(0.3)
             cpu = []
             for i in range(frames):
-                p = Probe(i, frame.acts, frame.grad_flow)
+                f = distinct[i % len(distinct)]
+                p = Probe(i, copy.deepcopy(f.acts), copy.deepcopy(f.grad_flow))  # new arrays, as each live frame has
                 t0 = time.thread_time()
                 if prof is not None:
                     prof.enable()
@@ -205,11 +222,46 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
                 if prof is not None:
                     prof.disable()
                 cpu.append(time.thread_time() - t0)
-        return statistics.median(cpu)
+        return statistics.median(cpu), min(cpu), max(cpu)
+
+    def ms(c: tuple[float, float, float]) -> str:
+        return f"{c[0] * 1e3:.1f} ms ({c[1] * 1e3:.1f}-{c[2] * 1e3:.1f})"
 
     idle = asyncio.run(draw("train", None))
     shown = asyncio.run(draw("activations", None))
-    print(f"UI thread per frame (CPU, median of {frames}): train screen {idle * 1e3:.1f} ms, activations screen {shown * 1e3:.1f} ms")
+    print(f"UI thread per frame (CPU, median and range of {frames}, distinct frames): train screen {ms(idle)}, activations screen {ms(shown)}")
+
+    # A run's stream without the run: step updates at the trainer's rate and a frame every 2 s,
+    # for 6 s, on each screen: the share of a core the UI thread takes from training.
+    async def stream(screen: str, seconds: float = 6.0) -> float:
+        app = CharRNNApp(root=tmp)
+        async with app.run_test(size=(120, 40)) as pilot:
+            if screen == "activations":
+                await pilot.press("2")
+            await pilot.pause(0.3)
+            cpu0, wall0, i = time.thread_time(), time.perf_counter(), 0
+            while time.perf_counter() - wall0 < seconds:
+                i += 1
+                app.post_message(m.StepUpdate(_step_event(i)))
+                if i % int(2 * STEP_HZ) == 1:
+                    f = distinct[i % len(distinct)]
+                    app.post_message(m.ProbeFrame(ProbeEvent(i, Probe(i, copy.deepcopy(f.acts), copy.deepcopy(f.grad_flow)))))
+                await asyncio.sleep(1.0 / STEP_HZ)
+            return (time.thread_time() - cpu0) / (time.perf_counter() - wall0)
+
+    async def still(screen: str, seconds: float = 3.0) -> float:
+        app = CharRNNApp(root=tmp)
+        async with app.run_test(size=(120, 40)) as pilot:
+            if screen == "activations":
+                await pilot.press("2")
+            await pilot.pause(0.3)
+            cpu0, wall0 = time.thread_time(), time.perf_counter()
+            await asyncio.sleep(seconds)
+            return (time.thread_time() - cpu0) / (time.perf_counter() - wall0)
+
+    print(f"UI thread with nothing arriving: train screen {asyncio.run(still('train')):.2%} of a core, activations screen {asyncio.run(still('activations')):.2%}")
+    print(f"UI thread under a run's stream ({STEP_HZ:.0f} step updates a second, a frame every 2 s; 6 s): "
+          f"train screen {asyncio.run(stream('train')):.2%} of a core, activations screen {asyncio.run(stream('activations')):.2%}")  # fmt: skip
     prof = cProfile.Profile()
     asyncio.run(draw("activations", prof))
     s = io.StringIO()

@@ -161,6 +161,7 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
     from charrnn.inspect.trace import Probe
     from charrnn.tui import messages as m
     from charrnn.tui.app import CharRNNApp
+    from charrnn.tui.bridge import Bridge
     from charrnn.training.telemetry import ProbeEvent, StepEvent
 
     def _step_event(i: int) -> StepEvent:
@@ -229,24 +230,35 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
 
     idle = asyncio.run(draw("train", None))
     shown = asyncio.run(draw("activations", None))
-    print(f"UI thread per frame (CPU, median and range of {frames}, distinct frames): train screen {ms(idle)}, activations screen {ms(shown)}")
+    print(f"UI thread per frame (CPU, median and range of {frames}, distinct frames): "
+          f"train screen {ms(idle)}, activations screen {ms(shown)}")  # fmt: skip
 
-    # A run's stream without the run: step updates at the trainer's rate and a frame every 2 s,
-    # for 6 s, on each screen: the share of a core the UI thread takes from training.
+    # A run's stream without the run: a thread sends step events at the trainer's rate and a
+    # frame every 2 s through the app's real bridge, for 6 s, on each screen: the share of a
+    # core the UI thread takes (from training, on a machine whose cores training fills).
     async def stream(screen: str, seconds: float = 6.0) -> float:
         app = CharRNNApp(root=tmp)
         async with app.run_test(size=(120, 40)) as pilot:
             if screen == "activations":
                 await pilot.press("2")
             await pilot.pause(0.3)
-            cpu0, wall0, i = time.thread_time(), time.perf_counter(), 0
-            while time.perf_counter() - wall0 < seconds:
-                i += 1
-                app.post_message(m.StepUpdate(_step_event(i)))
-                if i % int(2 * STEP_HZ) == 1:
-                    f = distinct[i % len(distinct)]
-                    app.post_message(m.ProbeFrame(ProbeEvent(i, Probe(i, copy.deepcopy(f.acts), copy.deepcopy(f.grad_flow)))))
-                await asyncio.sleep(1.0 / STEP_HZ)
+            bridge, done = Bridge(app), threading.Event()
+
+            def send() -> None:
+                i = 0
+                while not done.wait(1.0 / STEP_HZ):
+                    i += 1
+                    bridge.on_step(_step_event(i))
+                    if i % int(2 * STEP_HZ) == 1:
+                        f = distinct[i % len(distinct)]
+                        bridge.on_probe(ProbeEvent(i, Probe(i, copy.deepcopy(f.acts), copy.deepcopy(f.grad_flow))))
+
+            sender = threading.Thread(target=send)
+            cpu0, wall0 = time.thread_time(), time.perf_counter()
+            sender.start()
+            await asyncio.sleep(seconds)
+            done.set()
+            sender.join()
             return (time.thread_time() - cpu0) / (time.perf_counter() - wall0)
 
     async def still(screen: str, seconds: float = 3.0) -> float:
@@ -259,9 +271,11 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
             await asyncio.sleep(seconds)
             return (time.thread_time() - cpu0) / (time.perf_counter() - wall0)
 
-    print(f"UI thread with nothing arriving: train screen {asyncio.run(still('train')):.2%} of a core, activations screen {asyncio.run(still('activations')):.2%}")
+    print(f"UI thread with nothing arriving: train screen {asyncio.run(still('train')):.2%} of a core, "
+          f"activations screen {asyncio.run(still('activations')):.2%}")  # fmt: skip
     print(f"UI thread under a run's stream ({STEP_HZ:.0f} step updates a second, a frame every 2 s; 6 s): "
-          f"train screen {asyncio.run(stream('train')):.2%} of a core, activations screen {asyncio.run(stream('activations')):.2%}")  # fmt: skip
+          f"train screen {asyncio.run(stream('train')):.2%} of a core, "
+          f"activations screen {asyncio.run(stream('activations')):.2%}")  # fmt: skip
     prof = cProfile.Profile()
     asyncio.run(draw("activations", prof))
     s = io.StringIO()

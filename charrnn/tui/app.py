@@ -280,6 +280,8 @@ class CharRNNApp(App):
         self.state.note(f"{e.corpus}", "dim")
 
     def on_step_update(self, message: m.StepUpdate) -> None:
+        for e in message.earlier:
+            self.state.stepped(e)
         self.state.stepped(message.event)
 
     def on_eval_update(self, message: m.EvalUpdate) -> None:

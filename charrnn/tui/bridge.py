@@ -4,12 +4,20 @@ Each event becomes a message posted with `post_message`, which only puts it on
 the app's queue (`call_soon_threadsafe`) and returns: the training thread never
 waits for the UI, and never learns that there is one. A sink must not raise into
 the loop, so a message that cannot be delivered (the app is closing) is dropped.
+
+While the activations screen is shown, nothing on it shows the step figures, so
+their updates go over in batches, at most WATCHED_STEP_HZ times a second, each
+carrying every step event since the last: every message wakes the UI thread and
+costs it more than the figures in it, and on a busy machine that comes out of
+training (bench/RESULTS.md). Any other event sends the held steps first, so the
+order holds; leaving the screen sends them with the next step.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +36,17 @@ from ..training.telemetry import (
 )
 from . import messages as m
 
+WATCHED_STEP_HZ = 2.0  # step updates while the activations screen is shown, at most (batched)
+
 
 class Bridge(BaseSink):
     wants_probes = True  # the trainer traces the probe text for us, about once a second
 
-    def __init__(self, target: Any):
+    def __init__(self, target: Any, clock=time.monotonic):
         self.target = target  # the App (anything with post_message)
+        self.clock = clock
+        self._held: list[StepEvent] = []  # step events not sent yet (the activations screen is shown)
+        self._due = float("-inf")  # when the held ones go
 
     @property
     def watching(self) -> bool:
@@ -47,28 +60,48 @@ class Bridge(BaseSink):
         except Exception:  # the app is gone or its loop is closed: nobody is watching
             pass
 
+    def _flush(self) -> None:
+        """Send the held step events (before any other event: the order holds)."""
+        if self._held:
+            *earlier, last = self._held
+            self._held = []
+            self._post(m.StepUpdate(last, tuple(earlier)))
+
     def on_start(self, e: StartEvent) -> None:
+        self._flush()
         self._post(m.TrainStarted(e, _history(Path(e.run_dir)) if e.start_step else ()))
 
     def on_step(self, e: StepEvent) -> None:
-        self._post(m.StepUpdate(e))
+        self._held.append(e)
+        if self.watching:
+            now = self.clock()
+            if now < self._due:
+                return
+            self._due = now + 1.0 / WATCHED_STEP_HZ
+        self._flush()
 
     def on_eval(self, e: EvalEvent) -> None:
+        self._flush()
         self._post(m.EvalUpdate(e))
 
     def on_sample(self, e: SampleEvent) -> None:
+        self._flush()
         self._post(m.SampleUpdate(e))
 
     def on_checkpoint(self, e: CheckpointEvent) -> None:
+        self._flush()
         self._post(m.CheckpointSaved(e))
 
     def on_probe(self, e: ProbeEvent) -> None:
+        self._flush()
         self._post(m.ProbeFrame(e))
 
     def on_message(self, e: MessageEvent) -> None:
+        self._flush()
         self._post(m.TrainNote(e))
 
     def on_end(self, e: EndEvent) -> None:
+        self._flush()
         self._post(m.TrainEnded(e))
 
 

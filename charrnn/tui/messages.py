@@ -34,9 +34,11 @@ class TrainStarted(Message):
 
 @dataclass
 class StepUpdate(Message):
-    """New training-loss points: a delta, never replaced."""
+    """New training-loss points: a delta, never replaced. `earlier`: the step events
+    before `event` that the bridge held back (the activations screen is shown), in order."""
 
     event: StepEvent
+    earlier: tuple[StepEvent, ...] = ()
 
 
 @dataclass

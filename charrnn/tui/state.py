@@ -60,7 +60,9 @@ class RunState:
 
     def started(self, e: StartEvent, history: tuple[tuple[int, float], ...] = ()) -> None:
         """A new run (or a resumed one) begins: forget the last one's figures."""
-        fresh = RunState(phase=TRAINING, start=e, version=self.version, val_pts=list(history), log=self.log, listener=self.listener)
+        fresh = RunState(
+            phase=TRAINING, start=e, version=self.version, val_pts=list(history), log=self.log, listener=self.listener
+        )
         fresh.best_bpc = min((b for _, b in history), default=None)
         self.__dict__.update(fresh.__dict__)
         self.touch()

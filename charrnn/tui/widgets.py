@@ -165,7 +165,8 @@ class Heatmap(Styled):
             if y == 0:
                 strip = self._header(c0, c1, width, look)
             else:
-                strip = self._row(u, c0, c1, width, look, self._visible_runs(c0, c1, min(H, self.unit_offset + max(1, size.height - 1)), look))
+                u1 = min(H, self.unit_offset + max(1, size.height - 1))  # the rows in view end here
+                strip = self._row(u, c0, c1, width, look, self._visible_runs(c0, c1, u1, look))
             self._strips[key] = strip
         return strip
 

@@ -418,5 +418,6 @@ async def test_the_redraw_timer_sleeps_until_something_moves(tmp_path):
         await asleep()
         assert app.state.probe is probe
         await pilot.press("2")  # back on a screen that missed the frame: the screen change wakes the timer
-        await until(pilot, lambda: isinstance(app.screen, ActivationsScreen) and app.screen.probe is probe, what="the frame drawn")
+        shown = lambda: isinstance(app.screen, ActivationsScreen) and app.screen.probe is probe  # noqa: E731
+        await until(pilot, shown, what="the frame drawn")
         await asleep()

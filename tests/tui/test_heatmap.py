@@ -165,6 +165,7 @@ async def test_chart_lines_are_the_rich_text_of_braille_plot():
             w, h = chart.content_size
             base, background = chart.rich_style, chart.background_colors[1].rich_color
             for y, line in enumerate(braille_plot(chart.series, w, h, chart.log_y, chart.empty)):
-                want = [(ch, tc.truecolor_style(base + (seg.style or Style()), background)) for seg in line.render(app.console) for ch in seg.text]
+                want = [(ch, tc.truecolor_style(base + (seg.style or Style()), background))
+                        for seg in line.render(app.console) for ch in seg.text]  # fmt: skip
                 want += [(" ", tc.truecolor_style(base, background))] * (w - len(want))
                 assert cells(chart.render_line(y)) == want, (case, y)

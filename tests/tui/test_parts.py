@@ -64,6 +64,33 @@ def test_bridge_turns_every_event_into_its_message(tmp_path):
     Bridge(Target(fail=True)).on_step(step_event(1))  # an app that is gone never breaks the training loop
 
 
+def test_steps_go_in_batches_while_the_activations_screen_is_shown():
+    """Watched: at most WATCHED_STEP_HZ step messages a second, each with every step since
+    the last, and none held past another event; not watched: one message a step."""
+    t, now = Target(), [0.0]
+    t.watching_probes = True
+    b = Bridge(t, clock=lambda: now[0])
+    for i in range(1, 8):
+        now[0] = (i - 1) * 0.1  # 10 a second, as the trainer sends them
+        b.on_step(step_event(i))
+    assert [(x.event.step, [e.step for e in x.earlier]) for x in t.got] == [(1, []), (6, [2, 3, 4, 5])]
+    b.on_eval(eval_event(7))  # step 7 was held: it goes first
+    assert [type(x) for x in t.got[2:]] == [m.StepUpdate, m.EvalUpdate] and t.got[2].event.step == 7
+    t.watching_probes = False
+    for i in range(8, 11):
+        b.on_step(step_event(i))
+    assert [x.event.step for x in t.got[4:]] == [8, 9, 10] and not any(x.earlier for x in t.got[4:])
+    steps = [e.step for x in t.got if isinstance(x, m.StepUpdate) for e in (*x.earlier, x.event)]
+    assert steps == list(range(1, 11))  # every step, in order
+    state = RunState()
+    state.started(start_event())
+    for x in t.got:
+        if isinstance(x, m.StepUpdate):
+            for e in (*x.earlier, x.event):
+                state.stepped(e)
+    assert [s for s, _ in state.train_pts] == list(range(1, 11))
+
+
 def test_a_resumed_run_brings_its_validation_curve(tmp_path):
     (tmp_path / "metrics.jsonl").write_text(
         '{"step": 10, "val_bpc": 3.0, "final": false}\n{"step": 20, "val_bpc": 2.5, "final": false}\n'

@@ -12,9 +12,14 @@ in the UI thread (each holds the GIL, so the training thread waits it out).
 
 --profile says where the time goes instead, piece by piece, with no run to
 compare: what one probe costs the training thread (in steps), what one
-activation frame costs the UI thread on each screen, the UI thread's busiest
-functions while it draws frames (cProfile), and a full garbage collection in a
-running app before and after the app freezes what it holds at start-up.
+activation frame costs the UI thread on each screen (distinct frames, new
+arrays each, as a live run sends them), the UI thread's share of a core with
+nothing arriving and under a run's stream (step events at the trainer's rate
+and a frame every 2 s, sent through the real bridge from a thread), its
+busiest functions while it draws frames (cProfile), and a full garbage
+collection in a running app before and after the app freezes what it holds at
+start-up. These are thread CPU times, which a loaded machine disturbs far less
+than the steps/s ratio.
 
     python bench/tui_overhead.py [--steps 1500] [--repeats 3] [--layers 2] [--hidden 128] [--screen train|activations]
     python bench/tui_overhead.py --profile [--hidden 128]

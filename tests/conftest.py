@@ -14,9 +14,11 @@ import torch
 from helpers import TINY, make_text
 from typer.testing import CliRunner
 
-# The CLI's Rich consoles read COLUMNS once, when they are built. Build them now, before
-# a test's `runner.invoke(..., env={"COLUMNS": ...})` could fix their width for every
-# later test in this process (which tests those are depends on how the workers split them).
+# The CLI's Rich consoles read COLUMNS once, when they are built, and keep that width.
+# Build them now, with no COLUMNS (pytest-xdist gives its workers COLUMNS=80), so that
+# they follow what each `runner.invoke(..., env={"COLUMNS": ...})` asks for, whatever
+# ran before in this process.
+os.environ.pop("COLUMNS", None)
 import charrnn.cli.common  # noqa: E402,F401
 
 

@@ -375,32 +375,26 @@ class CharRNNApp(App):
         self.push_screen(OpenDialog(list_runs(self.root)), done)
 
     def action_help(self) -> None:
-        sections = [
-            ("Everywhere", [b for b in self.BINDINGS if isinstance(b, Binding)]),
-            ("Train", TrainScreen.BINDINGS),
-            ("Activations", ActivationsScreen.BINDINGS),
-            ("Explore", ExploreScreen.BINDINGS),
-            ("Atlas", AtlasScreen.BINDINGS),
-        ]
+        screens = (("Train", TrainScreen), ("Activations", ActivationsScreen), ("Explore", ExploreScreen), ("Atlas", AtlasScreen))
+        sections = [("Everywhere", [b for b in self.BINDINGS if isinstance(b, Binding)]), *((n, s.BINDINGS) for n, s in screens)]
         self.push_screen(HelpScreen(sections))  # type: ignore[arg-type]
 
 
 def train_in_app(make_trainer: TrainerFactory, root: Path | str = DEFAULT_CHECKPOINTS) -> tuple[Any, bool]:
     """`charrnn train ... --tui`: train in the app; returns the run's TrainResult (None
     if it never ran) and whether the user quit it (q), as opposed to an interrupt."""
-    app = CharRNNApp(make_trainer, root=root)
-    try:
-        app.run()
-    finally:
-        app.shutdown_training()  # whatever ended the app, the run saves and its thread returns
+    app = _run(CharRNNApp(make_trainer, root=root))
     return app.result, app.quit_by_user
 
 
 def open_app(explore: str | None = None, root: Path | str = DEFAULT_CHECKPOINTS, request: RunRequest | None = None) -> Any:
     """`charrnn tui`: the app on a checkpoint to explore, or idle, ready for a run."""
-    app = CharRNNApp(root=root, explore=explore, request=request)
+    return _run(CharRNNApp(root=root, explore=explore, request=request)).result
+
+
+def _run(app: CharRNNApp) -> CharRNNApp:
     try:
         app.run()
     finally:
-        app.shutdown_training()
-    return app.result
+        app.shutdown_training()  # whatever ended the app, the run saves and its thread returns
+    return app

@@ -198,7 +198,7 @@ def test_a_format_1_file_is_migrated_and_written_back_in_the_current_format(tmp_
     assert ck.step == raw["step"] and ck.model_config.cell == raw["model_config"]["cell"] == "lstm"
     checkpoint.save(tmp_path / "new.pt", ck)
     new = torch.load(tmp_path / "new.pt", weights_only=True)
-    assert new["version"] == checkpoint.VERSION == 2 and "tokenizer" not in new and new["task"]["tokenizer"] == raw["tokenizer"]
+    assert new["version"] == checkpoint.VERSION == 3 and "tokenizer" not in new and new["task"]["tokenizer"] == raw["tokenizer"]
     again = checkpoint.load(tmp_path / "new.pt")
     assert again.version == checkpoint.VERSION
     assert again.summary("x") == dataclasses.replace(ck.summary("x"), format_version=checkpoint.VERSION)

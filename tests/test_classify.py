@@ -211,3 +211,17 @@ def test_a_bidirectional_classifier_reads_each_document_from_its_end(pool):
         assert torch.allclose(model.trace(a).logits[:, -1], alone[0], atol=1e-10)
     plain = SequenceClassifier(ModelConfig(**{**vars(cfg), "options": {"pool": pool, "classes": 3}}))
     assert not any(n.startswith("back.") for n, _ in plain.named_parameters())  # a plain model's checkpoints unchanged
+
+
+def test_a_new_classifier_takes_the_task_recipe_and_the_max_pool_and_says_so(runner, tmp_path):
+    from charrnn.training import checkpoint
+
+    data = labelled_folder(tmp_path / "docs", n=60)
+    r = runner.invoke(app, ["train", str(data), "--task", "classify", "--label-from", "folder", "--doc-sep", "line", "--steps", "2",
+                            "--hidden", "16", "--batch-size", "8", "--device", "cpu", "--threads", "1", "-q",
+                            "--out", str(tmp_path / "run"), "--checkpoints", str(tmp_path)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "--task classify: --layers 1 --embed 32 --lr 0.01 in place of the language model's defaults" in r.stderr
+    assert "lstm 1x16 (classify), embedding 32" in r.stderr
+    ck = checkpoint.load(tmp_path / "run" / "last.pt")
+    assert (ck.model_config.layers, ck.train_config.lr, ck.model_config.task_options().pool) == (1, 1e-2, "max")

@@ -68,7 +68,8 @@ def train(args: list[str], out: Path) -> dict:
         sys.exit(f"charrnn train failed ({r.returncode}):\n{r.stderr[-3000:]}")
     finals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if json.loads(line).get("final")]
     rec = finals[-1]
-    rec["curve"] = [(r["step"], r["accuracy"]) for r in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "accuracy" in r and not r.get("final")]
+    evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rec["curve"] = [(r["step"], r["accuracy"]) for r in evals if "accuracy" in r and not r.get("final")]  # classify: each evaluation
     rec["wall_s"] = time.perf_counter() - t0
     rec["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return rec

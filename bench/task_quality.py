@@ -194,7 +194,7 @@ def main() -> None:
     ap.add_argument("--first-seed", type=int, default=1337, help="the seeds are FIRST, FIRST + 1, ... (--seeds of them)")
     ap.add_argument("--classify-args", default="", help="more `charrnn train` options for the classify part, e.g. '--bidirectional'")
     a = ap.parse_args()
-    header("task quality: seq2seq and classify after a fixed number of steps (CPU, fp32, 1 thread, seed 1337)")
+    header("task quality: seq2seq and classify after a fixed number of steps (CPU, fp32, 1 thread; seeds from 1337 unless --first-seed)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for part in a.parts.split(","):

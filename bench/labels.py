@@ -13,13 +13,21 @@ held-out lines (its ceiling), what the label is worth in validation bits/char
 (metrics.jsonl: val_bpc with the true label, val_bpc_no_label with none), and
 where the classifier puts unconditional samples.
 
+Samples are drawn at `charrnn sample`'s default temperature (0.8, --temperature), what
+a user gets from `charrnn sample RUN --label NAME`; fidelity at temperature 1 (the
+model's own distribution, tails included) is printed beside it. The default budget,
+2,000 steps of a 1x64 LSTM (about 100 CPU-seconds on one thread), is what the default
+`charrnn train` budget of 3 minutes buys such a model on a quiet machine; at 400 steps
+(the issue's first figures) no condition had learned to hold its label.
+
 Every condition trains once per seed (--seeds, default 3); the table gives each
 run and then each condition's median with the range over the seeds. CPU seconds
 are the training process's (one thread by default: on a shared machine a second
 thread spins more than it helps). Anchor: the chapter gives no figure; the issue
 that asked for this bench measured input 98.7% and both 66.7% at one seed.
 
-    python bench/labels.py [CORPUS] [--steps 400] [--hidden 64] [--samples 100] [--seeds 3] [--conditions input,init,both]
+    python bench/labels.py [CORPUS] [--steps 2000] [--hidden 64] [--samples 100] [--temperature 0.8] [--seeds 3]
+                           [--conditions input,init,both]
 """
 
 from __future__ import annotations
@@ -78,7 +86,7 @@ def train(data: Path, condition: str, root: Path, args: argparse.Namespace, seed
     return {"run": root / name, "cpu_s": cpu, **final}
 
 
-def samples(run: Path, label: str | None, n: int, seed: int) -> list[str]:
+def samples(run: Path, label: str | None, n: int, seed: int, temperature: float) -> list[str]:
     import torch
 
     from charrnn.config import SampleConfig
@@ -87,7 +95,7 @@ def samples(run: Path, label: str | None, n: int, seed: int) -> list[str]:
 
     ck = checkpoint.load(run / "last.pt")
     model, tok = checkpoint.model_from(ck, run)
-    cfg = SampleConfig(length=300, num=1, temperature=1.0)
+    cfg = SampleConfig(length=300, num=1, temperature=temperature)
     gen = torch.Generator().manual_seed(seed)
     at = label_index(ck.labels(), label)
     return [sample_text(model, tok, cfg, gen, label=at) for _ in range(n)]
@@ -96,9 +104,10 @@ def samples(run: Path, label: str | None, n: int, seed: int) -> list[str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("corpus", nargs="?", type=Path, default=SHAKESPEARE)
-    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--hidden", type=int, default=64)
     ap.add_argument("--samples", type=int, default=100)
+    ap.add_argument("--temperature", type=float, default=0.8, help="sampling temperature (charrnn sample's default); 1 is shown beside")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seeds", type=int, default=3, help="training runs per condition (seeds 0, 1, ...)")
     ap.add_argument("--conditions", default=",".join(CONDITIONS), help="which --condition options to train, comma-separated")
@@ -116,32 +125,38 @@ def main() -> None:
         nb = NaiveBayes().fit((lab, x) for lab, xs in lines.items() for x in xs[: -len(xs) // 10])
         ceiling = nb.evaluate((lab, x) for lab, xs in held.items() for x in xs).accuracy
         print(f"models: lstm 1x{args.hidden}, {args.steps} steps of 16x64 tokens, fp32, --label-dropout 0.1; "
-              f"{args.samples} samples a label, temperature 1")  # fmt: skip
+              f"{args.samples} samples a label, temperature {args.temperature:g} (and 1)")  # fmt: skip
         print(f"classifier: character 1-3-gram naive Bayes, accuracy on real held-out lines {ceiling:.1%} "
               f"(chance {1 / len(lines):.1%})")  # fmt: skip
-        print("\n| --condition | seed | fidelity | " + " | ".join(lines) + " | val bits/char (label) | (no label) | gain | no-label samples classified as | CPU s |")
-        print("|---|---:|---:|" + "---:|" * len(lines) + "---:|---:|---:|---|---:|")
+        print(f"\n| --condition | seed | fidelity | " + " | ".join(lines) + " | at T=1 | val bits/char (label) | (no label) | gain "
+              "| no-label samples classified as | CPU s |")  # fmt: skip
+        print("|---|---:|---:|" + "---:|" * len(lines) + "---:|---:|---:|---:|---|---:|")
         summary: dict[str, list[tuple[float, float]]] = {}
         for condition in args.conditions.split(","):
             for seed in range(args.seeds):
                 r = train(root / "data", condition, root, args, seed)
-                per = {}
+                per, hot = {}, {}
                 for k, label in enumerate(lines):
-                    got = nb.predict(samples(r["run"], label, args.samples, seed=k))
+                    got = nb.predict(samples(r["run"], label, args.samples, k, args.temperature))
                     per[label] = sum(g == label for g in got) / len(got)
-                free = Counter(nb.predict(samples(r["run"], None, args.samples, seed=99)))
+                    got = nb.predict(samples(r["run"], label, args.samples, k, 1.0))
+                    hot[label] = sum(g == label for g in got) / len(got)
+                free = Counter(nb.predict(samples(r["run"], None, args.samples, 99, args.temperature)))
                 spread = ", ".join(f"{lab} {free[lab] / args.samples:.0%}" for lab in lines)
-                fidelity = sum(per.values()) / len(per)
-                summary.setdefault(condition, []).append((fidelity, r["val_bpc"]))
+                fidelity, at_1 = sum(per.values()) / len(per), sum(hot.values()) / len(hot)
+                summary.setdefault(condition, []).append((fidelity, r["val_bpc"], at_1, r["val_bpc_no_label"]))
                 print(f"| {condition} | {seed} | {fidelity:.1%} | " + " | ".join(f"{v:.0%}" for v in per.values())
-                      + f" | {r['val_bpc']:.3f} | {r['val_bpc_no_label']:.3f} | {r['label_gain_bpc']:.3f} | {spread} | {r['cpu_s']:.0f} |",
-                      flush=True)  # fmt: skip
-        print("\n| --condition | seeds | fidelity, median (range) | val bits/char with the label, median (range) |")
-        print("|---|---:|---:|---:|")
+                      + f" | {at_1:.1%} | {r['val_bpc']:.3f} | {r['val_bpc_no_label']:.3f} | {r['label_gain_bpc']:.3f} | {spread} "
+                      f"| {r['cpu_s']:.0f} |", flush=True)  # fmt: skip
+        print(f"\n| --condition | seeds | fidelity at T={args.temperature:g}, median (range) | at T=1 | "
+              "val bits/char with the label, median (range) | with no label |")  # fmt: skip
+        print("|---|---:|---:|---:|---:|---:|")
         for condition, runs in summary.items():
-            f, b = sorted(x[0] for x in runs), sorted(x[1] for x in runs)
+            f, b, f1, nl = (sorted(x[i] for x in runs) for i in range(4))
             print(f"| {condition} | {len(runs)} | {statistics.median(f):.1%} ({f[0]:.1%}-{f[-1]:.1%}) | "
-                  f"{statistics.median(b):.3f} ({b[0]:.3f}-{b[-1]:.3f}) |")
+                  f"{statistics.median(f1):.1%} ({f1[0]:.1%}-{f1[-1]:.1%}) | {statistics.median(b):.3f} ({b[0]:.3f}-{b[-1]:.3f}) | "
+                  f"{statistics.median(nl):.3f} ({nl[0]:.3f}-{nl[-1]:.3f}) |")  # fmt: skip
+        print("target (issue 24): fidelity >= 95% for every condition; the classifier's ceiling is its accuracy on real lines above")
 
 
 if __name__ == "__main__":

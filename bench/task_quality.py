@@ -19,15 +19,17 @@ printed for reference only.
   balanced  `charrnn train balanced --task classify` (data/ordered.py: bracket strings, balanced
             or not, the same characters in both classes), over --seeds seeds: the RNN's accuracy
             beside the naive Bayes baseline, which sits near chance (target: RNN >= 95%).
-  classify  `charrnn train --task classify --label-from folder` on a real corpus:
-            blank-line-separated blocks of the top-level modules of some Python
-            standard-library packages, labelled by package; the validation accuracy
-            beside the majority class and the character n-gram naive Bayes baseline
-            that the run fits on the same split.
+  classify  `charrnn train --task classify --label-from folder` with the task's defaults on a
+            real corpus: blank-line-separated blocks of the top-level modules of some Python
+            standard-library packages, labelled by package, read through windows of 256
+            characters; over --seeds seeds (from --first-seed): the validation accuracy after
+            each quarter of the steps, beside the majority class and the character n-gram
+            naive Bayes baseline that the run fits on the same split. The default 2,400
+            steps are about 300 CPU-seconds on one thread (the target's 5 minutes).
 
     python bench/task_quality.py [--parts dates,reversal,numbers,addition,classify] [--dates-steps 2500]
                                  [--reversal-steps 1500] [--pairs-steps 3000] [--balanced-steps 300]
-                                 [--classify-steps 500] [--seeds 3]
+                                 [--classify-steps 2400] [--seeds 3] [--first-seed 1337]
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from _common import header  # noqa: E402
 
 COMMON = ["--device", "cpu", "--precision", "fp32", "--threads", "1", "-q", "--sample-chars", "0"]
 SEQ2SEQ = ["--task", "seq2seq", "--layers", "1", "--hidden", "128", "--embed", "32", "--batch-size", "64", "--dropout", "0.0"]
+BASELINE = "character 1-3-gram naive Bayes"
 PACKAGES = ("asyncio", "email", "json", "logging", "unittest", "http", "multiprocessing", "importlib")
 
 
@@ -65,6 +68,8 @@ def train(args: list[str], out: Path) -> dict:
         sys.exit(f"charrnn train failed ({r.returncode}):\n{r.stderr[-3000:]}")
     finals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if json.loads(line).get("final")]
     rec = finals[-1]
+    evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rec["curve"] = [(r["step"], r["accuracy"]) for r in evals if "accuracy" in r and not r.get("final")]  # classify: each evaluation
     rec["wall_s"] = time.perf_counter() - t0
     rec["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return rec
@@ -132,6 +137,7 @@ def balanced(work: Path, steps: int, seeds: int) -> None:
     acc, base, cpu = [], [], []
     for seed in range(seeds):
         rec = train(["balanced", "--task", "classify", "--layers", "1", "--hidden", "64", "--embed", "16", "--lr", "1e-2",
+                     "--pool", "last", "--batch-size", "32",
                      "--steps", str(steps), "--eval-every", str(steps), "--seed", str(1337 + seed)], work / f"balanced-{seed}")  # fmt: skip
         rep = rec["report"]
         acc.append(rep["accuracy"])
@@ -152,17 +158,28 @@ def stdlib_folder(work: Path) -> Path:
     return root
 
 
-def classify(work: Path, steps: int, extra: list[str]) -> None:
+def classify(work: Path, steps: int, extra: list[str], seeds: list[int]) -> None:
+    """`charrnn train --task classify` with its own defaults (the task's recipe: LSTM 1x128, --pool max,
+    lr 1e-2, 64 blocks a step), blocks read through windows of 256 characters, evaluated four times."""
     data = stdlib_folder(work)
-    rec = train([str(data), "--task", "classify", "--label-from", "folder", "--glob", "*.py", "--doc-sep", "blank", "--pool", "mean",
-                 "--max-chars", "256", "--layers", "1", "--hidden", "128", "--embed", "32", "--batch-size", "64",
-                 "--steps", str(steps), "--eval-every", str(steps), *extra], work / "classify")  # fmt: skip
-    rep = rec["report"]
-    base = rep.get("baseline", {})
-    print(f"classify stdlib blocks by package ({len(rep['labels'])} labels, {rep['documents']:,} validation blocks), {steps} steps:")
-    print(f"  RNN (LSTM 1x128, mean pool{(' ' + ' '.join(extra)) if extra else ''}) accuracy {rep['accuracy']:.1%}; {base.get('name', 'baseline')} {base.get('accuracy', float('nan')):.1%}; "
-          f"majority class {rep['majority']:.1%}; RNN / baseline {rep['accuracy'] / base.get('accuracy', float('nan')):.2f}x "
-          f"({rec['cpu_s']:.0f} CPU s, {rec['wall_s']:.0f} s wall)\n")  # fmt: skip
+    acc, base, cpu, curves = [], [], [], []
+    for seed in seeds:
+        rec = train([str(data), "--task", "classify", "--label-from", "folder", "--glob", "*.py", "--doc-sep", "blank",
+                     "--max-chars", "256", "--steps", str(steps), "--eval-every", str(max(1, steps // 4)), "--seed", str(seed), *extra],
+                    work / f"classify-{seed}")  # fmt: skip
+        rep = rec["report"]
+        acc.append(rep["accuracy"])
+        base.append(rep["baseline"]["accuracy"])
+        cpu.append(rec["cpu_s"])
+        curves.append(rec["curve"])
+        print(f"  seed {seed}: accuracy {rep['accuracy']:.1%} ({', '.join(f'{a:.1%} at {s:,}' for s, a in rec['curve'])}); "
+              f"{BASELINE} {rep['baseline']['accuracy']:.1%}; majority {rep['majority']:.1%} "
+              f"({rec['cpu_s']:.0f} CPU s, {rec['wall_s']:.0f} s wall, {rec['cpu_s'] / steps * 1000:.0f} CPU ms a step)", flush=True)  # fmt: skip
+    print(f"classify stdlib blocks by package ({len(rep['labels'])} labels, {rep['documents']:,} validation blocks), {steps} steps, "
+          f"{len(seeds)} seed(s):")
+    print(f"  RNN (charrnn's classify defaults{(' ' + ' '.join(extra)) if extra else ''}) accuracy {spread(acc)}; {BASELINE} "
+          f"{spread(base)}; majority class {rep['majority']:.1%}; RNN / baseline {statistics.median(acc) / statistics.median(base):.2f}x; "
+          f"target: RNN >= baseline within 5 minutes of training (300 CPU s on one thread); CPU s {statistics.median(cpu):.0f} a run\n")  # fmt: skip
 
 
 def main() -> None:
@@ -171,12 +188,13 @@ def main() -> None:
     ap.add_argument("--dates-steps", type=int, default=2500)
     ap.add_argument("--reversal-steps", type=int, default=1500)
     ap.add_argument("--pairs-steps", type=int, default=3000, help="steps of each numbers and addition run")
-    ap.add_argument("--seeds", type=int, default=3, help="runs (seeds) of numbers and addition")
+    ap.add_argument("--seeds", type=int, default=3, help="runs (seeds) of numbers, addition, balanced and classify")
     ap.add_argument("--balanced-steps", type=int, default=300)
-    ap.add_argument("--classify-steps", type=int, default=500)
+    ap.add_argument("--classify-steps", type=int, default=2400, help="steps of each classify run (2,400: about 300 CPU s on one thread)")
+    ap.add_argument("--first-seed", type=int, default=1337, help="the seeds are FIRST, FIRST + 1, ... (--seeds of them)")
     ap.add_argument("--classify-args", default="", help="more `charrnn train` options for the classify part, e.g. '--bidirectional'")
     a = ap.parse_args()
-    header("task quality: seq2seq and classify after a fixed number of steps (CPU, fp32, 1 thread, seed 1337)")
+    header("task quality: seq2seq and classify after a fixed number of steps (CPU, fp32, 1 thread; seeds from 1337 unless --first-seed)")
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for part in a.parts.split(","):
@@ -189,7 +207,7 @@ def main() -> None:
             elif part == "balanced":
                 balanced(work, a.balanced_steps, a.seeds)
             elif part == "classify":
-                classify(work, a.classify_steps, shlex.split(a.classify_args))
+                classify(work, a.classify_steps, shlex.split(a.classify_args), [a.first_seed + k for k in range(a.seeds)])
             else:
                 sys.exit(f"unknown part {part!r}")
 

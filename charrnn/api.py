@@ -112,8 +112,8 @@ def train(corpus: str | Path | list[str | Path], name: str | None = None, checkp
     `.result` says how the run ended. progress=True prints a line per evaluation;
     tensorboard=True writes TensorBoard logs to RUN/tensorboard, a folder writes them to
     FOLDER/NAME, as `--tensorboard` and `--tensorboard-dir` do. As
-    with `charrnn train`, a run in fp32 on a CPU takes the fp32 recipe for the
-    settings not given (training/recipe.py)."""
+    with `charrnn train`, a run in fp32 on a CPU, and a new LSTM classifier, take their
+    recipe for the settings not given (training/recipe.py)."""
     from .training import plan
 
     from .runconfig import build_configs
@@ -121,7 +121,7 @@ def train(corpus: str | Path | list[str | Path], name: str | None = None, checkp
     if "paths" in options:
         raise ConfigError("charrnn.train() takes the corpus as its first argument, not paths=.")
     data, model, tcfg = build_configs(options, paths=corpus, keyword=True)  # as `charrnn train` builds them
-    p = plan.new_run(data, model, tcfg, Path(checkpoints), name, given=set(options))  # the fp32 recipe, as `charrnn train`
+    p = plan.new_run(data, model, tcfg, Path(checkpoints), name, given=set(options))  # the recipes, as `charrnn train`
     sinks: list[Any] = []
     if progress:
         from rich.console import Console

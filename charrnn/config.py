@@ -225,7 +225,7 @@ class TrainConfig:
         choices=PRECISIONS)  # fmt: skip
     threads: int | None = option(None, "CPU threads (default: torch's choice; 1 is often faster on a busy machine).", panel=P_HW)
     max_bad_steps: int = 5  # non-finite losses in a row before the run stops
-    # the settings this run took from FP32_CPU_RECIPE instead of the defaults above
+    # the settings this run took from FP32_CPU_RECIPE (or its task's recipe) instead of the defaults above
     # (training/recipe.py; empty for a run in bf16, on a GPU, or given them all)
     recipe: tuple[str, ...] = ()
     # what `--precision auto` resolved to on this CPU and why, when a probe chose it
@@ -266,8 +266,9 @@ class TrainConfig:
             raise ConfigError(f"--sample-chars must be >= 0, got {self.sample_chars}.")
         if self.threads is not None:
             _positive("--threads", self.threads)
-        if set(self.recipe) - set(FP32_CPU_RECIPE):
-            raise ConfigError(f"unknown recipe settings {sorted(set(self.recipe) - set(FP32_CPU_RECIPE))}.")
+        unknown = set(self.recipe) - set(FP32_CPU_RECIPE) - set(CLASSIFY_RECIPE)
+        if unknown:
+            raise ConfigError(f"unknown recipe settings {sorted(unknown)}.")
         return self
 
     @property
@@ -325,6 +326,12 @@ DEFAULT_TIME = "3m"
 # LSTM language model that trains in fp32 on a CPU takes these instead of the
 # defaults, each one unless given (training/recipe.py).
 FP32_CPU_RECIPE: dict[str, Any] = {"layers": 1, "hidden": 256, "dropout": 0.0, "lr": 1e-2}
+# A new LSTM classifier (--task classify) takes these in place of the defaults above, in
+# every precision, each one unless given: one label per document is a weak signal, and
+# on standard-library code blocks a 1x128 LSTM at lr 1e-2 learned in 500 steps what it
+# did not in 500 at 3e-3 (73.9% against 54.7%, bench/RESULTS.md, issue 24), at an
+# eighth of the 2x256 model's cost a step. tasks/__init__.py names it for the task.
+CLASSIFY_RECIPE: dict[str, Any] = {"layers": 1, "hidden": 128, "embed": 32, "batch_size": 64, "lr": 1e-2}
 DEFAULT_CHECKPOINTS = "checkpoints"
 DEFAULT_CORPUS = "pydoc-topics"
 

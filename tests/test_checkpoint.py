@@ -198,7 +198,7 @@ def test_a_format_1_file_is_migrated_and_written_back_in_the_current_format(tmp_
     assert ck.step == raw["step"] and ck.model_config.cell == raw["model_config"]["cell"] == "lstm"
     checkpoint.save(tmp_path / "new.pt", ck)
     new = torch.load(tmp_path / "new.pt", weights_only=True)
-    assert new["version"] == checkpoint.VERSION == 2 and "tokenizer" not in new and new["task"]["tokenizer"] == raw["tokenizer"]
+    assert new["version"] == checkpoint.VERSION == 3 and "tokenizer" not in new and new["task"]["tokenizer"] == raw["tokenizer"]
     again = checkpoint.load(tmp_path / "new.pt")
     assert again.version == checkpoint.VERSION
     assert again.summary("x") == dataclasses.replace(ck.summary("x"), format_version=checkpoint.VERSION)
@@ -218,3 +218,23 @@ def test_old_checkpoint_resumes_and_shows(runner, workdir):
     r = runner.invoke(app, ["train", str(corpus), "--resume", str(run), "--steps", "36", "--quiet", "--device", "cpu"])
     assert r.exit_code == 0 and "resuming at step 30" in r.stderr and "done at step 36" in r.stderr, r.output
     assert checkpoint.load(run / "last.pt").model_config.task == "lm"
+
+
+@pytest.mark.parametrize("name", ["main-v2-classify.pt", "main-v2-lm-labels.pt"])
+def test_format_2_classifier_and_labelled_model_load_and_answer_the_same(name):
+    """Written by charrnn before the classify defaults and the label's h(0) changed (issue 24): a
+    classifier that left --pool at its default then ('last'), a model conditioned with --condition both."""
+    from charrnn.tasks import task_spec
+    from charrnn.tasks.base import PredictOptions
+    from charrnn.tasks.generate import label_index
+
+    want = json.loads((OLD / "main-v2-expected.json").read_text(encoding="utf-8"))[name]
+    ck = checkpoint.load(OLD / name)
+    model, tok = checkpoint.model_from(ck)
+    if ck.model_config.task == "classify":
+        got = task_spec("classify").load().predictor(ck.task, model, PredictOptions()).predict(want["text"]).json
+        assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
+    else:
+        cfg = SampleConfig(length=want["length"], num=1, temperature=1.0)
+        at = label_index(ck.labels(), want["label"])
+        assert sample_text(model, tok, cfg, torch.Generator().manual_seed(want["seed"]), label=at) == want["text"]

@@ -168,7 +168,7 @@ def test_a_resumed_run_goes_on_exactly_as_an_uninterrupted_one(tmp_path):
     resumes_exactly(tmp_path, data, model, batch_size=8, warmup=3)
 
 
-@pytest.mark.parametrize("pool", ["last", "mean", "attn"])
+@pytest.mark.parametrize("pool", ["last", "mean", "max", "attn"])
 def test_the_answer_after_the_last_prefix_is_the_answer_and_padding_changes_nothing(pool):
     cfg = ModelConfig(cell="gru", layers=2, hidden=12, embed=6, dropout=0.0, vocab_size=9, task="classify",
                       options={"pool": pool, "classes": 3})  # fmt: skip
@@ -186,7 +186,7 @@ def test_the_answer_after_the_last_prefix_is_the_answer_and_padding_changes_noth
         assert torch.allclose(trace.logits, prefix, atol=1e-10) and trace.signals["h"].shape == (2, 1, 11, 12)
 
 
-@pytest.mark.parametrize("pool", ["last", "mean", "attn"])
+@pytest.mark.parametrize("pool", ["last", "mean", "max", "attn"])
 def test_a_bidirectional_classifier_reads_each_document_from_its_end(pool):
     """[h(t); g(t)] against the two cores run by hand (the backward one over the reversed
     text alone); padding changes nothing; the prefix answer at the end is the answer."""
@@ -200,7 +200,7 @@ def test_a_bidirectional_classifier_reads_each_document_from_its_end(pool):
         states = model.states(a)
         assert states.shape == (1, 11, 24) and model.head.in_features == 24
         assert torch.allclose(states, torch.cat([h, g.flip(1)], -1), atol=1e-12)
-        z = {"last": torch.cat([h[:, -1], g[:, -1]], -1), "mean": states.mean(1)}.get(pool)
+        z = {"last": torch.cat([h[:, -1], g[:, -1]], -1), "mean": states.mean(1), "max": states.amax(1)}.get(pool)
         if z is not None:
             assert torch.allclose(model(a)[0], model.head(z), atol=1e-12)
         alone = [model(x)[0] for x in (a, b)]
@@ -211,3 +211,17 @@ def test_a_bidirectional_classifier_reads_each_document_from_its_end(pool):
         assert torch.allclose(model.trace(a).logits[:, -1], alone[0], atol=1e-10)
     plain = SequenceClassifier(ModelConfig(**{**vars(cfg), "options": {"pool": pool, "classes": 3}}))
     assert not any(n.startswith("back.") for n, _ in plain.named_parameters())  # a plain model's checkpoints unchanged
+
+
+def test_a_new_classifier_takes_the_task_recipe_and_the_max_pool_and_says_so(runner, tmp_path):
+    from charrnn.training import checkpoint
+
+    data = labelled_folder(tmp_path / "docs", n=60)
+    r = runner.invoke(app, ["train", str(data), "--task", "classify", "--label-from", "folder", "--doc-sep", "line", "--steps", "2",
+                            "--hidden", "16", "--batch-size", "8", "--device", "cpu", "--threads", "1", "-q",
+                            "--out", str(tmp_path / "run"), "--checkpoints", str(tmp_path)])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "--task classify: --layers 1 --embed 32 --lr 0.01 in place of the language model's defaults" in r.stderr
+    assert "lstm 1x16 (classify), embedding 32" in r.stderr
+    ck = checkpoint.load(tmp_path / "run" / "last.pt")
+    assert (ck.model_config.layers, ck.train_config.lr, ck.model_config.task_options().pool) == (1, 1e-2, "max")

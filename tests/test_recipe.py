@@ -97,3 +97,17 @@ def test_the_apps_new_run_form_follows_train(cpu_without_bf16, tmp_path, monkeyp
     factory(RunRequest(corpus=("x.txt",), fields={"layers": 3}, name="b"), tmp_path)
     assert (made["a"].model.layers, made["a"].train.recipe) == (1, ("layers", "hidden", "dropout", "lr"))
     assert (made["b"].model.layers, made["b"].train.recipe) == (3, ("hidden", "dropout", "lr"))
+
+
+def test_a_new_lstm_classifier_takes_the_task_recipe_in_every_precision(cpu_without_bf16):
+    from charrnn.config import CLASSIFY_RECIPE
+
+    for precision in ("auto", "fp32", "bf16"):
+        m, t = recipe.choose(ModelConfig(task="classify"), TrainConfig(precision=precision), set())
+        assert (m.layers, m.hidden, m.embed, t.batch_size, t.lr) == (1, 128, 32, 64, 1e-2) == tuple(CLASSIFY_RECIPE.values())
+        assert t.recipe == tuple(CLASSIFY_RECIPE) and m.dropout == 0.1  # not the language model's fp32 recipe
+        assert recipe.describe(m, t).startswith("--task classify: --layers 1 --hidden 128 --embed 32 --batch-size 64 --lr 0.01 in place")
+    m, t = recipe.choose(ModelConfig(task="classify", hidden=64), TrainConfig(), {"hidden"})  # given wins
+    assert (m.hidden, m.layers, t.recipe) == (64, 1, ("layers", "embed", "batch_size", "lr"))
+    gru = ModelConfig(task="classify", cell="gru")  # measured for the LSTM only
+    assert recipe.choose(gru, TrainConfig(precision="fp32"), set()) == (gru, TrainConfig(precision="fp32"))

@@ -4,6 +4,7 @@
     h(t) = core(x(t), state(t-1))       any kind in the registry, from a zero state
     z    = pool(h(1), ..., h(τ))        last: h(τ)
                                         mean: (1/τ) Σ_t h(t)
+                                        max:  max_t h(t), unit by unit
                                         attn: Σ_t α(t) h(t),  α = softmax_t(v·tanh(b + W h(t)))
     o    = c + V z,   P(y | x) = softmax(o) over the labels
 
@@ -19,7 +20,7 @@ reads only positions t < τ.
 `prefix_logits` gives the answer the model would give after every prefix of
 the text, which is what `charrnn predict --trace` draws: with the last state
 that is the head on h(t); with the mean, the running mean; with attention, the
-softmax over the positions read so far. A bidirectional model's backward half has
+softmax over the positions read so far; with the max, the running max. A bidirectional model's backward half has
 read the whole text, so its prefix answer is the pool over positions up to t of
 [h(t); g(t)] (last: [h(t); g(1)]), and its trace's signals are the forward core's.
 """
@@ -89,6 +90,8 @@ class SequenceClassifier(Model):
         mask = torch.arange(T, device=out.device)[None, :] < lengths[:, None]  # (B, T)
         if self.pool_kind == "mean":
             return (out * mask[..., None].to(out.dtype)).sum(1) / lengths[:, None].to(out.dtype)
+        if self.pool_kind == "max":  # each unit's strongest response anywhere in the document
+            return out.masked_fill(~mask[..., None], -math.inf).amax(1)
         alpha = torch.softmax(self._scores(out).masked_fill(~mask, -math.inf), dim=1)  # (B, T)
         return (alpha.to(out.dtype)[..., None] * out).sum(1)
 
@@ -111,6 +114,8 @@ class SequenceClassifier(Model):
                 z = torch.cat([out[..., :half], out[:, :1, half:].expand(-1, T, -1)], -1)
         elif self.pool_kind == "mean":
             z = out.cumsum(1) / torch.arange(1, T + 1, device=out.device, dtype=out.dtype)[None, :, None]
+        elif self.pool_kind == "max":
+            z = out.cummax(1).values
         else:
             future = torch.ones(T, T, dtype=torch.bool, device=out.device).triu(1)  # (T, T): s > t is not read yet
             alpha = torch.softmax(self._scores(out)[:, None, :].masked_fill(future, -math.inf), dim=-1)  # (B, T, T)

@@ -13,6 +13,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
+from ..config import CLASSIFY_RECIPE
 from ..errors import ConfigError
 from .lm_options import LMOptions  # light: a dataclass, no torch
 from .options import ClassifyOptions, Seq2SeqOptions
@@ -28,6 +29,9 @@ class TaskSpec:
     default_cell: str | None = None  # --cell when none is given, if ModelConfig's default does not fit
     default_data: str | None = None  # the built-in data when no path is given, if the default corpus does not fit
     unused: tuple[str, ...] = ()  # `charrnn train` parameters that mean nothing here: giving one is an error
+    # ModelConfig / TrainConfig settings a new LSTM run of this task takes in place of the
+    # defaults not given, in every precision (training/recipe.py); None: the defaults
+    recipe: dict[str, Any] | None = None
 
     def load(self) -> type:
         if isinstance(self.impl, str):
@@ -71,7 +75,7 @@ register_task(TaskSpec("lm", "language modelling: predict each next token of a t
                        options=LMOptions))  # fmt: skip
 register_task(TaskSpec(
     "classify", "one label per document, from the final state (or a pooling of the states)", "charrnn.tasks.classify:Classification",
-    ClassifyOptions, unused=_NOT_A_STREAM,
+    ClassifyOptions, unused=_NOT_A_STREAM, recipe=CLASSIFY_RECIPE,
 ))  # fmt: skip
 register_task(TaskSpec(
     "seq2seq", "encoder-decoder: read a source text, write its target (source<TAB>target pairs)",

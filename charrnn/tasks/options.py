@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ..spec import P_CLASSIFY, P_SEQ2SEQ, option
 from .lm_options import condition_option
 
-POOLS = ("last", "mean", "attn")
+POOLS = ("last", "mean", "max", "attn")
 ATTENTIONS = ("none", "dot", "additive")
 
 
@@ -29,7 +29,9 @@ def _decoders() -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class ClassifyOptions:
-    pool: str = option("last", "What feeds the label's softmax: the final state, the mean of the states, or attention over them.",
+    # max: measured best on standard-library code blocks (bench/RESULTS.md, issue 24); format-2
+    # checkpoints that left it out meant "last" (training/checkpoint.py migrates them)
+    pool: str = option("max", "What feeds the label's softmax: the final state, the mean of the states, their unit-by-unit max, or attention over them.",
                        panel=P_CLASSIFY, choices=POOLS)  # fmt: skip
     # validation and predict read the first ones
     max_chars: int = option(512, "Characters read per document (a random window in training, the first ones in validation).", panel=P_CLASSIFY)

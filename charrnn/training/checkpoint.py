@@ -10,10 +10,11 @@ migrations from every earlier format, and the `Summary` that `charrnn info`,
 `charrnn runs` and `Model.info` print. No other module reads the file's keys
 (tests/test_package.py checks it).
 
-Formats: 1 kept the task's keys beside the trainer's at the top level; 2 (now)
-keeps them in one "task" section. `load` migrates an older file in memory, step
-by step (`MIGRATIONS`), so every file an earlier charrnn wrote loads, samples the
-same text and resumes (tests/data, tests/test_checkpoint.py).
+Formats: 1 kept the task's keys beside the trainer's at the top level; 2 keeps
+them in one "task" section; 3 (now) is 2, but a classifier's option left at its
+default means today's default (in a format-2 file, the default of its day). `load`
+migrates an older file in memory, step by step (`MIGRATIONS`), so every file an
+earlier charrnn wrote loads, samples the same text and resumes (tests/data, tests/test_checkpoint.py).
 
 It is opened with `torch.load(weights_only=True)`, so opening a file never runs
 code, and it is written to a temporary file in the same folder, fsynced and
@@ -49,7 +50,7 @@ from .summary import Summary, summarize
 from . import space
 
 FORMAT = "charrnn-checkpoint"
-VERSION = 2
+VERSION = 3
 LAST, BEST = "last.pt", "best.pt"
 REQUIRED = ("model_config", "model", "step", "task")  # after migration
 TRAINER_KEYS = ("model_config", "data_config", "train_config", "trained_on", "trained_precision", "model", "frozen",
@@ -63,7 +64,20 @@ def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
     return {**{k: v for k, v in raw.items() if k in keep}, "task": {k: v for k, v in raw.items() if k not in keep}, "version": 2}
 
 
-MIGRATIONS = {1: _v1_to_v2}  # format n -> format n + 1
+# --task classify's defaults as format 2 knew them, for the options whose default has changed since
+V2_CLASSIFY_DEFAULTS = {"pool": "last"}
+
+
+def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """A format-2 classifier that left an option at its default took the default of its day
+    (--pool last); issue 24 changed it, so the old value is written in."""
+    cfg = raw.get("model_config")
+    if isinstance(cfg, dict) and cfg.get("task") == "classify":
+        raw = {**raw, "model_config": {**cfg, "options": {**V2_CLASSIFY_DEFAULTS, **(cfg.get("options") or {})}}}
+    return {**raw, "version": 3}
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}  # format n -> format n + 1
 
 
 @dataclass

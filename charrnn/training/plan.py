@@ -39,8 +39,9 @@ def new_run(
     dist: distributed.Dist = distributed.SINGLE, given: set[str] | None = None,
 ) -> RunPlan:  # fmt: skip
     """A fresh run in `out_dir`, or `root/name`, or `root/<corpus>-<cell>-<time>`.
-    With `given` (the options the user set), a run that will train in fp32 on a CPU
-    takes the fp32 recipe in place of the defaults not given (training/recipe.py)."""
+    With `given` (the options the user set), a run that will train in fp32 on a CPU,
+    or a new LSTM classifier, takes its recipe in place of the defaults not given
+    (training/recipe.py)."""
     data.validate()
     model.validate()
     train.validate()

@@ -266,8 +266,9 @@ class TrainConfig:
             raise ConfigError(f"--sample-chars must be >= 0, got {self.sample_chars}.")
         if self.threads is not None:
             _positive("--threads", self.threads)
-        unknown = set(self.recipe) - set(FP32_CPU_RECIPE) - set(CLASSIFY_RECIPE)
-        if unknown:
+        from .tasks import TASKS  # (a task may bring a recipe of its own)
+
+        if unknown := set(self.recipe) - set(FP32_CPU_RECIPE).union(*(t.recipe or () for t in TASKS.values())):
             raise ConfigError(f"unknown recipe settings {sorted(unknown)}.")
         return self
 
@@ -318,7 +319,6 @@ RESUMABLE = ("steps", "epochs", "time", "eval_every", "eval_tokens", "final_eval
 LIMITS = ("steps", "epochs", "time")
 
 DEFAULT_TIME = "3m"
-
 # The defaults above were tuned where bf16 autocast runs (a CPU with native bf16, or
 # a GPU): there 3 minutes buy ~10k steps and a 2x256 LSTM overfits, so dropout and a
 # gentle lr win. A CPU training in fp32 runs 4-5x slower: 3 minutes buy under two
@@ -326,12 +326,6 @@ DEFAULT_TIME = "3m"
 # LSTM language model that trains in fp32 on a CPU takes these instead of the
 # defaults, each one unless given (training/recipe.py).
 FP32_CPU_RECIPE: dict[str, Any] = {"layers": 1, "hidden": 256, "dropout": 0.0, "lr": 1e-2}
-# A new LSTM classifier (--task classify) takes these in place of the defaults above, in
-# every precision, each one unless given: one label per document is a weak signal, and
-# on standard-library code blocks a 1x128 LSTM at lr 1e-2 learned in 500 steps what it
-# did not in 500 at 3e-3 (73.9% against 54.7%, bench/RESULTS.md, issue 24), at an
-# eighth of the 2x256 model's cost a step. tasks/__init__.py names it for the task.
-CLASSIFY_RECIPE: dict[str, Any] = {"layers": 1, "hidden": 128, "embed": 32, "batch_size": 64, "lr": 1e-2}
 DEFAULT_CHECKPOINTS = "checkpoints"
 DEFAULT_CORPUS = "pydoc-topics"
 

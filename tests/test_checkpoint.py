@@ -225,14 +225,14 @@ def test_format_2_classifier_and_labelled_model_load_and_answer_the_same(name):
     """Written by charrnn before the classify defaults and the label's h(0) changed (issue 24): a
     classifier that left --pool at its default then ('last'), a model conditioned with --condition both."""
     from charrnn.tasks import task_spec
-    from charrnn.tasks.base import PredictOptions
+    from charrnn.tasks.use import PredictOptions
     from charrnn.tasks.generate import label_index
 
     want = json.loads((OLD / "main-v2-expected.json").read_text(encoding="utf-8"))[name]
     ck = checkpoint.load(OLD / name)
     model, tok = checkpoint.model_from(ck)
     if ck.model_config.task == "classify":
-        got = task_spec("classify").load().predictor(ck.task, model, PredictOptions()).predict(want["text"]).json
+        got = task_spec("classify").load().Use.predictor(ck.task, model, PredictOptions()).predict(want["text"]).json
         assert got["probabilities"] == pytest.approx(want["probabilities"], abs=1e-6)
     else:
         cfg = SampleConfig(length=want["length"], num=1, temperature=1.0)

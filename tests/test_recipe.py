@@ -100,7 +100,7 @@ def test_the_apps_new_run_form_follows_train(cpu_without_bf16, tmp_path, monkeyp
 
 
 def test_a_new_lstm_classifier_takes_the_task_recipe_in_every_precision(cpu_without_bf16):
-    from charrnn.config import CLASSIFY_RECIPE
+    from charrnn.tasks.options import CLASSIFY_RECIPE
 
     for precision in ("auto", "fp32", "bf16"):
         m, t = recipe.choose(ModelConfig(task="classify"), TrainConfig(precision=precision), set())

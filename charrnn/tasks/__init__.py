@@ -13,10 +13,9 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import CLASSIFY_RECIPE
 from ..errors import ConfigError
 from .lm_options import LMOptions  # light: a dataclass, no torch
-from .options import ClassifyOptions, Seq2SeqOptions
+from .options import CLASSIFY_RECIPE, ClassifyOptions, Seq2SeqOptions
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ settings in place of the defaults, each one unless the user gave it. A run in bf
 on a GPU, of another cell or task, or resumed, keeps exactly what it is given.
 
 A task may bring its own recipe (`TaskSpec.recipe`), measured for it and taken by a
-new LSTM run of that task in every precision: a classifier (`config.CLASSIFY_RECIPE`)
+new LSTM run of that task in every precision: a classifier (`tasks.options.CLASSIFY_RECIPE`)
 learns one label a document, where the language model's defaults train too slowly.
 """
 

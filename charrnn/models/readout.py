@@ -214,9 +214,11 @@ def fit_closed(
             stopped = True
             break
     if chunk:
-        cal_X, cal_y = torch.cat(chunk), torch.cat(targets)
-        gram_upper(xtx, cal_X)
-        n += len(cal_X)
+        X, y = torch.cat(chunk), torch.cat(targets)
+        gram_upper(xtx, X)
+        n += len(X)
+        # the calibration slice: the last CHUNK timesteps, not a short remainder (256 of tinyshakespeare's)
+        cal_X, cal_y = torch.cat([cal_X, X])[-max(CHUNK, len(X)) :], torch.cat([cal_y, y])[-max(CHUNK, len(y)) :]
     model.train(was_training)
     sums = reduce(torch.tensor([float(n)], dtype=torch.float64, device=dev))
     total = int(sums[0])

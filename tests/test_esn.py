@@ -266,3 +266,12 @@ def test_the_readout_is_scored_in_fp32_under_bf16_autocast():
         assert fast.dtype == torch.float32
         torch.testing.assert_close(fast, m.head(out.float()), atol=1e-3, rtol=1e-5)  # only the states were rounded
     assert type(m.head).__name__ == "ExactReadout" and set(m.state_dict()) >= {"head.weight", "head.bias"}
+
+
+def test_the_calibration_slice_is_a_full_chunk_not_a_short_remainder(monkeypatch):
+    from charrnn.models import readout
+
+    monkeypatch.setattr(readout, "CHUNK", 100)  # 40 batches of 35 steps: chunks of 105, a remainder of 35
+    m = tiny(H=8, layers=1, dtype=torch.float32)
+    batches = [(torch.randint(V, (5, 7)), torch.randint(V, (5, 7)), None) for _ in range(40)]
+    assert "bits/token on the last 100 of them" in fit_closed(m, iter(batches), 1e-3, SUM, lambda: False, "ridge")

@@ -14,7 +14,8 @@ with its defaults (those of `charrnn train`) and a truncation window that spans 
 corpus's dependencies (data/window.py), and stops after --budget seconds of this
 process's CPU time: on a machine shared with others, wall time measures the
 neighbours, CPU time the work. The echo state network is scored with its
-closed-form readout alone (--readout closed: ridge or LDA, the better), no gradient step. Rows give steps reached, CPU
+closed-form readout alone (--esn-readout closed: ridge or LDA, the better; --esn-leak 1,0.05:
+fast and slow units; docs/long-range.md says why), no gradient step. Rows give steps reached, CPU
 and wall seconds, validation bits/char, how far it is from the generator's own
 (perfect) figure, the share of the memory gap it closed ((none - bpc) / (none -
 perfect)), and the gradient through time at the corpus's scale: |dL/dh| at the
@@ -94,6 +95,7 @@ def by_dependency(bits, gen, text: str):
 
 def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, batch: int, root: Path, seed: int, threads: int,
                options: dict | None = None) -> list[dict]:  # fmt: skip
+    import numpy as np
     import torch
 
     from charrnn.config import DataConfig, ModelConfig, TrainConfig
@@ -142,7 +144,8 @@ def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, bat
         with torch.autocast("cpu", enabled=False):
             g = cmp.dependency_gradient(model, corpus.val, val_text, gen)
         closed = (bounds["none"] - bpc) / (bounds["none"] - bounds["perfect"])
-        buckets = by_dependency(answer_bits(model, corpus.val, corpus.tokenizer.eos_id), gen, val_text)
+        bits = answer_bits(model, corpus.val, corpus.tokenizer.eos_id)
+        buckets = by_dependency(bits, gen, val_text)
         row = {"corpus": key, "kind": cfg.cell, "hidden": cfg.hidden, "trained": model.num_params(trainable=True), "steps": steps,
                "cpu_s": round(cpu, 1), "wall_s": round(wall, 1), "bpc": bpc, "closed": closed, "bounds": bounds,
                "grad_ratio": g.ratio if g else None, "grad_reach": g.reach if g else None, "grad_span": g.span if g else None,
@@ -152,7 +155,7 @@ def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, bat
         print(f"{cfg.cell:<6} {row['trained']:>8,} {steps:>6,} {cpu:>6.0f} {wall:>6.0f} {bpc:>9.4f} {bpc - bounds['perfect']:>+8.4f} "
               f"{closed:>9.0%} {grad}  {bounds['perfect']:.4f} / {bounds['none']:.4f} / {bounds['memory 4']:.4f} / {bounds['memory 32']:.4f}"
               f"  ({cfg.summary()}{'; ' + note if note else ''})", flush=True)  # fmt: skip
-        print("       by dependency (answers: model / generator / a guess, bits): " + "; ".join(
+        print(f"       every character, fp32, 8 streams: {np.nanmean(bits):.4f} bits/char; by dependency (answers: model / generator / a guess, bits): " + "; ".join(
             f"{lo}-{hi if hi < 10**9 else ''}: {m:.2f} / {g:.2f} / {q:.2f} ({k:,})" for lo, hi, k, m, g, q in buckets))  # fmt: skip
         if log:
             print(f"       {log}")
@@ -170,6 +173,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads; 1 on a machine shared with others (waiting threads spin, and CPU time counts the spinning)")
     ap.add_argument("--json", type=Path, default=None, help="write the rows here, one JSON line each")
     ap.add_argument("--esn-leak", default="1,0.05", help="the echo state network's --leak: fast and slow units (its default, 1, holds no letter across the gap)")
+    ap.add_argument("--esn-readout", default="closed", help="the echo state network's --readout: closed (ridge or LDA, the better; its default is ridge)")
     a = ap.parse_args()
     unknown = set(a.corpora) - set(CORPORA)
     if unknown:
@@ -180,7 +184,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for key in a.corpora:
             rows += run_corpus(key, kinds, a.params, a.budget, a.batch, Path(tmp), a.seed, a.threads,
-                               {"leak": tuple(float(v) for v in a.esn_leak.split(","))})  # fmt: skip
+                               {"leak": tuple(float(v) for v in a.esn_leak.split(",")), "readout": a.esn_readout})  # fmt: skip
     if a.json:
         a.json.write_text("".join(json.dumps(dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r) + "\n" for r in rows))
     print("\n## targets (issue 23)")

@@ -50,8 +50,8 @@ class ESNOptions:
     # several rates make populations: 1,0.05 = fast units for the present, slow ones (τ = 20 steps) for the recent past
     leak: tuple[float, ...] = option((1.0,), "Leak rates a: h = (1-a) h + a tanh(...), 1 is no leak; several (1,0.05) split the units evenly.",
                                      parse=comma_floats, show_default="1")  # fmt: skip
-    readout: str = option("closed", "closed: ridge and lda fitted in closed form in one pass, the better kept, then refined by gradient; "
-                          "ridge or lda: that one; gradient: by gradient alone.", choices=READOUTS)  # fmt: skip
+    readout: str = option("ridge", "ridge or lda: fitted in closed form in one pass, then refined by gradient; closed: both, the better "
+                          "on the pass's last chunk kept; gradient: by gradient alone.", choices=READOUTS)  # fmt: skip
     ridge: float = option(1e-4, "The ridge penalty λ (per timestep) of the closed-form readout.")
 
     def __post_init__(self) -> None:  # a checkpoint from before several leak rates says leak = 1.0

@@ -14,11 +14,16 @@ with its defaults (those of `charrnn train`) and a truncation window that spans 
 corpus's dependencies (data/window.py), and stops after --budget seconds of this
 process's CPU time: on a machine shared with others, wall time measures the
 neighbours, CPU time the work. The echo state network is scored with its
-closed-form (ridge) readout alone, no gradient step. Rows give steps reached, CPU
+closed-form readout alone (--esn-readout closed: ridge or LDA, the better; --esn-leak 1,0.05:
+fast and slow units; --esn-ridge 1e-2; docs/long-range.md says why), no gradient step. Rows give steps reached, CPU
 and wall seconds, validation bits/char, how far it is from the generator's own
 (perfect) figure, the share of the memory gap it closed ((none - bpc) / (none -
 perfect)), and the gradient through time at the corpus's scale: |dL/dh| at the
 mean dependency over its value at the answer (training/compare.dependency_gradient).
+Below each row, `by dependency`: the model's mean bits on the characters that need
+memory (a copied letter, a closer), bucketed by how far back their source stands
+(BUCKETS), beside the generator's own bits on them and a guess's: where a kind's
+memory reaches, and where it stops.
 """
 
 from __future__ import annotations
@@ -37,25 +42,66 @@ from _common import header  # noqa: E402
 
 CORPORA = {"copy48": "longrange-copy:gap=48", "copy200": "longrange-copy:gap=200", "brackets": "longrange-brackets"}
 KINDS = ("rnn", "lstm", "gru", "leaky", "esn")
+BUCKETS = ((1, 32), (33, 64), (65, 128), (129, 10**9))  # dependency lengths, characters
 # the targets of issue 23: (corpus, kind, what, test on (bpc, bounds))
 TARGETS = (
     ("copy48", "lstm", "within 0.02 of perfect", lambda b, r: b <= r["perfect"] + 0.02),
     ("copy48", "gru", "within 0.02 of perfect", lambda b, r: b <= r["perfect"] + 0.02),
     ("copy48", "leaky", "within 0.05 of perfect", lambda b, r: b <= r["perfect"] + 0.05),
     ("copy48", "rnn", "no better than the 4-character bound", lambda b, r: b >= r["memory 4"] - 0.005),
-    ("copy48", "esn", "below the 4-character bound (ridge readout alone)", lambda b, r: b < r["memory 4"]),
+    ("copy48", "esn", "below the 4-character bound (closed-form readout alone)", lambda b, r: b < r["memory 4"]),
     ("copy200", "lstm", "within 0.05 of perfect", lambda b, r: b <= r["perfect"] + 0.05),
     ("brackets", "lstm", "below the 32-step window bound", lambda b, r: b < r["memory 32"]),
     ("brackets", "gru", "below the 32-step window bound", lambda b, r: b < r["memory 32"]),
 )
 
 
-def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, batch: int, root: Path, seed: int, threads: int) -> list[dict]:
+def answer_bits(model, ids, eos: int | None, streams: int = 8, chunk: int = 512):
+    """(len(ids),) the model's bits on ids[t] given ids[:t] (nan at t = 0): the split read as
+    `streams` contiguous streams, the state carried and reset at documents, in float32."""
+    import numpy as np
+    import torch
+
+    ids = np.asarray(ids, dtype=np.int64)
+    n = (len(ids) - 1) // streams
+    bits = np.full(len(ids), np.nan)
+    with torch.no_grad(), torch.autocast("cpu", enabled=False):
+        for k in range(streams):
+            lo, state = k * n, None
+            for a in range(lo, lo + n, chunk):
+                b = min(a + chunk, lo + n)
+                x = torch.from_numpy(ids[a:b])[None]
+                y = torch.from_numpy(ids[a + 1 : b + 1])
+                logits, _, state = model(x, state, None, (x == eos) if eos is not None else None)
+                lp = torch.log_softmax(logits[0].float(), -1)
+                bits[a + 1 : b + 1] = (-lp[torch.arange(len(y)), y] / np.log(2)).numpy()
+    return bits
+
+
+def by_dependency(bits, gen, text: str):
+    """[(lo, hi, answers, model bits, generator bits, a guess's bits)] for the characters that
+    need memory, bucketed by how far back their source stands (BUCKETS)."""
+    import numpy as np
+
+    own, dist = gen.walk(text)
+    out = []
+    for lo, hi in BUCKETS:
+        at = np.flatnonzero((dist >= lo) & (dist <= hi) & ~np.isnan(bits[: len(dist)]))
+        if len(at):
+            g = float(own[at].mean())  # a guess of the remembered part costs log2(choices) more
+            out.append((lo, hi, len(at), float(bits[at].mean()), g, g + float(np.log2(gen.choices))))
+    return out
+
+
+def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, batch: int, root: Path, seed: int, threads: int,
+               options: dict | None = None) -> list[dict]:  # fmt: skip
+    import numpy as np
     import torch
 
     from charrnn.config import DataConfig, ModelConfig, TrainConfig
     from charrnn.data import longrange, window
     from charrnn import compare as cmp
+    from charrnn.models import registry
     from charrnn.training import plan
 
     name = CORPORA[key]
@@ -76,7 +122,8 @@ def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, bat
     print(f"{'kind':<6} {'trained':>8} {'steps':>6} {'CPU s':>6} {'wall s':>6} {'bits/char':>9} {'-perfect':>8} {'gap closed':>10} "
           f"{'grad@dep':>9}  bounds: perfect / none / 4-char / 32-step")  # fmt: skip
     rows = []
-    sized = cmp.configs(kinds, base, {}, corpus.tokenizer.vocab_size, params)
+    sized = cmp.configs(kinds, base, {k: v for k, v in (options or {}).items() if any(k in registry.get(c).option_fields() for c in kinds)},
+                        corpus.tokenizer.vocab_size, params)  # fmt: skip
     pinned = {"layers", "hidden", "dropout", "lr", "embed"}  # no recipe in place of the sizes compared
     for cfg, note in sized:
         torch.manual_seed(seed)
@@ -97,15 +144,19 @@ def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, bat
         with torch.autocast("cpu", enabled=False):
             g = cmp.dependency_gradient(model, corpus.val, val_text, gen)
         closed = (bounds["none"] - bpc) / (bounds["none"] - bounds["perfect"])
+        bits = answer_bits(model, corpus.val, corpus.tokenizer.eos_id)
+        buckets = by_dependency(bits, gen, val_text)
         row = {"corpus": key, "kind": cfg.cell, "hidden": cfg.hidden, "trained": model.num_params(trainable=True), "steps": steps,
                "cpu_s": round(cpu, 1), "wall_s": round(wall, 1), "bpc": bpc, "closed": closed, "bounds": bounds,
                "grad_ratio": g.ratio if g else None, "grad_reach": g.reach if g else None, "grad_span": g.span if g else None,
-               "note": note, "log": log, "summary": cfg.summary()}  # fmt: skip
+               "note": note, "log": log, "summary": cfg.summary(), "by_dependency": buckets}  # fmt: skip
         rows.append(row)
         grad = f"{g.ratio:9.1e}" if g else f"{'-':>9}"
         print(f"{cfg.cell:<6} {row['trained']:>8,} {steps:>6,} {cpu:>6.0f} {wall:>6.0f} {bpc:>9.4f} {bpc - bounds['perfect']:>+8.4f} "
               f"{closed:>9.0%} {grad}  {bounds['perfect']:.4f} / {bounds['none']:.4f} / {bounds['memory 4']:.4f} / {bounds['memory 32']:.4f}"
               f"  ({cfg.summary()}{'; ' + note if note else ''})", flush=True)  # fmt: skip
+        print(f"       every character, fp32, 8 streams: {np.nanmean(bits):.4f} bits/char; by dependency (answers: model / generator / a guess, bits): " + "; ".join(
+            f"{lo}-{hi if hi < 10**9 else ''}: {m:.2f} / {g:.2f} / {q:.2f} ({k:,})" for lo, hi, k, m, g, q in buckets))  # fmt: skip
         if log:
             print(f"       {log}")
     return rows
@@ -121,6 +172,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1337)
     ap.add_argument("--threads", type=int, default=2, help="torch threads; 1 on a machine shared with others (waiting threads spin, and CPU time counts the spinning)")
     ap.add_argument("--json", type=Path, default=None, help="write the rows here, one JSON line each")
+    ap.add_argument("--esn-leak", default="1,0.05", help="the echo state network's --leak: fast and slow units (its default, 1, holds no letter across the gap)")
+    ap.add_argument("--esn-ridge", type=float, default=1e-2, help="the echo state network's --ridge λ: 1e-2 against its default 1e-4 keeps LDA's weights from trusting "
+                    "states it never saw (a validation stream that starts mid-line from zeros)")
+    ap.add_argument("--esn-readout", default="closed", help="the echo state network's --readout: closed (ridge or LDA, the better; its default is ridge)")
     a = ap.parse_args()
     unknown = set(a.corpora) - set(CORPORA)
     if unknown:
@@ -130,7 +185,8 @@ def main() -> None:
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         for key in a.corpora:
-            rows += run_corpus(key, kinds, a.params, a.budget, a.batch, Path(tmp), a.seed, a.threads)
+            rows += run_corpus(key, kinds, a.params, a.budget, a.batch, Path(tmp), a.seed, a.threads,
+                               {"leak": tuple(float(v) for v in a.esn_leak.split(",")), "readout": a.esn_readout, "ridge": a.esn_ridge})  # fmt: skip
     if a.json:
         a.json.write_text("".join(json.dumps(dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r) + "\n" for r in rows))
     print("\n## targets (issue 23)")

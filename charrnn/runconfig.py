@@ -146,8 +146,9 @@ def coerce(d: Declared, value: Any) -> Any:
             except ConfigError as e:
                 raise ConfigError(f"{d.flag} {e}") from None
         item = typing.get_args(want)[0]
-        if isinstance(value, (list, tuple)) and all(isinstance(v, item) and not isinstance(v, bool) for v in value):
-            return tuple(value)
+        ok = (item, int) if item is float else (item,)  # 1 is a fine float
+        if isinstance(value, (list, tuple)) and all(isinstance(v, ok) and not isinstance(v, bool) for v in value):
+            return tuple(item(v) for v in value)
         raise ConfigError(f"{d.flag} takes a list of {item.__name__} values, got {value!r}.")
     if want is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)

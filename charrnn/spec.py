@@ -73,6 +73,16 @@ def flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
+def comma_floats(text: str) -> tuple[float, ...]:
+    """'1,0.05' -> (1.0, 0.05): a list option of numbers given as text."""
+    from .errors import ConfigError
+
+    try:
+        return tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        raise ConfigError(f"takes numbers separated by commas, such as 1,0.05; got {text!r}.") from None
+
+
 def comma_ints(text: str) -> tuple[int, ...]:
     """'1,4,16' -> (1, 4, 16): a list option given as text."""
     from .errors import ConfigError

@@ -15,7 +15,7 @@ from charrnn.cli import app
 from charrnn.config import DataConfig, ModelConfig, TrainConfig
 from charrnn.models.esn import spectral_radius
 from charrnn.models.lm import CharRNN
-from charrnn.models.readout import fit_ridge, gram_upper, memory_capacity, solve, symmetric, temperature
+from charrnn.models.readout import BIAS_PENALTY, calibrate, fit_closed, fit_ridge, lda, gram_upper, memory_capacity, solve, symmetric, temperature
 from charrnn.training import checkpoint
 
 V, E = 11, 6
@@ -92,7 +92,7 @@ def test_gram_solve_and_temperature_by_hand():
 
 
 def test_the_ridge_readout_is_the_least_squares_fit_over_every_step_of_the_pass():
-    m = tiny(H=20, layers=1, dtype=torch.float32)
+    m = tiny(H=20, layers=1, dtype=torch.float32, leak=1.0)  # fast units alone: a well-conditioned XᵀX
     batches = [(torch.randint(V, (5, 7)), torch.randint(V, (5, 7)), None) for _ in range(40)]  # one pass: 1,400 steps
     note = fit_ridge(m, iter(batches), 1e-3, SUM, lambda: False)
     assert note.startswith("ridge readout: 1,400 timesteps of 20-unit states in one pass")
@@ -106,20 +106,32 @@ def test_the_ridge_readout_is_the_least_squares_fit_over_every_step_of_the_pass(
         Y = torch.nn.functional.one_hot(torch.cat(Y), V).double()
         pen = torch.diag(torch.tensor([1e-3] * 20 + [0.0], dtype=torch.float64))
         W = torch.linalg.solve(X.T @ X / 1400 + pen, X.T @ Y / 1400)  # (21, V)
-    s = float(m.head.bias.detach().double().norm() / W[20].norm())  # the calibrated temperature
-    # the temperature minimises the cross-entropy of the ridge scores over the calibration slice (all
-    # 1,400 steps: less than one chunk), and the note reports that minimum in bits
+    # the head is s (X W) + d: a temperature and a bias per class minimising the cross-entropy over
+    # the calibration slice (all 1,400 steps: less than one chunk), found here by L-BFGS from scratch
     y = Y.argmax(1)
-    grid = torch.linspace(0.5, 60, 2000, dtype=torch.float64)
-    ces = torch.stack([torch.nn.functional.cross_entropy(g * (X @ W), y) for g in grid])
-    assert s == pytest.approx(float(grid[ces.argmin()]), abs=0.05) and f"temperature {s:.2f}" in note
-    bits = re.search(r"([\d.]+) bits/token on the last 1,400 of them", note)
-    assert bits and float(bits.group(1)) == pytest.approx(float(ces.min()) / math.log(2), abs=1.5e-3), note
-    # XᵀX is summed in float32 chunks: the weights agree to float32's precision times the system's
-    # condition, and the logits they give, which is what matters, to float32's
+    s = float(re.search(r"temperature ([\d.]+) and a bias per class", note).group(1))
     fitted = torch.cat([m.head.weight.detach().T, m.head.bias.detach()[None]]).double()  # (21, V)
-    torch.testing.assert_close(fitted, s * W, atol=2e-3 * float(s * W.abs().max()), rtol=0)
-    torch.testing.assert_close(X @ fitted, s * (X @ W), atol=1e-4 * float(s * (X @ W).abs().max()), rtol=0)
+    d = fitted[20] - s * W[20]
+    torch.testing.assert_close(fitted[:20], s * W[:20], atol=2e-3 * float(s * W.abs().max()), rtol=0)
+    theta = torch.tensor([1.0] + [0.0] * V, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([theta], max_iter=500, tolerance_grad=1e-10, line_search_fn="strong_wolfe")
+    S = X @ W
+
+    def objective():
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(theta[0] * S + theta[1:], y) + 0.5 * BIAS_PENALTY * theta[1:].square().sum()
+        loss.backward()
+        return loss
+
+    best = float(opt.step(objective).detach())
+    theta = theta.detach()
+    assert s == pytest.approx(float(theta[0]), rel=0.02) and torch.allclose(d, theta[1:], atol=0.05 * (1 + float(d.abs().max())))
+    ce = torch.nn.functional.cross_entropy(S * s + d, y)
+    assert float(ce) + 0.5 * BIAS_PENALTY * float(d @ d) <= best + 1e-5
+    bits = re.search(r"([\d.]+) bits/token on the last 1,400 of them", note)
+    assert bits and float(bits.group(1)) == pytest.approx(float(ce) / math.log(2), abs=1.5e-3), note
+    # XᵀX is summed in float32 chunks: the logits agree to float32's precision
+    torch.testing.assert_close(X @ fitted, s * S + d, atol=5e-4 * float((s * S + d).abs().max()), rtol=0)
 
 
 def test_training_never_touches_the_reservoir_and_the_ridge_start_pays(tmp_path, corpus_file):
@@ -155,7 +167,7 @@ def test_a_run_fits_its_readout_once_and_reports_its_reservoir(kind_run, runner,
     assert "ridge readout: " in run.trained.stderr
     assert "reservoir: spectral radius 0.9, leak 0.7, memory capacity " in run.trained.stderr
     assert "model: esn 1x32, embedding 16, dropout 0.1, leak 0.7, spectral-radius 0.9" in run.trained.stderr
-    assert "ridge readout" not in run.resumed.stderr  # fitted once, not again on resuming
+    assert " readout: " not in run.resumed.stderr  # fitted once, not again on resuming
     r = runner.invoke(app, ["info", str(run.dir)])
     assert "spectral radius, layer 0  0.9" in r.stdout and "frozen: 1,568 reservoir weights and the embedding" in r.stdout
     facts = json.loads(runner.invoke(app, ["info", str(run.dir), "--json"]).stdout)
@@ -187,3 +199,81 @@ def test_memory_capacity_of_a_delay_line_and_of_a_reservoir():
     mc = quiet.core.memory_capacity
     assert type(quiet.core).memory_of(quiet.state_dict(), quiet.cfg) == pytest.approx(mc, rel=1e-9)  # from a checkpoint's weights: the same figure
     assert type(quiet.core).describe(quiet.state_dict(), quiet.cfg)["memory capacity"].startswith(f"{mc:.1f} of 40 units")
+
+
+def test_leak_rates_split_the_units_and_each_follows_the_book():
+    """--leak 1,0.05: half the units fast, half slow, each by h = (1-a) h + a tanh(.)."""
+    assert tiny(H=4, layers=1).core.leak.tolist() == [1.0] * 4  # the default: every unit fast
+    m = tiny(H=10, layers=1, leak=(1.0, 0.05))
+    assert m.core.options.leak == (1.0, 0.05)
+    assert m.core.leak.tolist() == [1.0] * 5 + [0.05] * 5
+    a = tiny(H=7, layers=1, leak=(1.0, 0.5, 0.2)).core.leak.tolist()
+    assert a == [1.0, 1.0, 1.0, 0.5, 0.5, 0.2, 0.2]
+    idx = torch.randint(V, (2, 6))
+    with torch.no_grad():
+        logits = m(idx)[0]
+        U, W, b, _ = m.core.layer_params(0)
+        h, x, rate = torch.zeros(2, 10, dtype=torch.float64), m.embed(idx), torch.tensor([1.0] * 5 + [0.05] * 5, dtype=torch.float64)
+        out = []
+        for t in range(6):
+            h = (1 - rate) * h + rate * torch.tanh(b + h @ W.T + x[:, t] @ U.T)
+            out.append(h)
+        torch.testing.assert_close(m.head(torch.stack(out, 1)), logits, atol=1e-10, rtol=0)
+    # a config written before several rates (leak = 1.0) still reads, as one rate
+    assert ModelConfig(cell="esn", options={"leak": 0.7}).cell_options().leak == (0.7,)
+    with pytest.raises(Exception, match=r"--leak takes rates in \(0, 1\]"):
+        ModelConfig(cell="esn", options={"leak": (1.0, 0.0)}).cell_options()
+
+
+def test_lda_is_the_gaussian_posterior_from_the_ridge_sums():
+    torch.manual_seed(3)
+    n, F, C = 900, 5, 4
+    y = torch.randint(C, (n,))
+    X = torch.randn(n, F, dtype=torch.float64) + 2.0 * torch.randn(C, F, dtype=torch.float64)[y]
+    X1 = torch.cat([X, torch.ones(n, 1, dtype=torch.float64)], 1)
+    Y = torch.nn.functional.one_hot(y, C).double()
+    W, c = lda(X1.T @ X1, (X1.T @ Y).T, n, 1e-9)
+    mu = torch.stack([X[y == k].mean(0) for k in range(C)])
+    cov = sum((X[y == k] - mu[k]).T @ (X[y == k] - mu[k]) for k in range(C)) / n
+    log_prior = torch.log((Y.sum(0) + 1) / (n + C))
+    # the posterior of class-conditional Gaussians with a shared covariance, evaluated directly
+    dens = torch.stack([torch.distributions.MultivariateNormal(mu[k], cov).log_prob(X) for k in range(C)], 1) + log_prior
+    torch.testing.assert_close(torch.log_softmax(X @ W + c, 1), torch.log_softmax(dens, 1), atol=1e-6, rtol=1e-6)
+
+
+def test_the_closed_readout_keeps_the_better_of_ridge_and_lda():
+    m = tiny(H=16, layers=1, dtype=torch.float32)
+    batches = [(torch.randint(V, (4, 9)), torch.randint(V, (4, 9)), None) for _ in range(30)]
+    note = fit_closed(m, iter(batches), 1e-3, SUM, lambda: False)
+    got = re.search(r"^(ridge|lda) readout: .*?([\d.]+) bits/token on the last .* \(ridge ([\d.]+), lda ([\d.]+): (ridge|lda) kept\)$", note)
+    assert got, note
+    kept, bits, ridge, lda_ = got.group(1), float(got.group(2)), float(got.group(3)), float(got.group(4))
+    assert kept == got.group(5) == ("ridge" if ridge <= lda_ else "lda") and bits == min(ridge, lda_)
+    for which in ("ridge", "lda"):
+        assert fit_closed(m, iter(batches), 1e-3, SUM, lambda: False, which).startswith(f"{which} readout: ")
+
+
+def test_the_readout_is_scored_in_fp32_under_bf16_autocast():
+    """A closed-form readout's weights are large and cancel, and it reads small differences
+    between states: in bf16 its logits would be noise, so the reservoir and the readout run in fp32."""
+    m = tiny(H=40, layers=1, dtype=torch.float32, leak=(1.0, 0.05))
+    with torch.no_grad():
+        m.head.weight.mul_(1e3)  # the scale of an LDA readout over slow units
+    idx = torch.randint(V, (2, 12))
+    with torch.no_grad():
+        exact = m(idx)[0]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = m.outputs(idx)
+            fast = m(idx)[0]
+        assert fast.dtype == out.dtype == torch.float32
+        torch.testing.assert_close(fast, exact, atol=1e-5 * float(exact.abs().max()), rtol=0)  # the reservoir and the readout in fp32
+    assert type(m.head).__name__ == "ExactReadout" and set(m.state_dict()) >= {"head.weight", "head.bias"}
+
+
+def test_the_calibration_slice_is_a_full_chunk_not_a_short_remainder(monkeypatch):
+    from charrnn.models import readout
+
+    monkeypatch.setattr(readout, "CHUNK", 100)  # 40 batches of 35 steps: chunks of 105, a remainder of 35
+    m = tiny(H=8, layers=1, dtype=torch.float32)
+    batches = [(torch.randint(V, (5, 7)), torch.randint(V, (5, 7)), None) for _ in range(40)]
+    assert "bits/token on the last 100 of them" in fit_closed(m, iter(batches), 1e-3, SUM, lambda: False, "ridge")

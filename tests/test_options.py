@@ -10,6 +10,7 @@ ModelConfig.options), from the command line and from `charrnn.train()`'s keyword
 from __future__ import annotations
 
 import dataclasses
+import typing
 import json
 import shlex
 
@@ -48,6 +49,8 @@ def _sample(d: runconfig.Declared) -> tuple[list[str], object]:
     if d.type is bool:
         return [d.flag], True
     if d.opt.parse is not None:
+        if typing.get_args(d.type)[:1] == (float,):
+            return [d.flag, "1,0.5"], (1.0, 0.5)
         return [d.flag, "1,4"], (1, 4)
     v = {int: 3, float: 0.25, str: "90s"}[d.type]
     return [d.flag, str(v)], v
@@ -158,8 +161,8 @@ def test_an_unknown_or_misplaced_keyword_of_the_api_is_one_line(corpus_file, tmp
         charrnn.train(corpus_file, checkpoints=tmp_path, tau_max=5.0)
     with pytest.raises(ConfigError, match=r"^--delays takes distinct whole numbers"):
         charrnn.train(corpus_file, checkpoints=tmp_path, cell="leaky", delays="1,1")
-    with pytest.raises(ConfigError, match=r"^--readout must be one of ridge, gradient, got 'closed'\.$"):
-        charrnn.train(corpus_file, checkpoints=tmp_path, cell="esn", readout="closed")
+    with pytest.raises(ConfigError, match=r"^--readout must be one of closed, ridge, lda, gradient, got 'exact'\.$"):
+        charrnn.train(corpus_file, checkpoints=tmp_path, cell="esn", readout="exact")
     assert not list(tmp_path.glob("*/last.pt"))
 
 

@@ -1,6 +1,6 @@
 """An echo state network (section 10.8): a fixed random reservoir, and a readout that learns.
 
-    h(t) = (1 - a) h(t-1) + a tanh(b + W h(t-1) + U x(t))      a: the leak rate (--leak, 1 = none)
+    h(t) = (1 - a) h(t-1) + a tanh(b + W h(t-1) + U x(t))      a: the leak rate (--leak, 1 = none), per unit
     o(t) = c + V h(t)                                          (the model's head: the readout)
 
 W, U, b and the input embedding are drawn once and frozen (parameters that do
@@ -15,6 +15,19 @@ units (the chapter's and the literature's "units"; one option for every kind).
   of its inputs for long without blowing up (the echo state property).
 - U is uniform in (-s, s) / sqrt(fan-in) with s = --input-scaling, b uniform in
   (-0.2 s, 0.2 s).
+- The leak: `--leak 1,0.05` splits the units evenly into two populations, fast
+  units (a = 1) that see the present and slow ones (a = 0.05, a time constant of
+  20 steps) that integrate what came before. A slow unit keeps
+  a letter seen 50 steps back along one direction (it decays, it does not rotate),
+  so a linear readout can tell which letters were seen, whatever the gap; with
+  every unit fast the echo rotates through W and the readout cannot. On
+  longrange-copy (gap 48, 1,000 units, closed-form readout alone, one seed) the
+  leak 1 reservoir scored 0.434 bits/char, no better than no memory (0.433), the
+  two populations 0.389 (bench/RESULTS.md, "Issue 23, third session"). Jaeger's
+  memory capacity for white noise goes *down* (16.8 -> 10.8 units): a slow unit
+  averages i.i.d. inputs it cannot tell apart, while a sparse input (a few letters
+  among dots) survives averaging. It is not the default: on prose (tinyshakespeare,
+  2x256, 1,000 steps) it scored 4.18 bits/char against 3.46 with every unit fast.
 - On a CPU, a large, sparse reservoir steps with a sparse (CSR) matrix product
   when nothing needs its gradient: measured with batch 32 (2 cores), 2,000 units
   at density 0.1 step 3.4x faster than with the dense product, 512 units 1.3x;
@@ -61,6 +74,24 @@ def reservoir(H: int, density: float, radius: float) -> Tensor:
     return W * (radius / rho) if rho > 0 else W
 
 
+def leak_rates(H: int, rates: tuple[float, ...]) -> Tensor:
+    """(H,) the leak rate of every unit: the units split into len(rates) contiguous, near-equal blocks."""
+    return torch.tensor(rates, dtype=torch.float64)[torch.arange(H) * len(rates) // max(H, 1)]
+
+
+class ExactReadout(nn.Linear):
+    """The readout in fp32 whatever the autocast: a closed-form readout's weights are large and
+    cancel (Σ⁻¹ μ over slow, nearly collinear units), and with bf16 (8 bits of mantissa) the
+    logits of an LDA readout that scores 0.390 bits/char on longrange-copy in fp32 (1,000 units,
+    --leak 1,0.05) scored 13.7."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            if x.dtype in (torch.float16, torch.bfloat16):
+                x = x.float()
+            return torch.nn.functional.linear(x, self.weight.to(x.dtype), self.bias.to(x.dtype))
+
+
 class ESNCore(Recurrent):
     def __init__(self, cfg: ModelConfig, input_size: int):
         super().__init__(cfg, input_size)
@@ -75,6 +106,7 @@ class ESNCore(Recurrent):
         frozen = lambda ts: nn.ParameterList(nn.Parameter(t, requires_grad=False) for t in ts)  # noqa: E731
         self.U, self.W, self.b = frozen(U), frozen(W), frozen(b)
         self._csr: dict[int, tuple[tuple, Tensor]] = {}
+        self.register_buffer("leak", leak_rates(H, o.leak), persistent=False)  # (H,): from the options, not saved
         self.memory_capacity = math.nan  # Jaeger's short-term memory capacity, once measured
 
     @torch.no_grad()
@@ -100,9 +132,21 @@ class ESNCore(Recurrent):
 
     def attach(self, model: nn.Module) -> None:
         model.embed.weight.requires_grad_(False)  # the input is part of the fixed reservoir: only the readout learns
+        if type(model.head) is nn.Linear:
+            model.head.__class__ = ExactReadout  # the same weights and keys, scored in fp32
 
     def layer_params(self, k: int) -> tuple[Tensor, Tensor, Tensor, int]:
         return self.U[k], self.W[k], self.b[k], k
+
+    def forward(self, x: Tensor, state: Any, reset: Tensor | None = None, h0: Any = None) -> tuple[Tensor, Any]:
+        """The reservoir in fp32 whatever the autocast, so that the readout reads the states its
+        closed form was fitted on (the fit runs outside autocast). bf16 states cost little in
+        themselves (longrange-copy, 1,000 units, --leak 1,0.05, LDA: 0.390 against 0.389
+        bits/char); nothing in the reservoir trains, and on a CPU the sparse product it then
+        takes is the faster one."""
+        wide = lambda t: t.float() if t.dtype in (torch.float16, torch.bfloat16) else t  # noqa: E731  (fp64 stays fp64)
+        with torch.autocast(x.device.type, enabled=False):
+            return super().forward(wide(x), tuple(wide(s) for s in state), reset, h0)
 
     def project(self, x: Tensor, p: tuple[Any, ...]) -> Tensor:
         return torch.nn.functional.linear(x, p[0], p[2])  # (..., H)  U x + b
@@ -110,7 +154,7 @@ class ESNCore(Recurrent):
     def recur(self, xp: Tensor, state: LayerState, p: tuple[Any, ...]) -> tuple[LayerState, Signals]:
         (h,) = state
         a = xp + self._recurrent(h, p[1], p[3])  # (B, H)  b + W h + U x
-        h = h + self.options.leak * (torch.tanh(a) - h)  # (1 - a) h + a tanh(.)
+        h = h + self.leak.to(h.dtype) * (torch.tanh(a) - h)  # (1 - a) h + a tanh(.), a per unit
         return (h,), {"h": h, "a": a}
 
     def _recurrent(self, h: Tensor, W: Tensor, k: int) -> Tensor:
@@ -134,13 +178,14 @@ class ESNCore(Recurrent):
     def warm_start(self, model: nn.Module, batches: Any, reduce: Any, should_stop: Any) -> str | None:
         t = time.monotonic()
         mc = self.measure_memory()
-        line = (f"reservoir: spectral radius {self.options.spectral_radius:g}, leak {self.options.leak:g}, memory capacity {mc:.1f} "
+        leak = ",".join(f"{a:g}" for a in self.options.leak)
+        line = (f"reservoir: spectral radius {self.options.spectral_radius:g}, leak {leak}, memory capacity {mc:.1f} "
                 f"of {self.hidden_size:,} units (Jaeger's MC: how many past inputs a linear readout recovers; {time.monotonic() - t:.0f} s)")  # fmt: skip
-        if self.options.readout != "ridge":
+        if self.options.readout == "gradient":
             return line
-        from .readout import fit_ridge
+        from .readout import fit_closed
 
-        return fit_ridge(model, batches, self.options.ridge, reduce, should_stop) + "; " + line
+        return fit_closed(model, batches, self.options.ridge, reduce, should_stop, self.options.readout) + "; " + line
 
     @classmethod
     def memory_of(cls, weights: dict[str, Tensor], cfg: ModelConfig) -> float:
@@ -150,6 +195,7 @@ class ESNCore(Recurrent):
         with torch.device("meta"):
             core = cls(cfg, mine["U.0"].shape[1])
         core.load_state_dict(mine, assign=True)
+        core.leak = leak_rates(cfg.hidden, core.options.leak).to(mine["W.0"].device)  # not in the weights: from the options
         return core.measure_memory()
 
     @classmethod
@@ -171,6 +217,6 @@ class ESNCore(Recurrent):
                                         f"a linear readout of h(t) recovers, at most the number of units)")  # fmt: skip
         facts["reservoir"] = (
             f"frozen: {frozen:,} reservoir weights and the embedding; only the readout learns "
-            f"(--spectral-radius {o.spectral_radius}, --leak {o.leak}, --input-scaling {o.input_scaling}, --readout {o.readout})"
+            f"(--spectral-radius {o.spectral_radius}, --leak {','.join(f'{a:g}' for a in o.leak)}, --input-scaling {o.input_scaling}, --readout {o.readout})"
         )
         return facts

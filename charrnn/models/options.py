@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import ConfigError
-from ..spec import comma_ints, option
+from ..spec import comma_floats, comma_ints, option
 
 
 def _check(ok: bool, message: str) -> None:
@@ -39,7 +39,7 @@ class LeakyOptions:
         return self
 
 
-READOUTS = ("ridge", "gradient")
+READOUTS = ("closed", "ridge", "lda", "gradient")
 
 
 @dataclass(frozen=True)
@@ -47,16 +47,23 @@ class ESNOptions:
     density: float = option(0.1, "Fraction of the reservoir's recurrent weights that are not zero.")
     spectral_radius: float = option(0.98, "The reservoir's spectral radius (largest |eigenvalue|): just under 1 is barely contractive.")
     input_scaling: float = option(1.0, "Scale of the fixed input weights and bias.")  # against the recurrence
-    leak: float = option(1.0, "Leak rate a: h = (1-a) h + a tanh(...); 1 is no leak.")
-    readout: str = option("ridge", "ridge: fitted in closed form in one pass, then refined by gradient; gradient: by gradient alone.",
-                          choices=READOUTS)  # fmt: skip
+    # several rates make populations: 1,0.05 = fast units for the present, slow ones (τ = 20 steps) for the recent past
+    leak: tuple[float, ...] = option((1.0,), "Leak rates a: h = (1-a) h + a tanh(...), 1 is no leak; several (1,0.05) split the units evenly.",
+                                     parse=comma_floats, show_default="1")  # fmt: skip
+    readout: str = option("ridge", "ridge or lda: fitted in closed form in one pass, then refined by gradient; closed: both, the better "
+                          "on the pass's last chunk kept; gradient: by gradient alone.", choices=READOUTS)  # fmt: skip
     ridge: float = option(1e-4, "The ridge penalty λ (per timestep) of the closed-form readout.")
+
+    def __post_init__(self) -> None:  # a checkpoint from before several leak rates says leak = 1.0
+        if not isinstance(self.leak, tuple):
+            object.__setattr__(self, "leak", tuple(self.leak) if isinstance(self.leak, list) else (self.leak,))
 
     def validate(self) -> "ESNOptions":
         _check(0.0 < self.density <= 1.0, f"--density must be in (0, 1], got {self.density}.")
         _check(math.isfinite(self.spectral_radius) and self.spectral_radius >= 0, f"--spectral-radius must be a number >= 0, got {self.spectral_radius}.")
         _check(math.isfinite(self.input_scaling) and self.input_scaling > 0, f"--input-scaling must be a number > 0, got {self.input_scaling}.")
-        _check(0.0 < self.leak <= 1.0, f"--leak must be in (0, 1], got {self.leak}.")
+        shown = ",".join(map(str, self.leak)) or "nothing"
+        _check(bool(self.leak) and all(0.0 < a <= 1.0 for a in self.leak), f"--leak takes rates in (0, 1] such as 1 or 1,0.05; got {shown}.")
         _check(math.isfinite(self.ridge) and self.ridge > 0, f"--ridge must be a number > 0, got {self.ridge}.")
         return self
 

@@ -27,7 +27,8 @@ Three cells, registered in registry.py as kinds of structure TREE:
                 OP(partial result, next argument), which a sum of children cannot,
                 and the close turns the running state into the value (MED's differ):
                 on ListOps the Child-Sum cell is at 63% after 2,000 steps, this one at 86%
-                without the close, 93% with it after 1,500 (bench/tree_cells.py, RESULTS.md).
+                without the close, 93% with it after 1,500 and 98% after 4,000 (3 seeds;
+                bench/tree_cells.py, RESULTS.md).
 
 Stacked layers read, at each node, the state of the layer below at the same node
 as their x (the recursive unit then adds V x at inner nodes too; at layer 0 an

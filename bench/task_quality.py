@@ -26,7 +26,7 @@ printed for reference only.
             that the run fits on the same split.
 
     python bench/task_quality.py [--parts dates,reversal,numbers,addition,classify] [--dates-steps 2500]
-                                 [--reversal-steps 1500] [--pairs-steps 3000] [--balanced-steps 300]
+                                 [--reversal-steps 1500] [--pairs-steps 3000] [--addition-steps 12000] [--balanced-steps 300]
                                  [--classify-steps 500] [--seeds 3]
 """
 
@@ -170,7 +170,9 @@ def main() -> None:
     ap.add_argument("--parts", default="dates,reversal,numbers,addition,balanced,classify")
     ap.add_argument("--dates-steps", type=int, default=2500)
     ap.add_argument("--reversal-steps", type=int, default=1500)
-    ap.add_argument("--pairs-steps", type=int, default=3000, help="steps of each numbers and addition run")
+    ap.add_argument("--pairs-steps", type=int, default=3000, help="steps of each numbers run")
+    ap.add_argument("--addition-steps", type=int, default=12000,
+                    help="steps of each addition run (3,000 reach 67%% on training lengths, 12,000 98-99%%: bench/RESULTS.md)")
     ap.add_argument("--seeds", type=int, default=3, help="runs (seeds) of numbers and addition")
     ap.add_argument("--balanced-steps", type=int, default=300)
     ap.add_argument("--classify-steps", type=int, default=500)
@@ -185,7 +187,7 @@ def main() -> None:
             elif part == "reversal":
                 reversal(work, a.reversal_steps)
             elif part in ("numbers", "addition"):
-                pairs(work, part, a.pairs_steps, a.seeds)
+                pairs(work, part, a.addition_steps if part == "addition" else a.pairs_steps, a.seeds)
             elif part == "balanced":
                 balanced(work, a.balanced_steps, a.seeds)
             elif part == "classify":

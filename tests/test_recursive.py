@@ -154,7 +154,8 @@ def test_binarize_mapped_finds_each_written_node():
 def test_folded_trees_map_each_written_node():
     t = parse_tree("[MAX 2 9 [MIN 4 7 ] 0 ]")
     b, where = binarize_mapped(t, "folded")
-    assert b == fold_arguments(t) and format_sexpr(b) == "(MAX (MAX (MAX 2 9) (MIN 4 7)) 0)"
+    assert b == fold_arguments(t) and format_sexpr(b) == "((MAX (MAX (MAX 2 9) ((MIN 4 7))) 0))"  # each fold closed by a JOIN
+    assert b.label == JOIN and len(b.children) == 1 and b.children[0].label == "MAX"  # the close reads the fold's state alone
     flat, written = list(nodes(b)), list(nodes(t))
     for i, n in enumerate(written):  # a leaf to itself, an operator to the top of its fold
         assert flat[where[i]] == (n if n.is_leaf else fold_arguments(n))

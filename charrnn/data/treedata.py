@@ -35,7 +35,7 @@ from .reading import resolve_files
 from .treebatch import FlatTree, flatten
 from .trees import JOIN, Tree, TreeExample, binarize, fold, fold_arguments, format_listops, height, iter_tree_examples, nodes, size
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: folded trees end in a closing JOIN node
 KEPT_TEXTS = 64  # validation trees kept as text, for the samples shown while training and the default probe
 
 
@@ -109,7 +109,7 @@ def binarize_mapped(tree: Tree, form: str = "joined") -> tuple[Tree, list[int]]:
     """(shaped(tree, form), where): where[i] is the pre-order position, in the reshaped
     tree, of the written tree's node i (pre-order). A leaf maps to itself; an inner
     node maps to the top of the chain that stands for the whole node:
-    [OP a b c] -> (((OP a) b) c) joined, (OP (OP a b) c) folded."""
+    [OP a b c] -> (((OP a) b) c) joined, (JOIN (OP (OP a b) c)) folded."""
     if form == "tree":
         return tree, list(range(sum(1 for _ in nodes(tree))))
 
@@ -127,7 +127,8 @@ def binarize_mapped(tree: Tree, form: str = "joined") -> tuple[Tree, list[int]]:
             acc = kids[0][0]
             for b, _, _ in kids[1:]:
                 acc = Tree(node.label, (acc, b))
-            at = len(kids) - 1  # pre-order: the k-1 folds down the left spine, then each child
+            acc = Tree(JOIN, (acc,))
+            at = len(kids)  # pre-order: the closing JOIN, the k-1 folds down the left spine, then each child
         where = [0]
         for _, sub, n in kids:
             where.extend(at + q for q in sub)

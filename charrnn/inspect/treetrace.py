@@ -5,7 +5,7 @@ The tree-task counterpart of trace.py. Nodes are listed as the tree is written
 TreeActivations is the t-th label of the text; for the recursive unit, which
 reads the binarised tree, a written node [OP a b c] is the top of its chain of
 JOIN nodes (treedata.binarize_mapped), whose state stands for the whole node;
-for the binary Tree-LSTM, the top of its fold (OP (OP a b) c).
+for the binary Tree-LSTM, the JOIN node that closes its fold (JOIN (OP (OP a b) c)).
 
 The head, trained at the roots, is applied at every node too: for ListOps, where
 each subtree is itself an expression, it shows whether the states of the inner

@@ -16,16 +16,19 @@ Three cells, registered in registry.py as kinds of structure TREE:
                     c   = i * u + sum_k f_k * c_k,   h = o * tanh(c)
                 a leaf is a node without children (h~ = 0, no c_k).
     bintreelstm the binary (N-ary, N = 2) Tree-LSTM of the same paper, over trees whose
-                arguments are folded under their operator (data/trees.fold_arguments:
-                [OP a b c] -> (OP (OP a b) c)), x the operator at every fold:
+                arguments are folded under their operator and closed by a node without
+                a token (data/trees.fold_arguments: [OP a b c] -> (JOIN (OP (OP a b) c))),
+                x the operator at every fold, 0 at the close:
                     g   = W_g x + U_g^L h_L + U_g^R h_R + b_g      for g in i, o, u
                     f_L = sigmoid(W_f x + U_fL^L h_L + U_fL^R h_R + b_f)   (f_R alike)
                     c   = i * u + f_L * c_L + f_R * c_R,   h = o * tanh(c)
                 (i, o sigmoid, u tanh); a leaf as in the Child-Sum cell. The children
                 keep their order and each gate sees both, so a fold step can compute
-                OP(partial result, next argument), which a sum of children cannot:
-                on ListOps the Child-Sum cell is at 63% after 2,000 steps, this one at 86%,
-                and 91% after 5,000 (bench/tree_cells.py, RESULTS.md).
+                OP(partial result, next argument), which a sum of children cannot,
+                and the close turns the running state into the value (MED's differ):
+                on ListOps the Child-Sum cell is at 63% after 2,000 steps, this one at 86%
+                without the close, 93% with it after 1,500 and 98% after 4,000 (3 seeds;
+                bench/tree_cells.py, RESULTS.md).
 
 Stacked layers read, at each node, the state of the layer below at the same node
 as their x (the recursive unit then adds V x at inner nodes too; at layer 0 an

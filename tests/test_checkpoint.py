@@ -198,7 +198,7 @@ def test_a_format_1_file_is_migrated_and_written_back_in_the_current_format(tmp_
     assert ck.step == raw["step"] and ck.model_config.cell == raw["model_config"]["cell"] == "lstm"
     checkpoint.save(tmp_path / "new.pt", ck)
     new = torch.load(tmp_path / "new.pt", weights_only=True)
-    assert new["version"] == checkpoint.VERSION == 3 and "tokenizer" not in new and new["task"]["tokenizer"] == raw["tokenizer"]
+    assert new["version"] == checkpoint.VERSION == 4 and "tokenizer" not in new and new["task"]["tokenizer"] == raw["tokenizer"]
     again = checkpoint.load(tmp_path / "new.pt")
     assert again.version == checkpoint.VERSION
     assert again.summary("x") == dataclasses.replace(ck.summary("x"), format_version=checkpoint.VERSION)
@@ -238,3 +238,19 @@ def test_format_2_classifier_and_labelled_model_load_and_answer_the_same(name):
         cfg = SampleConfig(length=want["length"], num=1, temperature=1.0)
         at = label_index(ck.labels(), want["label"])
         assert sample_text(model, tok, cfg, torch.Generator().manual_seed(want["seed"]), label=at) == want["text"]
+
+
+def test_a_format_2_binary_tree_lstm_reads_its_trees_as_it_was_trained(runner):
+    """Written by charrnn before the folds of the binary Tree-LSTM were closed with a JOIN node
+    (issue 24): loaded, it reads trees with open folds (`--open-folds`) and answers as it did
+    then (main-v2-bintreelstm.jsonl holds that charrnn's `predict --json`)."""
+    ck = checkpoint.load(OLD / "main-v2-bintreelstm.pt")
+    assert ck.model_config.cell == "bintreelstm" and ck.model_config.cell_options().open_folds
+    want = [json.loads(line) for line in (OLD / "main-v2-bintreelstm.jsonl").read_text(encoding="utf-8").splitlines()]
+    trees = "".join(w["input"] + "\n" for w in want)
+    r = runner.invoke(app, ["predict", str(OLD / "main-v2-bintreelstm.pt"), "--json"], input=trees)
+    assert r.exit_code == 0, r.output
+    got = [json.loads(line) for line in r.stdout.splitlines()]
+    for g, w in zip(got, want, strict=True):
+        assert g["answer"] == w["answer"] and g["p"] == pytest.approx(w["p"], abs=1e-6)
+        assert [n["p"] for n in g["nodes"]] == pytest.approx([n["p"] for n in w["nodes"]], abs=1e-6)

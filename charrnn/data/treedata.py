@@ -97,7 +97,8 @@ class _Words:
 
 # How a cell reads a tree (TreeCore.form): as written, left-binarised with JOIN nodes
 # (the recursive unit), or each node's arguments folded under its label (the binary Tree-LSTM).
-FORMS = {"tree": lambda t: t, "joined": binarize, "folded": fold_arguments}
+FORMS = {"tree": lambda t: t, "joined": binarize, "folded": fold_arguments,
+         "folded-open": lambda t: fold_arguments(t, close=False)}  # (a bintreelstm checkpoint from before the close)
 
 
 def shaped(tree: Tree, form: str) -> Tree:
@@ -127,8 +128,9 @@ def binarize_mapped(tree: Tree, form: str = "joined") -> tuple[Tree, list[int]]:
             acc = kids[0][0]
             for b, _, _ in kids[1:]:
                 acc = Tree(node.label, (acc, b))
-            acc = Tree(JOIN, (acc,))
-            at = len(kids)  # pre-order: the closing JOIN, the k-1 folds down the left spine, then each child
+            closed = form == "folded"
+            acc = Tree(JOIN, (acc,)) if closed else acc
+            at = len(kids) - 1 + closed  # pre-order: the closing JOIN, the k-1 folds down the left spine, then each child
         where = [0]
         for _, sub, n in kids:
             where.extend(at + q for q in sub)

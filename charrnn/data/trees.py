@@ -114,7 +114,7 @@ def binarize(tree: Tree, branching: str = "left", end: str | None = None) -> Tre
     return fold(tree, join)
 
 
-def fold_arguments(tree: Tree) -> Tree:
+def fold_arguments(tree: Tree, close: bool = True) -> Tree:
     """The tree with every node of k >= 2 children rewritten as a left fold of binary
     nodes under its own label, closed by a JOIN node of one child, for the binary
     Tree-LSTM, which reads the label as the input x of every node of the fold:
@@ -127,7 +127,8 @@ def fold_arguments(tree: Tree) -> Tree:
     node's value: the two differ for an operator such as MED, whose running state has
     to hold every argument seen so far while its value is one digit (on ListOps the
     close lifts depths 1-5 from 83% to 93% after 1,500 steps: bench/RESULTS.md, issue 24).
-    Leaves and nodes of one child stay as they are. Returns the tree.
+    Leaves and nodes of one child stay as they are; close=False leaves the fold open, the
+    form before the close (a bintreelstm checkpoint of that time, `--open-folds`). Returns the tree.
     """
 
     def join(node: Tree, kids: list[Tree]) -> Tree:
@@ -136,7 +137,7 @@ def fold_arguments(tree: Tree) -> Tree:
         acc = kids[0]
         for item in kids[1:]:
             acc = Tree(node.label, (acc, item))
-        return Tree(JOIN, (acc,))
+        return Tree(JOIN, (acc,)) if close else acc
 
     return fold(tree, join)
 

@@ -68,6 +68,15 @@ class ESNOptions:
         return self
 
 
+@dataclass(frozen=True)
+class BinaryTreeOptions:
+    open_folds: bool = option(False, "Fold an operator's arguments without the closing node (the form before issue 24's fix; "
+                              "checkpoints written before it read trees this way).", flag="--open-folds")  # fmt: skip
+
+    def validate(self) -> "BinaryTreeOptions":
+        return self
+
+
 FEEDBACKS = ("target", "model")
 
 

@@ -104,8 +104,14 @@ class TreeCore(nn.Module):
 
     form: ClassVar[str] = "tree"  # how it reads a tree: data/treedata.FORMS (as written, "joined", "folded")
 
+    @classmethod
+    def form_for(cls, cfg: ModelConfig) -> str:
+        """How a model of this config reads a tree (a kind's options may change it)."""
+        return cls.form
+
     def __init__(self, cfg: ModelConfig, input_size: int):
         super().__init__()
+        self.form = self.form_for(cfg)  # type: ignore[misc]
         self.kind = registry.get(cfg.cell)
         self.num_layers, self.hidden_size, self.input_size = cfg.layers, cfg.hidden, input_size
         self.dropout = cfg.dropout if cfg.layers > 1 else 0.0
@@ -258,6 +264,10 @@ class BinaryTreeLSTM(TreeCore):
     columns [h_L; h_R]."""
 
     form = "folded"
+
+    @classmethod
+    def form_for(cls, cfg: ModelConfig) -> str:
+        return "folded-open" if cfg.cell_options().open_folds else "folded"
 
     def __init__(self, cfg: ModelConfig, input_size: int):
         super().__init__(cfg, input_size)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .options import ESNOptions, JordanOptions, LeakyOptions
+from .options import BinaryTreeOptions, ESNOptions, JordanOptions, LeakyOptions
 
 # What a kind reads: a sequence, step by step (the recurrent core, core.py), or a
 # tree, node by node bottom-up (recursive.py). A task takes one structure (its TaskSpec says which).
@@ -169,7 +169,7 @@ register(Kind(
 register(Kind(
     "bintreelstm", "binary Tree-LSTM: each node's arguments folded in order under its operator, gates that see both children", ("h", "c"),
     TREE_LSTM_SIGNALS,
-    "charrnn.models.recursive:BinaryTreeLSTM", structure=TREE,
+    "charrnn.models.recursive:BinaryTreeLSTM", structure=TREE, options=BinaryTreeOptions,
 ))  # fmt: skip
 register(Kind(
     "leaky", "leaky units, time constants 1 to --tau-max, skip connections through time (--delays)", ("h", "past"),

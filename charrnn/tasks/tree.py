@@ -48,7 +48,7 @@ class TreeTask(Task):
     def __init__(self, model_cfg: ModelConfig, data_cfg: DataConfig, cfg: TrainConfig, data: TreeSource,
                  dist: distributed.Dist, device: torch.device, amp: torch.dtype | None):  # fmt: skip
         super().__init__(model_cfg, data_cfg, cfg, data, dist, device, amp)
-        self.trees: TreeData = data.load(registry.get(model_cfg.cell).load().form)
+        self.trees: TreeData = data.load(registry.get(model_cfg.cell).load().form_for(model_cfg))
         self.train, self.val = self.trees.train, self.trees.val
         options = {**model_cfg.options, "classes": len(self.trees.classes)}
         self.model_cfg = dataclasses.replace(model_cfg, vocab_size=self.trees.vocab.vocab_size, options=options).validate()
@@ -69,7 +69,8 @@ class TreeTask(Task):
     def summary(self) -> str:
         t, v = self.train, self.val
         depths = f"depth {t.depth.min()}-{t.depth.max()}" + (f" / {v.depth.min()}-{v.depth.max()}" if len(v) else "")
-        shape = {"joined": "; binarised for the recursive unit", "folded": "; arguments folded under their operator"}.get(self.trees.form, "")
+        shape = {"joined": "; binarised for the recursive unit", "folded": "; arguments folded under their operator",
+                 "folded-open": "; arguments folded under their operator, no closing node"}.get(self.trees.form, "")
         return (f"trees: {self.trees.source}: {len(t):,} train / {len(v):,} validation trees, {depths}, "
                 f"{self.trees.vocab.vocab_size} node labels, {len(self.trees.classes)} classes{shape}")  # fmt: skip
 

@@ -50,7 +50,7 @@ from .summary import Summary, summarize
 from . import space
 
 FORMAT = "charrnn-checkpoint"
-VERSION = 3
+VERSION = 4
 LAST, BEST = "last.pt", "best.pt"
 REQUIRED = ("model_config", "model", "step", "task")  # after migration
 TRAINER_KEYS = ("model_config", "data_config", "train_config", "trained_on", "trained_precision", "model", "frozen",
@@ -77,7 +77,16 @@ def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "version": 3}
 
 
-MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}  # format n -> format n + 1
+def _v3_to_v4(raw: dict[str, Any]) -> dict[str, Any]:
+    """A format-3 binary Tree-LSTM read each operator's arguments as an open fold; issue 24
+    closed the fold with a JOIN node, so such a model is told to read trees as it was trained."""
+    cfg = raw.get("model_config")
+    if isinstance(cfg, dict) and cfg.get("cell") == "bintreelstm":
+        raw = {**raw, "model_config": {**cfg, "options": {"open_folds": True, **(cfg.get("options") or {})}}}
+    return {**raw, "version": 4}
+
+
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}  # format n -> format n + 1
 
 
 @dataclass

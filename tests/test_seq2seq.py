@@ -104,6 +104,7 @@ def test_options_that_do_not_fit_are_one_line_errors(runner, workdir, corpus_fil
     one_line_error(runner.invoke(app, [*base, "--label-from", "tsv"]), "--label-from", "--task seq2seq")
     one_line_error(runner.invoke(app, [*base, "--doc-sep", "line"]), "--doc-sep")
     one_line_error(runner.invoke(app, [*base, "--sampling-prob", "1.5"]), "--sampling-prob")
+    one_line_error(runner.invoke(app, [*base, "--bidirectional"]), "--bidirectional", "--attention")
     one_line_error(runner.invoke(app, [*base, "--decoder-cell", "nope"]), "nope", code=2)
     # a Jordan net feeds back a language model's output (issue 12), a tree cell composes trees (issue 15)
     one_line_error(runner.invoke(app, [*base, "--cell", "jordan"]), "--cell jordan serves --task lm only")
@@ -134,17 +135,18 @@ def test_scheduled_sampling_with_two_kinds_resumes_exactly(tmp_path):
 # ------------------------------------------------------------------ the model's paths
 
 
-def tiny(cell: str = "gru", attention: str = "dot", condition: str = "both", decoder: str | None = None) -> Seq2Seq:
-    options = {"attention": attention, "condition": condition, **({"decoder_cell": decoder} if decoder else {})}
+def tiny(cell: str = "gru", attention: str = "dot", condition: str = "both", decoder: str | None = None, both_ways: bool = False) -> Seq2Seq:
+    options = {"attention": attention, "condition": condition, "bidirectional": both_ways, **({"decoder_cell": decoder} if decoder else {})}
     cfg = ModelConfig(cell=cell, layers=2, hidden=10, embed=6, dropout=0.0, vocab_size=7, task="seq2seq", options=options)
     return Seq2Seq(cfg).double().eval()
 
 
-@pytest.mark.parametrize("cell,attention,condition,decoder", [
-    ("rnn", "none", "init", None), ("gru", "dot", "both", "lstm"), ("lstm", "additive", "input", None), ("lstm", "dot", "init", "rnn"),
+@pytest.mark.parametrize("cell,attention,condition,decoder,both_ways", [
+    ("rnn", "none", "init", None, False), ("gru", "dot", "both", "lstm", False), ("lstm", "additive", "input", None, False),
+    ("lstm", "dot", "init", "rnn", False), ("lstm", "dot", "both", None, True), ("gru", "additive", "init", "lstm", True),
 ])  # fmt: skip
-def test_padding_changes_nothing_and_both_decoder_paths_agree(cell, attention, condition, decoder):
-    model = tiny(cell, attention, condition, decoder)
+def test_padding_changes_nothing_and_both_decoder_paths_agree(cell, attention, condition, decoder, both_ways):
+    model = tiny(cell, attention, condition, decoder, both_ways)
     a, b = torch.randint(6, (1, 7)), torch.randint(6, (1, 3))
     src = torch.cat([a, torch.cat([torch.full((1, 4), 6), b], 1)])  # b left-padded
     y_in = torch.randint(7, (2, 5))
@@ -161,6 +163,20 @@ def test_padding_changes_nothing_and_both_decoder_paths_agree(cell, attention, c
                 assert alpha.shape == (2, 7) and torch.allclose(alpha.sum(-1), torch.ones(2, dtype=alpha.dtype))
                 assert float(alpha[1, :4].abs().max()) == 0.0  # never on the padding
         assert torch.allclose(torch.stack(steps, 1), both, atol=1e-10)
+
+
+@pytest.mark.parametrize("both_ways", [False, True])
+def test_a_bidirectional_encoder_sees_what_comes_after(both_ways):
+    """--bidirectional (section 10.3): the attention's reading of the first source character
+    changes with the last one only when a second encoder reads the source from its end."""
+    model = tiny("lstm", "dot", "both", None, both_ways)
+    src = torch.randint(6, (1, 5))
+    other = src.clone()
+    other[0, -1] = (src[0, -1] + 1) % 6
+    with torch.no_grad():
+        first = [model.encode(s, torch.tensor([5])).out[0, 0] for s in (src, other)]
+    assert first[0].shape == (20 if both_ways else 10,)
+    assert bool((first[0] - first[1]).abs().max() > 1e-6) == both_ways
 
 
 def test_the_loss_ignores_target_padding():

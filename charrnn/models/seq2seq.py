@@ -85,11 +85,14 @@ class Seq2Seq(Model):
         self.dec_kind = registry.get(dec_cfg.cell)
         self.embed = nn.Embedding(cfg.vocab_size, cfg.embed)
         self.encoder = self.kind.load()(cfg, cfg.embed)
+        # --bidirectional (section 10.3): a second encoder reads the source from its end; the
+        # attention reads [h(t); g(t)], what came before t and what comes after it
+        self.back = self.kind.load()(cfg, cfg.embed) if self.opts.bidirectional else None
         self.ctx_size = _size(self.encoder, cfg.layers)
         self.feed_context = self.opts.condition in ("input", "both")
         self.decoder = self.dec_kind.load()(dec_cfg, cfg.embed + (self.ctx_size if self.feed_context else 0))
         self.bridge = nn.Linear(self.ctx_size, _size(self.decoder, cfg.layers)) if self.opts.condition in ("init", "both") else None
-        He, Hd = self.encoder.out_size, self.decoder.out_size
+        He, Hd = self.encoder.out_size * (2 if self.back is not None else 1), self.decoder.out_size
         self.attend = Attention(self.opts.attention, He, Hd) if self.opts.attention != "none" else None
         self.combine = nn.Linear(Hd + He, Hd) if self.attend is not None else None
         self.drop = nn.Dropout(cfg.dropout)
@@ -104,8 +107,19 @@ class Seq2Seq(Model):
         reset = torch.zeros(B, S, dtype=torch.bool, device=src.device)
         reset[torch.arange(B, device=src.device), start] = True  # a zero state just before the first character
         p = self.head.weight
-        out, state = self.encoder(self.embed(src), self.encoder.init_state(B, p.device, p.dtype), reset)  # (B, S, He)
-        return self._encoded(out, state, torch.arange(S, device=src.device)[None, :] >= start[:, None])
+        x = self.embed(src)
+        out, state = self.encoder(x, self.encoder.init_state(B, p.device, p.dtype), reset)  # (B, S, He)
+        return self._encoded(self._both_ways(x, out), state, torch.arange(S, device=src.device)[None, :] >= start[:, None])
+
+    def _both_ways(self, x: Tensor, out: Tensor) -> Tensor:
+        """The forward encoder's states, and with --bidirectional the backward one's beside them:
+        g(t) has read the source from its end back to t. The sources are left-padded, so the
+        flipped rows start with their last character, from a zero state (the padding comes last)."""
+        if self.back is None:
+            return out
+        p = self.head.weight
+        g, _ = self.back(x.flip(1), self.back.init_state(x.shape[0], p.device, p.dtype))
+        return torch.cat([out, g.flip(1).to(out.dtype)], -1)  # (B, S, 2He)
 
     def _encoded(self, out: Tensor, state: State, mask: Tensor) -> Encoded:
         B = out.shape[0]
@@ -116,8 +130,9 @@ class Seq2Seq(Model):
         """The encoder's per-step path over unpadded sources (B, S), every signal kept (under
         autograd), and the encodings the decoder reads from it."""
         p = self.head.weight
-        tr = self.encoder.trace(self.embed(src), self.encoder.init_state(src.shape[0], p.device, p.dtype))
-        return tr, self._encoded(tr.out, tr.state, torch.ones(src.shape, dtype=torch.bool, device=src.device))
+        x = self.embed(src)
+        tr = self.encoder.trace(x, self.encoder.init_state(src.shape[0], p.device, p.dtype))
+        return tr, self._encoded(self._both_ways(x, tr.out), tr.state, torch.ones(src.shape, dtype=torch.bool, device=src.device))
 
     # ---------------------------------------------------------------- decoder
 

@@ -25,6 +25,12 @@ from .lm_options import condition_option
 CLASSIFY_RECIPE: dict[str, object] = {"layers": 1, "hidden": 128, "embed": 32, "batch_size": 64, "lr": 1e-2}
 
 POOLS = ("last", "mean", "max", "attn")
+
+
+def bidirectional_option() -> bool:
+    """--bidirectional, declared here once for both tasks that read a whole text (classify, seq2seq)."""
+    return option(False, "Read the text both ways (section 10.3): a second core from its end; --task classify: the pool "
+                  "reads both; --task seq2seq: the attention reads both.", panel=P_CLASSIFY, flag="--bidirectional")  # fmt: skip
 ATTENTIONS = ("none", "dot", "additive")
 
 
@@ -43,8 +49,7 @@ class ClassifyOptions:
     # validation and predict read the first ones
     max_chars: int = option(512, "Characters read per document (a random window in training, the first ones in validation).", panel=P_CLASSIFY)
     classes: int = 0  # how many labels (set from the data)
-    bidirectional: bool = option(False, "Read each document both ways (a second core from the end, section 10.3); the pool reads both.",
-                                 panel=P_CLASSIFY, flag="--bidirectional")
+    bidirectional: bool = bidirectional_option()
 
     def validate(self) -> "ClassifyOptions":
         if not (isinstance(self.max_chars, int) and self.max_chars > 0):
@@ -66,6 +71,7 @@ class Seq2SeqOptions:
                                       metavar="KIND", show_default=False)  # fmt: skip
     sampling_prob: float = option(0.0, "Scheduled sampling: the chance, at each step, of feeding the decoder its own previous output "
                                   "instead of the true one.", panel=P_SEQ2SEQ)  # fmt: skip
+    bidirectional: bool = bidirectional_option()
 
     def validate(self) -> "Seq2SeqOptions":
         from ..models import registry
@@ -76,4 +82,6 @@ class Seq2SeqOptions:
             raise ConfigError(f"--decoder-cell {self.decoder_cell} does not fit a decoder; choose one of {fits}.")
         if not (0.0 <= self.sampling_prob <= 1.0 and math.isfinite(self.sampling_prob)):
             raise ConfigError(f"--sampling-prob must be in [0, 1], got {self.sampling_prob}.")
+        if self.bidirectional and self.attention == "none":
+            raise ConfigError("--bidirectional reads the source both ways for the attention: give --attention dot or additive.")
         return self

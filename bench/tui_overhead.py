@@ -241,7 +241,8 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
     # A run's stream without the run: a thread sends step events at the trainer's rate and a
     # frame every 2 s through the app's real bridge, for 6 s, on each screen: the share of a
     # core the UI thread takes (from training, on a machine whose cores training fills).
-    async def stream(screen: str, seconds: float = 6.0) -> float:
+    async def stream(screen: str, seconds: float = 6.0, events: bool = True) -> float:
+        """The UI thread's share of a core on `screen` for `seconds`, with the stream or with nothing arriving."""
         app = CharRNNApp(root=tmp)
         async with app.run_test(size=(120, 40)) as pilot:
             if screen == "activations":
@@ -258,7 +259,7 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
                         f = distinct[i % len(distinct)]
                         bridge.on_probe(ProbeEvent(i, Probe(i, copy.deepcopy(f.acts), copy.deepcopy(f.grad_flow))))
 
-            sender = threading.Thread(target=send)
+            sender = threading.Thread(target=send if events else done.wait)
             cpu0, wall0 = time.thread_time(), time.perf_counter()
             sender.start()
             await asyncio.sleep(seconds)
@@ -266,18 +267,11 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
             sender.join()
             return (time.thread_time() - cpu0) / (time.perf_counter() - wall0)
 
-    async def still(screen: str, seconds: float = 3.0) -> float:
-        app = CharRNNApp(root=tmp)
-        async with app.run_test(size=(120, 40)) as pilot:
-            if screen == "activations":
-                await pilot.press("2")
-            await pilot.pause(0.3)
-            cpu0, wall0 = time.thread_time(), time.perf_counter()
-            await asyncio.sleep(seconds)
-            return (time.thread_time() - cpu0) / (time.perf_counter() - wall0)
+    def still(screen: str) -> float:
+        return asyncio.run(stream(screen, 3.0, events=False))
 
-    print(f"UI thread with nothing arriving: train screen {asyncio.run(still('train')):.2%} of a core, "
-          f"activations screen {asyncio.run(still('activations')):.2%}")  # fmt: skip
+    print(f"UI thread with nothing arriving: train screen {still('train'):.2%} of a core, "
+          f"activations screen {still('activations'):.2%}")  # fmt: skip
     print(f"UI thread under a run's stream ({STEP_HZ:.0f} step updates a second, a frame every 2 s; 6 s): "
           f"train screen {asyncio.run(stream('train')):.2%} of a core, "
           f"activations screen {asyncio.run(stream('activations')):.2%}")  # fmt: skip

@@ -111,7 +111,6 @@ class TreeCore(nn.Module):
 
     def __init__(self, cfg: ModelConfig, input_size: int):
         super().__init__()
-        self.form = self.form_for(cfg)  # type: ignore[misc]
         self.kind = registry.get(cfg.cell)
         self.num_layers, self.hidden_size, self.input_size = cfg.layers, cfg.hidden, input_size
         self.dropout = cfg.dropout if cfg.layers > 1 else 0.0
@@ -322,7 +321,7 @@ class TreeNet(Model):
     @property
     def form(self) -> str:
         """How the model reads a tree (data/treedata.FORMS)."""
-        return self.core.form
+        return self.core.form_for(self.cfg)
 
     def inputs(self, tokens: Tensor) -> Tensor:
         """(N,) -> (N, E): each node's embedded token, zeros for a node without one."""

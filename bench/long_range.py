@@ -122,6 +122,8 @@ def run_corpus(key: str, kinds: tuple[str, ...], params: int, budget: float, bat
     print(f"{'kind':<6} {'trained':>8} {'steps':>6} {'CPU s':>6} {'wall s':>6} {'bits/char':>9} {'-perfect':>8} {'gap closed':>10} "
           f"{'grad@dep':>9}  bounds: perfect / none / 4-char / 32-step")  # fmt: skip
     rows = []
+    if options and options.get("chrono") == "window":
+        options = {**options, "chrono": float(dep.window)}
     sized = cmp.configs(kinds, base, {k: v for k, v in (options or {}).items() if any(k in registry.get(c).option_fields() for c in kinds)},
                         corpus.tokenizer.vocab_size, params)  # fmt: skip
     pinned = {"layers", "hidden", "dropout", "lr", "embed"}  # no recipe in place of the sizes compared
@@ -175,6 +177,8 @@ def main() -> None:
     ap.add_argument("--esn-leak", default="1,0.05", help="the echo state network's --leak: fast and slow units (its default, 1, holds no letter across the gap)")
     ap.add_argument("--esn-ridge", type=float, default=1e-2, help="the echo state network's --ridge λ: 1e-2 against its default 1e-4 keeps LDA's weights from trusting "
                     "states it never saw (a validation stream that starts mid-line from zeros)")
+    ap.add_argument("--chrono", default="0", help="the LSTM's and GRU's --chrono T: 0 (their default, off), a number of steps, or "
+                    "'window': the corpus's truncation window")
     ap.add_argument("--esn-readout", default="closed", help="the echo state network's --readout: closed (ridge or LDA, the better; its default is ridge)")
     a = ap.parse_args()
     unknown = set(a.corpora) - set(CORPORA)
@@ -186,7 +190,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for key in a.corpora:
             rows += run_corpus(key, kinds, a.params, a.budget, a.batch, Path(tmp), a.seed, a.threads,
-                               {"leak": tuple(float(v) for v in a.esn_leak.split(",")), "readout": a.esn_readout, "ridge": a.esn_ridge})  # fmt: skip
+                               {"leak": tuple(float(v) for v in a.esn_leak.split(",")), "readout": a.esn_readout, "ridge": a.esn_ridge,
+                                "chrono": a.chrono if a.chrono == "window" else float(a.chrono)})  # fmt: skip
     if a.json:
         a.json.write_text("".join(json.dumps(dataclasses.asdict(r) if dataclasses.is_dataclass(r) else r) + "\n" for r in rows))
     print("\n## targets (issue 23)")

@@ -97,7 +97,9 @@ class ModelConfig:
         stray = sorted(set(self.options) - owned)
         if stray:
             flags = ", ".join(option_flag(k) for k in stray)
-            raise ConfigError(f"{flags} {'does' if len(stray) == 1 else 'do'} not fit --cell {self.cell} with --task {self.task}.")
+            takers = [name for name, k in registry.KINDS.items() if set(stray) <= set(k.option_fields())]
+            hint = f" (it is for --cell {', '.join(takers)})" if takers and len(stray) == 1 else ""
+            raise ConfigError(f"{flags} {'does' if len(stray) == 1 else 'do'} not fit --cell {self.cell} with --task {self.task}{hint}.")
         self.cell_options()
         self.task_options()
         _positive("--layers", self.layers)

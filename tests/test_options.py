@@ -147,7 +147,7 @@ def test_an_option_fits_where_it_is_declared():
 
 def test_a_misplaced_option_is_one_line(runner, workdir, corpus_file):
     base = ["train", str(corpus_file), "--device", "cpu", *TINY, "--steps", "2"]
-    one_line_error(runner.invoke(app, [*base, "--tau-max", "5"]), "--tau-max does not fit --cell lstm with --task lm")
+    one_line_error(runner.invoke(app, [*base, "--tau-max", "5"]), "--tau-max does not fit --cell lstm with --task lm (it is for --cell leaky)")
     one_line_error(runner.invoke(app, [*base, "--pool", "mean"]), "--pool does not fit --cell lstm with --task lm")
     one_line_error(runner.invoke(app, [*base, "--task", "classify", "--seq-len", "8"]), "--seq-len does not fit --task classify")
     one_line_error(runner.invoke(app, [*base, "--hiden", "8"]), "No such option: --hiden", "--hidden", code=2)
@@ -157,7 +157,7 @@ def test_a_misplaced_option_is_one_line(runner, workdir, corpus_file):
 def test_an_unknown_or_misplaced_keyword_of_the_api_is_one_line(corpus_file, tmp_path):
     with pytest.raises(ConfigError, match=r"^charrnn.train\(\) has no option 'hiden'; did you mean hidden\?$"):
         charrnn.train(corpus_file, checkpoints=tmp_path, hiden=8)
-    with pytest.raises(ConfigError, match=r"^--tau-max does not fit --cell lstm with --task lm\.$"):
+    with pytest.raises(ConfigError, match=r"^--tau-max does not fit --cell lstm with --task lm \(it is for --cell leaky\)\.$"):
         charrnn.train(corpus_file, checkpoints=tmp_path, tau_max=5.0)
     with pytest.raises(ConfigError, match=r"^--delays takes distinct whole numbers"):
         charrnn.train(corpus_file, checkpoints=tmp_path, cell="leaky", delays="1,1")
@@ -251,4 +251,6 @@ def test_resolved_config_leaves_out_what_the_task_cannot_take(tmp_path):
     values = runconfig.resolved(data, model, tcfg)
     assert "seq_len" not in values and values["pool"] == "mean" and "max_chars" not in values
     path = runconfig.write(tmp_path, data, model, tcfg)
-    assert runconfig.build_configs(runconfig.read(path)) == (data, model, tcfg)
+    again = runconfig.build_configs(runconfig.read(path))  # the file also lists the kind's own options (--chrono 0)
+    assert (again[0], again[2]) == (data, tcfg) and runconfig.resolved(*again) == values
+    assert again[1].cell_options() == model.cell_options() and again[1].task_options() == model.task_options()

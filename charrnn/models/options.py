@@ -39,6 +39,20 @@ class LeakyOptions:
         return self
 
 
+@dataclass(frozen=True)
+class GatedOptions:
+    # Tallec and Ollivier (2018), "Can recurrent neural networks warp time?": a gate that keeps a
+    # fraction k = sigmoid(b) of the old state each step holds it for about 1 / (1 - k) = 1 + e^b
+    # steps, so b = log(u), u ~ U(1, T - 1), spreads the units' memories from 1 to T steps
+    chrono: float = option(0.0, "Chrono initialisation: the keep gate's bias log(u), u ~ U(1, T-1), so the units hold their "
+                           "memory for 1 to T steps at the start (0: PyTorch's uniform start).", metavar="T")  # fmt: skip
+
+    def validate(self) -> "GatedOptions":
+        ok = self.chrono == 0 or (math.isfinite(self.chrono) and 2 <= self.chrono <= 1e6)
+        _check(ok, f"--chrono takes 0 (off) or a number of steps from 2 to 1e6, the longest memory to start with; got {self.chrono}.")
+        return self
+
+
 READOUTS = ("closed", "ridge", "lda", "gradient")
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .options import BinaryTreeOptions, ESNOptions, JordanOptions, LeakyOptions
+from .options import BinaryTreeOptions, ESNOptions, GatedOptions, JordanOptions, LeakyOptions
 
 # What a kind reads: a sequence, step by step (the recurrent core, core.py), or a
 # tree, node by node bottom-up (recursive.py). A task takes one structure (its TaskSpec says which).
@@ -143,12 +143,12 @@ register(Kind(
     "lstm", "long short-term memory: gated self-loop on a cell c", ("h", "c"),
     (_H, Signal("c", FREE, "memory cell"), Signal("input", GATE, "input gate"), Signal("forget", GATE, "forget gate"),
      Signal("candidate", TANH, "candidate cell value"), Signal("output", GATE, "output gate")),
-    "charrnn.models.lstm:LSTMCore", fused=True,
+    "charrnn.models.lstm:LSTMCore", fused=True, options=GatedOptions,
 ))  # fmt: skip
 register(Kind(
     "gru", "gated recurrent unit: reset and update gates", ("h",),
     (_H, Signal("reset", GATE, "reset gate"), Signal("update", GATE, "update gate"), Signal("new", TANH, "candidate state")),
-    "charrnn.models.gru:GRUCore", fused=True,
+    "charrnn.models.gru:GRUCore", fused=True, options=GatedOptions,
 ))  # fmt: skip
 
 # Tree cells (recursive.py): they compose a node from its children, level by level

@@ -15,7 +15,9 @@ corpus's dependencies (data/window.py), and stops after --budget seconds of this
 process's CPU time: on a machine shared with others, wall time measures the
 neighbours, CPU time the work. The echo state network is scored with its
 closed-form readout alone (--esn-readout closed: ridge or LDA, the better; --esn-leak 1,0.05:
-fast and slow units; --esn-ridge 1e-2; docs/long-range.md says why), no gradient step. Rows give steps reached, CPU
+fast and slow units; --esn-ridge 1e-2; docs/long-range.md says why), no gradient step, and
+the LSTM and GRU start from the chrono initialisation with T the window (--chrono window:
+their keep gates hold 1 to T steps at the start; Tallec and Ollivier 2018). Rows give steps reached, CPU
 and wall seconds, validation bits/char, how far it is from the generator's own
 (perfect) figure, the share of the memory gap it closed ((none - bpc) / (none -
 perfect)), and the gradient through time at the corpus's scale: |dL/dh| at the
@@ -51,6 +53,9 @@ TARGETS = (
     ("copy48", "rnn", "no better than the 4-character bound", lambda b, r: b >= r["memory 4"] - 0.005),
     ("copy48", "esn", "below the 4-character bound (closed-form readout alone)", lambda b, r: b < r["memory 4"]),
     ("copy200", "lstm", "within 0.05 of perfect", lambda b, r: b <= r["perfect"] + 0.05),
+    # no memory at all is within 0.05 of perfect at gap 200: what shows a copy is the gap closed
+    ("copy200", "lstm", "closes a third of the memory gap (not in the issue: no memory meets the line above)",
+     lambda b, r: (r["none"] - b) / (r["none"] - r["perfect"]) >= 1 / 3),
     ("brackets", "lstm", "below the 32-step window bound", lambda b, r: b < r["memory 32"]),
     ("brackets", "gru", "below the 32-step window bound", lambda b, r: b < r["memory 32"]),
 )
@@ -177,8 +182,8 @@ def main() -> None:
     ap.add_argument("--esn-leak", default="1,0.05", help="the echo state network's --leak: fast and slow units (its default, 1, holds no letter across the gap)")
     ap.add_argument("--esn-ridge", type=float, default=1e-2, help="the echo state network's --ridge λ: 1e-2 against its default 1e-4 keeps LDA's weights from trusting "
                     "states it never saw (a validation stream that starts mid-line from zeros)")
-    ap.add_argument("--chrono", default="0", help="the LSTM's and GRU's --chrono T: 0 (their default, off), a number of steps, or "
-                    "'window': the corpus's truncation window")
+    ap.add_argument("--chrono", default="window", help="the LSTM's and GRU's --chrono T: 'window' (the corpus's truncation window, "
+                    "the bench's), a number of steps, or 0: their default, PyTorch's start")
     ap.add_argument("--esn-readout", default="closed", help="the echo state network's --readout: closed (ridge or LDA, the better; its default is ridge)")
     a = ap.parse_args()
     unknown = set(a.corpora) - set(CORPORA)

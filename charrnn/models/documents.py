@@ -151,7 +151,7 @@ def steps(core: Any, x: Tensor, state: tuple[Tensor, ...], reset: Tensor) -> tup
         for k, s in enumerate(core.split_state(state)):
             p = core.layer_params(k)
             with torch.autocast(x.device.type, dtype=mm, enabled=mm is not None):  # the input's share, one matrix product
-                xp = core.project(x, p).to(dtype).contiguous()  # (T, B, G)
+                xp = core.project(x, p)  # (T, B, G), in bf16 where mm is: each scan takes it in the dtype it runs on
             out, s = core.scan_layer(xp, tuple(t.to(dtype) for t in s), p, keep, cols, mm)  # (T, B, H)
             finals.append(s)
             x = core._between(out, k)

@@ -50,6 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .scan_bf16 import lstm_layer_bf16
+
 
 def times_transposed(M: Tensor, rows: int, mm: torch.dtype | None = None) -> Callable[..., Tensor]:
     """x (rows, k) -> x M^T (+ a bias (n,)) for an M (n, k) that stays fixed through a scan:
@@ -261,15 +263,18 @@ def rnn_layer(
     mm: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(out (T, B, H), h(T)) for one vanilla RNN layer; its matrix products in `mm` where given."""
-    return _RNN.apply(xp, W, h0, keep, cols, mm)  # type: ignore[no-any-return]
+    return _RNN.apply(xp.to(W.dtype).contiguous(), W, h0, keep, cols, mm)  # type: ignore[no-any-return]
 
 
 def lstm_layer(
     xp: Tensor, W: Tensor, h0: Tensor, c0: Tensor, keep: Tensor | None = None, cols: frozenset[int] = frozenset(),
     mm: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(out (T, B, H), h(T), c(T)) for one LSTM layer; its matrix products in `mm` where given."""
-    return _LSTM.apply(xp, W, h0, c0, keep, cols, mm)  # type: ignore[no-any-return]
+    """(out (T, B, H), h(T), c(T)) for one LSTM layer; its matrix products in `mm` where given:
+    in bf16, the layer runs on bf16 buffers (scan_bf16.py) and its output is bf16."""
+    if mm == torch.bfloat16:
+        return lstm_layer_bf16(xp, W, h0, c0, keep, cols)
+    return _LSTM.apply(xp.to(W.dtype).contiguous(), W, h0, c0, keep, cols, mm)  # type: ignore[no-any-return]
 
 
 def gru_layer(
@@ -277,4 +282,4 @@ def gru_layer(
     mm: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(out (T, B, H), h(T)) for one GRU layer; its matrix products in `mm` where given."""
-    return _GRU.apply(xp, W, b_hh, h0, keep, cols, mm)  # type: ignore[no-any-return]
+    return _GRU.apply(xp.to(W.dtype).contiguous(), W, b_hh, h0, keep, cols, mm)  # type: ignore[no-any-return]

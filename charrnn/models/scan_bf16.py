@@ -65,7 +65,7 @@ class _LSTMBF16(torch.autograd.Function):
     def forward(ctx: Any, xp: Tensor, W: Tensor, h0: Tensor, c0: Tensor, keep: Tensor | None, cols: frozenset[int]) -> tuple[Tensor, ...]:  # type: ignore[override]
         T, B, G = xp.shape
         H = G // 4
-        Wh, _ = bf16_products(W, B)
+        _, Wh_plus = bf16_products(W, B)
         act = xp.new_empty(T, B, G)  # bf16: the gates after their nonlinearities, f times keep
         cs = c0.new_empty(T + 1, B, H)  # cs[0] = c(0), cs[t + 1] = c(t)
         hs = xp.new_empty(T + 1, B, H)  # bf16: hs[0] = h(0), hs[t + 1] = h(t), before any reset
@@ -74,16 +74,17 @@ class _LSTMBF16(torch.autograd.Function):
         i, f, g, o = gates.view(B, 4, H).unbind(1)
         xs, acts, c_out, h_in, h_out = xp.unbind(0), act.unbind(0), cs[1:].unbind(0), hs[:T].unbind(0), hs[1:].unbind(0)
         keeps = keep.to(BF16).unbind(0) if keep is not None and cols else ()
+        keeps32 = keep.to(c0.dtype).unbind(0) if keeps else ()
         c = c0
         for t in range(T):
             reset = keeps and t in cols
             h = h_in[t] * keeps[t] if reset else h_in[t]  # W (k h) = k (W h)
-            gates.copy_(Wh(h)).add_(xs[t])  # a(t) = W h(t-1) + xp(t), summed in fp32
+            gates.copy_(Wh_plus(h, xs[t]))  # a(t) = W h(t-1) + xp(t): summed in fp32 inside the product, then bf16
             gates[:, : 2 * H].sigmoid_()
             g.tanh_()
             o.sigmoid_()
             if reset:
-                f.mul_(keeps[t])  # kept as f k: what the backward pass reads
+                f.mul_(keeps32[t])  # kept as f k: what the backward pass reads
             acts[t].copy_(gates)
             c = torch.addcmul(f * c, i, g, out=c_out[t])
             torch.mul(o, torch.tanh(c, out=tc), out=h_out[t])
@@ -128,7 +129,7 @@ class _LSTMBF16(torch.autograd.Function):
                 back = WtT(das[t])  # through W h(t-1)
                 dh = torch.addcmul(douts[t - 1], back, keeps[t]) if t else back * keeps[t]
             else:
-                dh = WtT(das[t]) + douts[t - 1] if t else WtT(das[t])
+                dh = WtT_plus(das[t], douts[t - 1]) if t else WtT(das[t])
         dW = (da.view(T * B, G).t() @ hprev.reshape(T * B, H)).to(W.dtype)
         return da, dW, dh.to(dc.dtype), dc, None, None
 

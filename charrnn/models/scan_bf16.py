@@ -34,6 +34,7 @@ from torch import Tensor
 
 BF16 = torch.bfloat16
 Product = Callable[..., Tensor]
+_onednn: bool | None = None  # whether oneDNN's packed bf16 products run here; None until tried
 
 
 def bf16_products(M: Tensor, rows: int) -> tuple[Product, Product]:
@@ -42,18 +43,20 @@ def bf16_products(M: Tensor, rows: int) -> tuple[Product, Product]:
     (`_reorder_linear_weight`) and each product is one `_linear_pointwise` call, the sum
     a post-op inside it: about 35 us for (32, 256) x (256, 1024), where F.linear takes 50
     and addmm 75. Elsewhere, plain bf16 products."""
+    global _onednn
     Mb = M.detach().to(BF16).contiguous()
-    if M.device.type == "cpu" and torch.backends.mkldnn.is_available():
+    if M.device.type == "cpu" and _onednn is not False and torch.backends.mkldnn.is_available():
         try:
             packed = torch.ops.mkldnn._reorder_linear_weight(Mb, rows)
-            probe = Mb.new_zeros(1, Mb.shape[1])
-            torch.ops.mkldnn._linear_pointwise(probe, packed, None, "none", [], "")  # a CPU oneDNN has no bf16 kernel for raises here
+            if _onednn is None:  # once: a build without these operators, or a CPU oneDNN has no bf16 kernel for, raises here
+                torch.ops.mkldnn._linear_pointwise(Mb.new_zeros(1, Mb.shape[1]), packed, None, "none", [], "")
+                _onednn = True
             return (
                 lambda x: torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], ""),
                 lambda x, y: torch.ops.mkldnn._linear_pointwise.binary(x, y, packed, None, "add"),
             )
         except (AttributeError, RuntimeError):
-            pass
+            _onednn = False
     Mt = Mb.t()
     return (lambda x: F.linear(x, Mb)), (lambda x, y: torch.addmm(y, x, Mt))
 

@@ -64,11 +64,11 @@ def test_choice_depends_on_the_count_of_columns_with_a_start():
     reset[1, 1:] = True
     assert documents.choose(reset, cpu, True)[0] == "steps"
     assert documents.choose(reset, torch.device("cuda"), True)[0] == "packed"
-    five = torch.zeros(2, 32, dtype=torch.bool)
-    five[0, [2, 4, 6, 8, 10]] = True
-    assert documents.choose(five, cpu, True)[0] == "steps"
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # the fused module runs in bf16 there: spans pay longer
-        assert documents.choose(five, cpu, True)[0] == "spans"
+    three = torch.zeros(2, 32, dtype=torch.bool)
+    three[0, [2, 4, 6]] = True
+    assert documents.choose(three, cpu, True)[0] == "spans"
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # the scan on bf16 buffers pays sooner there (RECORDED)
+        assert documents.choose(three, cpu, True)[0] == "steps"
 
 
 def test_the_thresholds_are_the_recorded_crossing_points():

@@ -14,7 +14,8 @@ held equal to stepping with the state zeroed by tests/test_documents.py:
 - steps: one layer at a time, each step's state times keep(t), with the
   backward pass written out (scan.py; the LSTM under bf16 on bf16 buffers,
   scan_bf16.py): no per-call cost, and about 0.9x the fused module's speed per
-  layer on a CPU in fp32, about 0.75x under bf16 where the fused module uses AMX.
+  layer on a CPU in fp32; under bf16, where the fused module uses AMX, a training
+  step on it takes about 1.3x one with no document start (RECORDED).
 - packed: every row cut into its documents and the pieces run as one packed
   batch, the first piece of a row from the carried state, the others from
   zeros. cuDNN runs packed sequences natively; on a CPU they take PyTorch's

@@ -36,7 +36,7 @@ the weight gradient, and the input projection before the loop). The GRU and RNN 
 gates and state in fp32 here; the LSTM runs on bf16 buffers (scan_bf16.py: h, xp and dL/da
 in bf16 where they feed a product, oneDNN's products on a weight packed once, the gates
 through a step's fp32 scratch), which took training on documents under bf16 from
-0.62-0.67x the carried-through speed to the figures of bench/RESULTS.md (issue 25, "the LSTM
+0.62-0.68x the carried-through speed to the figures of bench/RESULTS.md (issue 25, "the LSTM
 scan on bf16 buffers"). What is left there is the forward pass: about ten small operations
 a step against the fused kernel's one call (its backward pass already matches the fused
 one's). The GRU and RNN scans beat oneDNN's fused GRU and RNN here (1.09-1.14x, 1.04x; fp32).

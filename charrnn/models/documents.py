@@ -12,8 +12,10 @@ held equal to stepping with the state zeroed by tests/test_documents.py:
   call costs about 7 ms (forward and backward, 2x256 LSTM) on a 2-core CPU, so
   this pays while such timesteps are few.
 - steps: one layer at a time, each step's state times keep(t), with the
-  backward pass written out (scan.py): no per-call cost, and about 0.9x the
-  fused module's speed per layer on a CPU in fp32.
+  backward pass written out (scan.py; the LSTM under bf16 on bf16 buffers,
+  scan_bf16.py): no per-call cost, and about 0.9x the fused module's speed per
+  layer on a CPU in fp32; under bf16, where the fused module uses AMX, a training
+  step on it takes about 1.3x one with no document start (RECORDED).
 - packed: every row cut into its documents and the pieces run as one packed
   batch, the first piece of a row from the carried state, the others from
   zeros. cuDNN runs packed sequences natively; on a CPU they take PyTorch's
@@ -43,12 +45,13 @@ PATH: str | None = None  # None: choose per batch; else one of PATHS
 # document: (spans, steps) in ms of CPU time, medians of 5, as recorded by
 #     python bench/doc_throughput.py --shapes '' --costs --precision {fp32,bf16} --threads 1 --repeats 5 --clock cpu
 # (issue 25, bench/RESULTS.md; a 2-core AMX Xeon shared with other work: one training step of a
-# 2x256 LSTM, batch 32 x 32, and one evaluation forward). Re-recorded by pasting what that prints.
+# 2x256 LSTM, batch 32 x 32, and one evaluation forward). Re-recorded by pasting what that prints;
+# the bf16 rows since the LSTM scan runs on bf16 buffers (scan_bf16.py, 2026-12-08).
 RECORDED: dict[tuple[str, str, bool], dict[int, tuple[float, float]]] = {
     ("cpu", "fp32", True): {1: (74.4, 86.7), 2: (78.6, 84.2), 3: (77.1, 81.8), 4: (82.0, 81.7), 5: (84.7, 82.2), 6: (91.4, 84.0), 8: (101.5, 82.4), 12: (113.0, 86.8), 31: (212.1, 84.1)},
     ("cpu", "fp32", False): {1: (20.5, 29.5), 2: (21.6, 29.5), 3: (23.0, 29.1), 4: (24.5, 30.9), 5: (25.1, 29.8), 6: (26.5, 28.1), 8: (29.6, 29.6), 12: (32.3, 30.7), 31: (51.0, 30.0)},
-    ("cpu", "bf16", True): {1: (52.1, 84.4), 2: (58.9, 81.0), 3: (53.4, 75.3), 4: (64.4, 83.4), 5: (65.2, 73.0), 6: (79.4, 86.7), 8: (80.1, 79.2), 12: (106.1, 74.0), 31: (184.0, 81.0)},
-    ("cpu", "bf16", False): {1: (11.0, 29.8), 2: (12.5, 29.2), 3: (12.9, 29.9), 4: (13.8, 28.8), 5: (14.9, 28.9), 6: (16.7, 29.7), 8: (19.0, 29.2), 12: (23.1, 29.9), 31: (39.1, 28.7)},
+    ("cpu", "bf16", True): {1: (39.5, 47.2), 2: (41.9, 45.4), 3: (46.6, 45.5), 4: (47.5, 45.2), 5: (49.9, 44.3), 6: (55.6, 45.5), 8: (63.1, 45.9), 12: (79.8, 47.1), 31: (156.5, 46.9)},
+    ("cpu", "bf16", False): {1: (9.4, 19.7), 2: (10.3, 19.0), 3: (10.9, 18.9), 4: (12.5, 19.3), 5: (13.2, 19.3), 6: (14.0, 19.9), 8: (15.9, 20.3), 12: (19.9, 20.7), 31: (34.0, 20.3)},
 }  # fmt: skip
 
 
@@ -151,7 +154,7 @@ def steps(core: Any, x: Tensor, state: tuple[Tensor, ...], reset: Tensor) -> tup
         for k, s in enumerate(core.split_state(state)):
             p = core.layer_params(k)
             with torch.autocast(x.device.type, dtype=mm, enabled=mm is not None):  # the input's share, one matrix product
-                xp = core.project(x, p).to(dtype).contiguous()  # (T, B, G)
+                xp = core.project(x, p)  # (T, B, G), in bf16 where mm is: each scan takes it in the dtype it runs on
             out, s = core.scan_layer(xp, tuple(t.to(dtype) for t in s), p, keep, cols, mm)  # (T, B, H)
             finals.append(s)
             x = core._between(out, k)

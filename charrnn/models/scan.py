@@ -30,12 +30,16 @@ anyway (k W h(t-1) = W (k h(t-1)) in the step's own addcmul; f stored as f k). O
 about 1.08x the fused oneDNN kernel's time; training on documents runs at 0.78-0.95x
 the speed of the same corpus carried through (fp32; the fused baseline's own speed
 moves by a fifth between runs). Under bf16 autocast the fused kernel uses the CPU's
-AMX units; the scan's matrix products then run in bf16 too (`mm`, chosen by
-documents.product_dtype: the recurrent product forward and backward, the weight
-gradient, and the input projection before the loop), its gates and cell state in fp32:
-0.61-0.64x the carried-through speed where fp32 products gave 0.50-0.58x (issue 25; the
-per-operation cost of the timestep loop is what is left, which only a compiled scan removes). The GRU
-and RNN scans beat oneDNN's fused GRU and RNN here (1.09-1.14x, 1.04x).
+AMX units and runs about 2.4x its fp32 speed; the scan's matrix products then run in bf16
+too (`mm`, chosen by documents.product_dtype: the recurrent product forward and backward,
+the weight gradient, and the input projection before the loop). The GRU and RNN keep their
+gates and state in fp32 here; the LSTM runs on bf16 buffers (scan_bf16.py: h, xp and dL/da
+in bf16 where they feed a product, oneDNN's products on a weight packed once, the gates
+through a step's fp32 scratch), which took training on documents under bf16 from
+0.62-0.68x the carried-through speed to the figures of bench/RESULTS.md (issue 25, "the LSTM
+scan on bf16 buffers"). What is left there is the forward pass: about ten small operations
+a step against the fused kernel's one call (its backward pass already matches the fused
+one's). The GRU and RNN scans beat oneDNN's fused GRU and RNN here (1.09-1.14x, 1.04x; fp32).
 
 Tensors are time-major: xp (T, B, G), out (T, B, H), a layer's state (B, H).
 `keep` is (T, B, 1) with 1 where the state flows on, and `cols` the steps
@@ -49,6 +53,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from .scan_bf16 import lstm_layer_bf16
 
 
 def times_transposed(M: Tensor, rows: int, mm: torch.dtype | None = None) -> Callable[..., Tensor]:
@@ -261,15 +267,18 @@ def rnn_layer(
     mm: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(out (T, B, H), h(T)) for one vanilla RNN layer; its matrix products in `mm` where given."""
-    return _RNN.apply(xp, W, h0, keep, cols, mm)  # type: ignore[no-any-return]
+    return _RNN.apply(xp.to(W.dtype).contiguous(), W, h0, keep, cols, mm)  # type: ignore[no-any-return]
 
 
 def lstm_layer(
     xp: Tensor, W: Tensor, h0: Tensor, c0: Tensor, keep: Tensor | None = None, cols: frozenset[int] = frozenset(),
     mm: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """(out (T, B, H), h(T), c(T)) for one LSTM layer; its matrix products in `mm` where given."""
-    return _LSTM.apply(xp, W, h0, c0, keep, cols, mm)  # type: ignore[no-any-return]
+    """(out (T, B, H), h(T), c(T)) for one LSTM layer; its matrix products in `mm` where given:
+    in bf16, the layer runs on bf16 buffers (scan_bf16.py) and its output is bf16."""
+    if mm == torch.bfloat16:
+        return lstm_layer_bf16(xp, W, h0, c0, keep, cols)
+    return _LSTM.apply(xp.to(W.dtype).contiguous(), W, h0, c0, keep, cols, mm)  # type: ignore[no-any-return]
 
 
 def gru_layer(
@@ -277,4 +286,4 @@ def gru_layer(
     mm: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(out (T, B, H), h(T)) for one GRU layer; its matrix products in `mm` where given."""
-    return _GRU.apply(xp, W, b_hh, h0, keep, cols, mm)  # type: ignore[no-any-return]
+    return _GRU.apply(xp.to(W.dtype).contiguous(), W, b_hh, h0, keep, cols, mm)  # type: ignore[no-any-return]

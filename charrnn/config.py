@@ -97,9 +97,8 @@ class ModelConfig:
         stray = sorted(set(self.options) - owned)
         if stray:
             flags = ", ".join(option_flag(k) for k in stray)
-            takers = [name for name, k in registry.KINDS.items() if set(stray) <= set(k.option_fields())]
-            hint = f" (it is for --cell {', '.join(takers)})" if takers and len(stray) == 1 else ""
-            raise ConfigError(f"{flags} {'does' if len(stray) == 1 else 'do'} not fit --cell {self.cell} with --task {self.task}{hint}.")
+            hint = ", ".join(n for n, k in registry.KINDS.items() if len(stray) == 1 and stray[0] in k.option_fields())
+            raise ConfigError(f"{flags} {'does' if len(stray) == 1 else 'do'} not fit --cell {self.cell} with --task {self.task}{f' (it is for --cell {hint})' if hint else ''}.")
         self.cell_options()
         self.task_options()
         _positive("--layers", self.layers)
@@ -150,8 +149,7 @@ def _options(cls: type | None, values: dict[str, Any]) -> Any:
         return None
     names = {f.name for f in dataclasses.fields(cls)}
     opts = check_choices(cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in names}))
-    check = getattr(opts, "validate", None)
-    return check() if check is not None else opts
+    return opts.validate() if hasattr(opts, "validate") else opts
 
 
 @dataclass(frozen=True)

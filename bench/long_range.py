@@ -53,9 +53,6 @@ TARGETS = (
     ("copy48", "rnn", "no better than the 4-character bound", lambda b, r: b >= r["memory 4"] - 0.005),
     ("copy48", "esn", "below the 4-character bound (closed-form readout alone)", lambda b, r: b < r["memory 4"]),
     ("copy200", "lstm", "within 0.05 of perfect", lambda b, r: b <= r["perfect"] + 0.05),
-    # no memory at all is within 0.05 of perfect at gap 200: what shows a copy is the gap closed
-    ("copy200", "lstm", "closes a third of the memory gap (not in the issue: no memory meets the line above)",
-     lambda b, r: (r["none"] - b) / (r["none"] - r["perfect"]) >= 1 / 3),
     ("brackets", "lstm", "below the 32-step window bound", lambda b, r: b < r["memory 32"]),
     ("brackets", "gru", "below the 32-step window bound", lambda b, r: b < r["memory 32"]),
 )
@@ -205,6 +202,10 @@ def main() -> None:
         if r is not None:
             print(f"{'PASS' if ok(r['bpc'], r['bounds']) else 'FAIL'}  {corpus} {kind}: {what} ({r['bpc']:.4f}; perfect "
                   f"{r['bounds']['perfect']:.4f}, 4-char {r['bounds']['memory 4']:.4f}, 32-step {r['bounds']['memory 32']:.4f})")  # fmt: skip
+    if gap200 := [x for x in rows if x["corpus"] == "copy200"]:  # no memory at all is within 0.05 of perfect there
+        b = gap200[0]["bounds"]
+        print(f"note  copy200: no memory is {b['none'] - b['perfect']:.4f} from perfect, so 'within 0.05' holds without a copy; "
+              "the gap closed says who copies: " + ", ".join(f"{x['kind']} {x['closed']:.0%}" for x in gap200))  # fmt: skip
     for corpus in ("brackets",):
         got = {x["kind"]: x["bpc"] for x in rows if x["corpus"] == corpus}
         if "leaky" in got and "rnn" in got:

@@ -51,7 +51,8 @@ from _common import header, median, words_corpus  # noqa: E402
 
 from charrnn.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from charrnn.data.corpus import prepare  # noqa: E402
-from charrnn.training.trainer import PROBE_SHARE, STEP_HZ, Trainer  # noqa: E402
+from charrnn.training.telemetry import PROBE_SHARE  # noqa: E402
+from charrnn.training.trainer import STEP_HZ, Trainer  # noqa: E402
 
 
 class Collections:

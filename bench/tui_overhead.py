@@ -164,6 +164,7 @@ def main() -> None:
                     await pilot.press("2")
                 while app.training or app.result is None:
                     await asyncio.sleep(0.5)  # (the bench's own wake-ups: rare, so as not to cost the UI thread)
+                window["frame"] = getattr(app, "frame_cost_s", float("nan"))  # what drawing the last frame cost the UI thread
             return app.result.step / app.result.elapsed_s
 
         return asyncio.run(go())
@@ -175,7 +176,7 @@ def main() -> None:
         cost = f"process CPU {window['cpu'] / steps * 1e3:.1f} ms a step"
         if kind == "app":
             cost += (f"; the UI thread {window['ui']:.2f} s ({window['ui'] / window['wall']:.2%} of a core); "
-                     f"{len(probes)} probes, {sum(probes):.2f} s of the training thread's CPU")  # fmt: skip
+                     f"{len(probes)} probes, {sum(probes):.2f} s of the training thread's CPU; the last frame {window['frame'] * 1e3:.0f} ms to draw")  # fmt: skip
         return speed, f"{cost}; collections: {gcs.summary()}"
 
     # Warm-up, one run of each, not counted: first-touch costs, thread pools, the app's first

@@ -249,7 +249,8 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
             t.optimizer.step()
         distinct.append(use.probe(net, t.probe_text, k + 1))
     print(f"training thread: a step {step * 1e3:.1f} ms; a probe of {len(frame.acts.tokens)} characters {probe * 1e3:.1f} ms "
-          f"= {probe / step:.1f} steps (the trainer spaces probes to cost at most {PROBE_SHARE:.0%}: one every {max(1.0, probe / PROBE_SHARE):.1f} s)")  # fmt: skip
+          f"= {probe / step:.1f} steps (the trainer spaces probes so that a probe and the drawing of its frame, below, "
+          f"take at most {PROBE_SHARE:.0%} of the time together)")  # fmt: skip
 
     # 2. the UI thread: frames posted one after another, each waited for until drawn
     frames = 20

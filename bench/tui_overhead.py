@@ -6,9 +6,16 @@ bridge posting every event, activation probes about once a second while the
 activations screen is shown (which the plain run does not pay for), and the
 screen redrawing at up to 10 Hz, rendered by Textual's headless driver. Speed is
 steps / the trainer's own elapsed time (corpus preparation excluded, in both).
-Runs alternate; medians are compared. Each app run also reports the CPU its UI
-thread used, the probes the trainer made, and the garbage collections that ran
-in the UI thread (each holds the GIL, so the training thread waits it out).
+After a warm-up run of each kind (not counted), each repeat runs both, the order
+alternating from one repeat to the next (no UI first, then the app first), so
+that neither kind always follows the other; the ratio of the medians is the
+figure, each repeat's own ratio is printed beside it. Each run also reports,
+over the trainer's run (read from the training thread), the process's CPU per
+step; an app run the CPU its UI thread used (start-up and the screen switch
+included), the probes the trainer made and their CPU, and the garbage
+collections in every thread (each holds the GIL, so the training thread waits
+out the ones it does not run itself). These counts and CPU times are what a
+shared machine disturbs least.
 
 --profile says where the time goes instead, piece by piece, with no run to
 compare: what one probe costs the training thread (in steps), what one
@@ -44,29 +51,39 @@ from _common import header, median, words_corpus  # noqa: E402
 
 from charrnn.config import DataConfig, ModelConfig, TrainConfig  # noqa: E402
 from charrnn.data.corpus import prepare  # noqa: E402
-from charrnn.training.trainer import PROBE_SHARE, STEP_HZ, Trainer  # noqa: E402
+from charrnn.training.telemetry import PROBE_SHARE  # noqa: E402
+from charrnn.training.trainer import STEP_HZ, Trainer  # noqa: E402
 
 
-class Pauses:
-    """Garbage collections in one thread, timed through gc.callbacks."""
+class Collections:
+    """Garbage collections during the training window, by thread (the UI thread, the training
+    thread, any other) and generation, timed through gc.callbacks. A collection in any thread
+    holds the GIL, so the training thread waits out the ones it does not run itself."""
 
-    def __init__(self, thread: int):
-        self.thread, self.t0, self.times = thread, 0.0, []
+    def __init__(self, ui: int):
+        self.ui, self.train, self.on, self.t0, self.got = ui, 0, False, {}, []  # got: (who, generation, seconds)
 
     def __call__(self, phase: str, info: dict) -> None:
-        if threading.get_ident() != self.thread:
+        if not self.on:
             return
+        me = threading.get_ident()
         if phase == "start":
-            self.t0 = time.perf_counter()
-        else:
-            self.times.append(time.perf_counter() - self.t0)
+            self.t0[me] = time.perf_counter()
+        elif me in self.t0:
+            who = "UI" if me == self.ui else "training" if me == self.train else "other"
+            self.got.append((who, info["generation"], time.perf_counter() - self.t0.pop(me)))
 
-    def __enter__(self) -> "Pauses":
-        gc.callbacks.append(self)
-        return self
+    def start(self) -> None:
+        self.train, self.t0, self.got, self.on = threading.get_ident(), {}, [], True
 
-    def __exit__(self, *exc: object) -> None:
-        gc.callbacks.remove(self)
+    def summary(self) -> str:
+        parts = []
+        for who in ("UI", "training", "other"):
+            mine = [(g, dt) for w, g, dt in self.got if w == who]
+            if mine:
+                gens = "/".join(str(sum(1 for g, _ in mine if g == k)) for k in range(3))
+                parts.append(f"{who} {len(mine)} ({gens} by generation), {sum(dt for _, dt in mine) * 1e3:.0f} ms")
+        return "; ".join(parts) or "none"
 
 
 def main() -> None:
@@ -91,20 +108,37 @@ def main() -> None:
     tcfg = TrainConfig(seq_len=args.seq_len, batch_size=args.batch_size, steps=args.steps, eval_every=args.steps,
                        eval_tokens=8192, final_eval_tokens=8192, sample_chars=50, seed=1, threads=args.threads)  # fmt: skip
     runs = iter(range(10**6))
-    probes: list[float] = []  # seconds, of the current run
+    probes: list[float] = []  # the training thread's CPU seconds in each probe of the current run
+    ui_thread = threading.get_ident()  # the app runs its loop here (asyncio.run in this thread)
+    gcs = Collections(ui_thread)
+    gc.callbacks.append(gcs)
+    window: dict[str, float] = {}  # CPU seconds over the trainer's run: the UI thread's, the process's; the run's wall time
 
     def trainer(sinks: list, stop: threading.Event) -> Trainer:
         t = Trainer(model, data, tcfg, corpus, tmp / f"run{next(runs)}", sinks=sinks, stop=stop)
-        probe = t.use.probe
+        probe, run = t.use.probe, t.run
 
         def timed(*a: object) -> object:
-            t0 = time.perf_counter()
+            t0 = time.thread_time()
             try:
                 return probe(*a)
             finally:
-                probes.append(time.perf_counter() - t0)
+                probes.append(time.thread_time() - t0)
 
-        t.use.probe = timed
+        def measured() -> object:
+            # The training window, read from the training thread: the UI thread's CPU clock
+            # (the whole window, start-up and screen switch included), the process's, the wall.
+            ui_clock = time.pthread_getcpuclockid(ui_thread)
+            probes.clear()
+            gcs.start()
+            ui0, cpu0, wall0 = time.clock_gettime(ui_clock), time.process_time(), time.perf_counter()
+            try:
+                return run()
+            finally:
+                gcs.on = False
+                window.update(ui=time.clock_gettime(ui_clock) - ui0, cpu=time.process_time() - cpu0, wall=time.perf_counter() - wall0)
+
+        t.use.probe, t.run = timed, measured
         return t
 
     if args.profile:
@@ -120,41 +154,53 @@ def main() -> None:
         t.join()
         return out[0].step / out[0].elapsed_s
 
-    def in_app() -> tuple[float, float, list[float]]:
-        """steps/s, the UI thread's CPU use (share of one core), its garbage-collection pauses."""
+    def in_app() -> float:
         from charrnn.tui.app import CharRNNApp
 
-        async def go() -> tuple[float, float, list[float]]:
+        async def go() -> float:
             app = CharRNNApp(trainer, root=tmp)
             async with app.run_test(size=(120, 40)) as pilot:
                 if args.screen == "activations":
                     await pilot.press("2")
-                with Pauses(threading.get_ident()) as pauses:
-                    cpu0, wall0 = time.thread_time(), time.perf_counter()
-                    while app.training or app.result is None:
-                        await asyncio.sleep(0.05)
-                    ui = (time.thread_time() - cpu0) / (time.perf_counter() - wall0)
-            return app.result.step / app.result.elapsed_s, ui, pauses.times
+                while app.training or app.result is None:
+                    await asyncio.sleep(0.5)  # (the bench's own wake-ups: rare, so as not to cost the UI thread)
+                window["frame"] = getattr(app, "frame_cost_s", float("nan"))  # what drawing the last frame cost the UI thread
+            return app.result.step / app.result.elapsed_s
 
         return asyncio.run(go())
 
-    plain()  # warm up: first-touch costs, thread pools
+    def run(kind: str) -> tuple[float, str]:
+        """One run of `kind` ("plain" or "app"): steps/s, and what it cost in CPU."""
+        speed = plain() if kind == "plain" else in_app()
+        steps = args.steps
+        cost = f"process CPU {window['cpu'] / steps * 1e3:.1f} ms a step"
+        if kind == "app":
+            cost += (f"; the UI thread {window['ui']:.2f} s ({window['ui'] / window['wall']:.2%} of a core); "
+                     f"{len(probes)} probes, {sum(probes):.2f} s of the training thread's CPU; the last frame {window['frame'] * 1e3:.0f} ms to draw")  # fmt: skip
+        return speed, f"{cost}; collections: {gcs.summary()}"
+
+    # Warm-up, one run of each, not counted: first-touch costs, thread pools, the app's first
+    # import and CSS. Then the order alternates (no UI first, then the app first, ...), so
+    # that neither kind always runs after the other.
+    for kind in ("plain", "app"):
+        speed, cost = run(kind)
+        print(f"warm-up, {'no UI' if kind == 'plain' else 'app'}: {speed:.1f} steps/s ({cost})", flush=True)
     base, ui = [], []
     for i in range(args.repeats):
-        base.append(plain())
-        probes.clear()
-        speed, cpu, pauses = in_app()
-        ui.append(speed)
-        print(
-            f"repeat {i + 1}: no UI {base[-1]:.1f} steps/s, app {ui[-1]:.1f} steps/s (the UI thread used {cpu:.1%} of a core; "
-            f"{len(probes)} probes, {sum(probes):.2f} s; {len(pauses)} collections in the UI thread, longest {max(pauses, default=0) * 1e3:.0f} ms)",
-            flush=True,
-        )
+        got = {}
+        for kind in ("plain", "app") if i % 2 == 0 else ("app", "plain"):
+            got[kind] = run(kind)
+            print(f"repeat {i + 1}, {'no UI' if kind == 'plain' else 'app  '}: {got[kind][0]:.1f} steps/s ({got[kind][1]})", flush=True)
+        base.append(got["plain"][0])
+        ui.append(got["app"][0])
     b, u = median(base), median(ui)
+    ratios = [x / y for x, y in zip(ui, base)]
     print(
         f"model: lstm {args.layers}x{args.hidden}, batch {args.batch_size} x {args.seq_len}, {args.steps} steps; app screen: {args.screen}"
     )
-    print(f"median: no UI {b:.1f} steps/s, app {u:.1f} steps/s; ratio app / no UI = {u / b:.3f}")
+    print(f"each repeat's ratio: {', '.join(f'{r:.3f}' for r in ratios)} (median {median(ratios):.3f})")
+    print(f"median: no UI {b:.1f} steps/s ({min(base):.1f}-{max(base):.1f}), app {u:.1f} steps/s ({min(ui):.1f}-{max(ui):.1f}); "
+          f"ratio app / no UI = {u / b:.3f}")  # fmt: skip
 
 
 def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: ignore[no-untyped-def]
@@ -203,7 +249,8 @@ def profile(trainer, tmp: Path, args: argparse.Namespace) -> None:  # type: igno
             t.optimizer.step()
         distinct.append(use.probe(net, t.probe_text, k + 1))
     print(f"training thread: a step {step * 1e3:.1f} ms; a probe of {len(frame.acts.tokens)} characters {probe * 1e3:.1f} ms "
-          f"= {probe / step:.1f} steps (the trainer spaces probes to cost at most {PROBE_SHARE:.0%}: one every {max(1.0, probe / PROBE_SHARE):.1f} s)")  # fmt: skip
+          f"= {probe / step:.1f} steps (the trainer spaces probes so that a probe and the drawing of its frame, below, "
+          f"take at most {PROBE_SHARE:.0%} of the time together)")  # fmt: skip
 
     # 2. the UI thread: frames posted one after another, each waited for until drawn
     frames = 20

@@ -187,6 +187,29 @@ def test_probes_only_for_sinks_that_want_them(tmp_path, corpus_file):
     assert p.grad_flow["h"].shape == (1, len(t.probe_text) - 1)
 
 
+def test_a_probe_runs_on_one_intra_op_thread(tmp_path, corpus_file):
+    """The probe's steps are tiny: it runs on one torch thread, and training goes on with as many as before."""
+
+    class Wants(ListSink):
+        wants_probes = True
+
+    t = trainer(tmp_path, corpus_file, run="threads", sinks=[Wants()], steps=3)
+    probe, seen = t.use.probe, []
+
+    def counted(*a):
+        seen.append(torch.get_num_threads())
+        return probe(*a)
+
+    t.use.probe = counted
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        t.run()
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_checkpoint_by_wall_clock(tmp_path, corpus_file):
     """With no evaluation and no --save-every in sight, --save-interval still writes last.pt,
     so a run killed early has something to resume; the default is every minute."""

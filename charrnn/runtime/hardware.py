@@ -89,3 +89,18 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 def precision_name(dtype: torch.dtype | None) -> str:
     return {None: "fp32", torch.bfloat16: "bf16 autocast", torch.float16: "fp16 autocast"}[dtype]
+
+
+@contextlib.contextmanager
+def one_thread():
+    """torch's intra-op work on one thread for the block, then as many as before. For work
+    made of many tiny operations (a traced pass of one short text, step by step), where a
+    second thread adds only a fork and a join to each, and waits on a busy machine for a core."""
+    n = torch.get_num_threads()
+    if n > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if n > 1:
+            torch.set_num_threads(n)

@@ -141,12 +141,31 @@ class EndEvent:
     run_dir: str
 
 
+PROBE_PERIOD_S = 1.0  # activation probes, at most once per this
+# ... and the live view at most this share of the time: the probe on the training thread,
+# and what drawing a frame costs the UI (a sink's `frame_cost_s`), which on a machine whose
+# cores training fills comes out of training too (the GIL, a core). 2% of the probe alone
+# gave the activations screen 0.938x, 1% 0.950x (bench/RESULTS.md, issue 18).
+PROBE_SHARE = 0.01
+PROBE_IDLE_S = 0.25  # how often to ask again whether a probing sink is watching (tui: the activations screen shown)
+
+
+def next_probe(t: float, cost: float, sinks: list[Any]) -> float:
+    """When to probe next, after a probe that began at `t` and took `cost` seconds of the
+    training thread: at most once a PROBE_PERIOD_S, and spaced so that the probe and the
+    drawing of its frame (the most any probing sink says its last frame cost, `frame_cost_s`)
+    take at most PROBE_SHARE of the time."""
+    drawn = max((float(getattr(s, "frame_cost_s", 0.0)) for s in sinks if getattr(s, "wants_probes", False)), default=0.0)
+    return t + max(PROBE_PERIOD_S, (cost + drawn) / PROBE_SHARE)
+
+
 class BaseSink:
     """The interface of a sink, ignoring everything: a sink overrides what it shows.
     The loop calls these from its own thread; a sink that draws elsewhere hands
     the (frozen) event over rather than drawing here. A sink with `wants_probes = True`
-    gets activation probes (on_probe) while its `watching` is true (read before each probe);
-    one with `probes_at_eval = True` gets one probe at each evaluation (on_eval_probe)."""
+    gets activation probes (on_probe) while its `watching` is true (read before each probe),
+    spaced by what they cost, its `frame_cost_s` included (next_probe); one with
+    `probes_at_eval = True` gets one probe at each evaluation (on_eval_probe)."""
 
     def on_start(self, e: StartEvent) -> None: ...
     def on_step(self, e: StepEvent) -> None: ...

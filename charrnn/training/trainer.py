@@ -25,12 +25,13 @@ import torch
 from ..config import DataConfig, ModelConfig, TrainConfig
 from ..errors import CharRNNError, CheckpointError, ConfigError, RunBusyError, TrainingError
 from ..runtime import distributed
-from ..runtime.hardware import autocast, pick_device, pick_precision, precision_name
+from ..runtime.hardware import autocast, one_thread, pick_device, pick_precision, precision_name
 from ..tasks import task_spec
 from . import checkpoint, recipe, space
 from .runlock import RunLock
 from .schedule import lr_at
 from .telemetry import (
+    PROBE_IDLE_S,
     CheckpointEvent,
     EndEvent,
     EvalEvent,
@@ -42,18 +43,12 @@ from .telemetry import (
     SampleEvent,
     StartEvent,
     StepEvent,
+    next_probe,
 )
 
 __all__ = ["Trainer", "TrainResult", "lr_at"]
 
-STEP_HZ = 10.0  # step statistics to the sinks, at most
-PROBE_PERIOD_S = 1.0  # activation probes, at most once per this
-# ... and at most this share of the training thread's time. Each frame also costs the UI
-# thread about as much again to draw, and on a 2-core machine that CPU (and the GIL it
-# holds) comes out of training too: 2% gave the activations screen 0.938x, 1% (a frame
-# every ~2 s for a 2x128 LSTM on 2 cores) 0.950x (bench/RESULTS.md, issue 18).
-PROBE_SHARE = 0.01
-PROBE_IDLE_S = 0.25  # how often to ask again whether a probing sink is watching (tui: the activations screen shown)
+STEP_HZ = 10.0  # step statistics to the sinks, at most (probes: telemetry.next_probe)
 STOPS = (None, "steps", "epochs", "time", "interrupt")
 
 
@@ -333,18 +328,18 @@ class Trainer:
 
     def _probe(self) -> float:
         """Trace the probe text between optimizer steps (one traced pass and one small
-        backward for the gradient curve); returns when to probe next, so that probing
-        costs at most PROBE_SHARE of the time, and at most once a second. Only while a sink that
+        backward for the gradient curve); returns when to probe next (next_probe: the probe
+        and its frame's drawing cost at most PROBE_SHARE of the time). Only while a sink that
         wants probes is `watching` (the app: while its activations screen is shown)."""
         t = time.monotonic()
         if not any(getattr(s, "watching", True) for s in self.out.sinks if getattr(s, "wants_probes", False)):
             return t + PROBE_IDLE_S  # no frame is on screen now: none is made (ask again soon)
-        p = self._trace_probe("probe")
+        with one_thread():  # its steps are tiny: a second thread costs a fork and a join each (bench/RESULTS.md)
+            p = self._trace_probe("probe")
         if p is None:
             return t + 5.0
         self.out.emit("on_probe", ProbeEvent(self.step, p))
-        cost = time.monotonic() - t
-        return t + max(PROBE_PERIOD_S, cost / PROBE_SHARE)
+        return next_probe(t, time.monotonic() - t, self.out.sinks)
 
     def _eval_probe(self) -> None:
         """One probe at an evaluation, for the sinks that log one there (on_eval_probe)."""

@@ -15,6 +15,7 @@ or the output and its attention map. The probe text is then the input to try.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -120,13 +121,19 @@ class ActivationsScreen(Screen):
 
     def sync(self, state) -> None:  # type: ignore[no-untyped-def]
         if state.probe is not None and state.probe is not self.probe:
+            cpu0 = time.thread_time()
             self.probe = state.probe
             inp = self.query_one("#probe-input", Input)
             if not inp.has_focus and not inp.value:
                 inp.value = escape(self.probe.acts.text)
             self.redraw()
+            self.call_after_refresh(self._frame_drawn, cpu0)
         elif self.probe is None:
             self.redraw()
+
+    def _frame_drawn(self, cpu0: float) -> None:
+        """A new frame is on screen: what drawing it cost this thread, for the trainer's probe spacing (bridge.py)."""
+        self.app.frame_cost_s = time.thread_time() - cpu0  # type: ignore[attr-defined]
 
     def waiting(self) -> str:
         app = self.app

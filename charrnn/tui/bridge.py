@@ -6,11 +6,15 @@ waits for the UI, and never learns that there is one. A sink must not raise into
 the loop, so a message that cannot be delivered (the app is closing) is dropped.
 
 While the activations screen is shown, nothing on it shows the step figures, so
-their updates go over in batches, at most WATCHED_STEP_HZ times a second, each
-carrying every step event since the last: every message wakes the UI thread and
-costs it more than the figures in it, and on a busy machine that comes out of
-training (bench/RESULTS.md). Any other event sends the held steps first, so the
-order holds; leaving the screen sends them with the next step.
+their updates go over in batches, each carrying every step event since the last:
+with the next frame (any other event sends the held steps first, so the order
+holds), or after WATCHED_STEP_S at the latest; leaving the screen sends them with
+the next step. Every message wakes the UI thread and costs it more than the
+figures in it, and on a busy machine that comes out of training (bench/RESULTS.md).
+
+The trainer spaces its probes by what the live view costs, the UI's drawing of a
+frame included: the app measures that (the activations screen, `frame_cost_s`)
+and the bridge passes it on.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from ..training.telemetry import (
 )
 from . import messages as m
 
-WATCHED_STEP_HZ = 2.0  # step updates while the activations screen is shown, at most (batched)
+WATCHED_STEP_S = 5.0  # step updates while the activations screen is shown: held until the next frame, or this long
 
 
 class Bridge(BaseSink):
@@ -47,6 +51,11 @@ class Bridge(BaseSink):
         self.clock = clock
         self._held: list[StepEvent] = []  # step events not sent yet (the activations screen is shown)
         self._due = float("-inf")  # when the held ones go
+
+    @property
+    def frame_cost_s(self) -> float:
+        """The UI thread's CPU seconds for drawing the last frame (the trainer's probe spacing counts them)."""
+        return float(getattr(self.target, "frame_cost_s", 0.0))
 
     @property
     def watching(self) -> bool:
@@ -77,7 +86,7 @@ class Bridge(BaseSink):
             now = self.clock()
             if now < self._due:
                 return
-            self._due = now + 1.0 / WATCHED_STEP_HZ
+            self._due = now + WATCHED_STEP_S
         self._flush()
 
     def on_eval(self, e: EvalEvent) -> None:

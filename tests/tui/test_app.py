@@ -125,6 +125,22 @@ async def test_probe_text_edit_reaches_the_trainer(tmp_path):
     await no_threads_left()
 
 
+async def test_the_activations_screen_tells_the_trainer_what_a_frame_costs_to_draw(tmp_path):
+    """The trainer spaces its probes by the probe and its drawing (telemetry.next_probe): the
+    screen measures the UI thread's CPU for each new frame, the bridge passes it on."""
+    script = Script(tmp_path / "run")
+    app = CharRNNApp(script, root=tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await until(pilot, lambda: script.made and app.state.probe is not None, what="a frame")
+        bridge = script.made[0].out.sinks[0]
+        assert bridge.frame_cost_s == 0.0  # the train screen draws no frame
+        await pilot.press("2")
+        await until(pilot, lambda: bridge.frame_cost_s > 0, what="a frame drawn, and its cost")
+        assert bridge.frame_cost_s < 2.0
+        await pilot.press("q")
+    await no_threads_left()
+
+
 async def test_stop_saves_a_checkpoint_and_the_app_stays(tmp_path, messages):
     script = Script(tmp_path / "run")
     app = CharRNNApp(script, root=tmp_path)

@@ -13,15 +13,18 @@ from scripted import eval_event, scripted_probe, start_event, step_event
 from charrnn.cli import app as cli_app
 from charrnn.errors import ConfigError
 from charrnn.training.telemetry import (
+    PROBE_PERIOD_S,
+    PROBE_SHARE,
     CheckpointEvent,
     EndEvent,
     MessageEvent,
     ProbeEvent,
     SampleEvent,
+    next_probe,
 )
 from charrnn.tui import colors
 from charrnn.tui import messages as m
-from charrnn.tui.bridge import Bridge
+from charrnn.tui.bridge import WATCHED_STEP_S, Bridge
 from charrnn.tui.explore_screen import parse_stops
 from charrnn.tui.runs import RunRequest, factory, list_runs, parse_limit
 from charrnn.tui.state import ENDED, TRAINING, RunState
@@ -64,31 +67,58 @@ def test_bridge_turns_every_event_into_its_message(tmp_path):
     Bridge(Target(fail=True)).on_step(step_event(1))  # an app that is gone never breaks the training loop
 
 
-def test_steps_go_in_batches_while_the_activations_screen_is_shown():
-    """Watched: at most WATCHED_STEP_HZ step messages a second, each with every step since
-    the last, and none held past another event; not watched: one message a step."""
+def test_steps_wait_for_the_next_frame_while_the_activations_screen_is_shown():
+    """Watched: step events are held and go just before the next frame (or any other event),
+    or after WATCHED_STEP_S at the latest, each message with every step since the last;
+    not watched: one message a step."""
     t, now = Target(), [0.0]
     t.watching_probes = True
     b = Bridge(t, clock=lambda: now[0])
-    for i in range(1, 8):
+    for i in range(1, 21):
         now[0] = (i - 1) * 0.1  # 10 a second, as the trainer sends them
         b.on_step(step_event(i))
-    assert [(x.event.step, [e.step for e in x.earlier]) for x in t.got] == [(1, []), (6, [2, 3, 4, 5])]
-    b.on_eval(eval_event(7))  # step 7 was held: it goes first
-    assert [type(x) for x in t.got[2:]] == [m.StepUpdate, m.EvalUpdate] and t.got[2].event.step == 7
-    t.watching_probes = False
-    for i in range(8, 11):
+    assert [(x.event.step, [e.step for e in x.earlier]) for x in t.got] == [(1, [])]  # the rest held
+    b.on_probe(ProbeEvent(20, scripted_probe(20)))  # the frame takes them along, first
+    assert [type(x) for x in t.got[1:]] == [m.StepUpdate, m.ProbeFrame]
+    assert (t.got[1].event.step, [e.step for e in t.got[1].earlier]) == (20, list(range(2, 20)))
+    for i in range(21, 52):  # no frame for a while: after WATCHED_STEP_S they go anyway
+        now[0] = (i - 1) * 0.1
         b.on_step(step_event(i))
-    assert [x.event.step for x in t.got[4:]] == [8, 9, 10] and not any(x.earlier for x in t.got[4:])
+    assert [(x.event.step, len(x.earlier)) for x in t.got[3:]] == [(51, 30)] and now[0] >= WATCHED_STEP_S
+    b.on_step(step_event(52))
+    b.on_eval(eval_event(52))  # step 52 was held: it goes first
+    assert [type(x) for x in t.got[4:]] == [m.StepUpdate, m.EvalUpdate] and t.got[4].event.step == 52
+    t.watching_probes = False
+    for i in range(53, 56):
+        b.on_step(step_event(i))
+    assert [x.event.step for x in t.got[6:]] == [53, 54, 55] and not any(x.earlier for x in t.got[6:])
     steps = [e.step for x in t.got if isinstance(x, m.StepUpdate) for e in (*x.earlier, x.event)]
-    assert steps == list(range(1, 11))  # every step, in order
+    assert steps == list(range(1, 56))  # every step, in order
     state = RunState()
     state.started(start_event())
     for x in t.got:
         if isinstance(x, m.StepUpdate):
             for e in (*x.earlier, x.event):
                 state.stepped(e)
-    assert [s for s, _ in state.train_pts] == list(range(1, 11))
+    assert [s for s, _ in state.train_pts] == list(range(1, 56))
+
+
+def test_probes_are_spaced_by_what_the_probe_and_its_drawing_cost():
+    """The trainer's next probe: at most once a second, and the probe plus the UI's drawing of
+    the last frame (passed on by the bridge from the app) at most PROBE_SHARE of the time."""
+    t = Target()
+    b = Bridge(t)
+    assert b.frame_cost_s == 0.0  # nothing drawn yet
+    assert next_probe(100.0, 0.002, [b]) == 100.0 + PROBE_PERIOD_S  # cheap: once a second
+    assert next_probe(100.0, 0.02, [b]) == pytest.approx(100.0 + 0.02 / PROBE_SHARE)
+    t.frame_cost_s = 0.015  # the activations screen measured its last frame
+    assert b.frame_cost_s == 0.015
+    assert next_probe(100.0, 0.02, [b]) == pytest.approx(100.0 + 0.035 / PROBE_SHARE)
+
+    class Quiet:  # a sink that wants no probes says nothing about their spacing
+        frame_cost_s = 10.0
+
+    assert next_probe(100.0, 0.02, [b, Quiet()]) == pytest.approx(100.0 + 0.035 / PROBE_SHARE)
 
 
 def test_a_resumed_run_brings_its_validation_curve(tmp_path):

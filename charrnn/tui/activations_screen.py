@@ -1,7 +1,7 @@
 """Live activations: what the model does with a probe text, as training goes.
 
-About once a second the trainer traces the probe text (by default a slice of
-the validation split) through the per-step path and sends every internal
+Every second or few (a probe and the drawing of its frame at most 1% of the
+run) the trainer traces the probe text (by default a slice of the validation split) through the per-step path and sends every internal
 signal; this screen shows one signal of one layer as a heatmap (characters
 across, units down), each unit's saturation beside it, the text coloured by the
 selected unit, and how far the gradient reaches back through time. For a model

@@ -44,7 +44,7 @@ WATCHED_STEP_S = 5.0  # step updates while the activations screen is shown: held
 
 
 class Bridge(BaseSink):
-    wants_probes = True  # the trainer traces the probe text for us, about once a second
+    wants_probes = True  # the trainer traces the probe text for us, at most 1% of the run, drawing included (telemetry.next_probe)
 
     def __init__(self, target: Any, clock=time.monotonic):
         self.target = target  # the App (anything with post_message)

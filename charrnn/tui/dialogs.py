@@ -172,7 +172,7 @@ HELP = (
     "[b]Train[/b] (1) shows the run: step, ETA, training and validation loss in bits per character, speed, "
     "the latest sample and every checkpoint. Stopping (x) or quitting (q) saves a checkpoint first; "
     "r resumes a run where it stopped; n starts a new one.\n\n"
-    "[b]Activations[/b] (2): about once a second the trainer traces a probe text (a slice of the validation "
+    "[b]Activations[/b] (2): every second or few (at most 1% of the run's time, drawing included) the trainer traces a probe text (a slice of the validation "
     "split, or your own: e) through the model. The heatmap has the text across and the units down; tanh "
     "signals run blue (-1), dark (0), red (+1), gates black (0) to yellow (1), and an LSTM's cell is scaled "
     "by its largest value. Beside each unit, the share of steps it is saturated: a gate shut below 0.1 or "

@@ -23,8 +23,6 @@ from .reports import ClassTrace
 from .state import TaskState
 from .use import Prediction, PredictOptions, Predictor, Use
 
-SHOWN = 3  # validation documents shown (with their predicted label) at each evaluation
-
 
 class ClassifyUse(Use):
     """`task` is a tasks.classify.Classification: its documents, tokenizer, labels and --max-chars."""
@@ -32,13 +30,11 @@ class ClassifyUse(Use):
     def sample(self, model: nn.Module, step: int) -> str:
         """A few validation documents with the label the model gives them."""
         t = self.task
-        n = len(t.data.val)
-        if n == 0:
+        if not (rows := self.shown_rows(len(t.data.val), step)):
             return ""
-        first = (step // t.cfg.eval_every * SHOWN) % n
         predictor = ClassifyPredictor(model, t.tok, t.labels, t.max_chars, PredictOptions())
         lines = []
-        for r in [(first + k) % n for k in range(min(SHOWN, n))]:
+        for r in rows:
             text = t.tok.decode(t.data.val[r][: t.max_chars])
             details = predictor.predict(text).details
             label, p = details.ranked()[0]

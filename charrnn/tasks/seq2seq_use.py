@@ -26,8 +26,6 @@ from .reports import END, Beam, Decoded
 from .state import PairFacts, Seq2SeqState
 from .use import Prediction, PredictOptions, Predictor, Use
 
-SHOWN = 3  # validation pairs shown with their outputs at each evaluation
-
 
 class Seq2SeqUse(Use):
     """`task` is a tasks.seq2seq.Seq2SeqTask: its pairs, tokenizer and longest target."""
@@ -35,13 +33,11 @@ class Seq2SeqUse(Use):
     def sample(self, model: nn.Module, step: int) -> str:
         """A few validation sources with what the model writes for them (greedy)."""
         t = self.task
-        n = len(t.data.val_src)
-        if n == 0:
+        if not (rows := self.shown_rows(len(t.data.val_src), step)):
             return ""
-        first = (step // t.cfg.eval_every * SHOWN) % n
         predictor = Seq2SeqPredictor(model, t.tok, t.max_target, PredictOptions())
         lines = []
-        for r in [(first + k) % n for k in range(min(SHOWN, n))]:
+        for r in rows:
             source, target = t.tok.decode(t.data.val_src[r]), t.tok.decode(t.data.val_tgt[r])
             out = predictor.predict(source).line
             lines.append(f"{shorten(source, 40)} → {shorten(out, 40)} {'✓' if out == target else f'✗ (is {shorten(target, 40)})'}")

@@ -15,9 +15,8 @@ from ..data.labels import LabelSet
 from ..data.treedata import TreeData, TreeVocab
 from ..errors import ConfigError
 from .state import TreeState
-from .use import Prediction, PredictOptions, Predictor, Use
+from .use import SHOWN, Prediction, PredictOptions, Predictor, Use
 
-SHOWN = 3  # validation trees shown with their answers at each evaluation
 
 
 class TreeUse(Use):

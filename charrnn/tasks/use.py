@@ -21,6 +21,8 @@ from typing import Any
 
 from ..errors import ConfigError
 
+SHOWN = 3  # validation examples a task's `sample` shows at each evaluation
+
 
 @dataclass(frozen=True)
 class PredictOptions:
@@ -60,6 +62,12 @@ class Use:
     def sample(self, model: Any, step: int) -> str:
         """A short text shown while training runs ('' for none). Never touches the training RNG."""
         return ""
+
+    def shown_rows(self, n: int, step: int) -> list[int]:
+        """Which of n validation examples `sample` shows at this step's evaluation: SHOWN of
+        them, the next few at each evaluation, round the split."""
+        first = (step // self.task.cfg.eval_every * SHOWN) % n if n else 0
+        return [(first + k) % n for k in range(min(SHOWN, n))]
 
     def default_probe_text(self) -> str:
         """What the activations screen traces until the user gives a text."""
